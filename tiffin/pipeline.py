@@ -1,0 +1,303 @@
+"""backup(job) and restore(job): Source.dump -> Codec.encode ... -> HashingReader -> Target.put,
+and back: Target.open -> HashingReader -> Codec.decode ... -> Loader.load or a file."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from tiffin.catalog import previous_complete, read_manifest, resolve
+from tiffin.codecs import Codec, compressor
+from tiffin.errors import BackupFailed, IntegrityError, NotFound, TiffinError, UsageError
+from tiffin.job import BackupJob, RestoreJob, SourceSpec
+from tiffin.manifest import Manifest
+from tiffin.naming import MANIFEST_SUFFIX, check_name, make_name, parse_name
+from tiffin.sources.base import Loader, Source
+from tiffin.sources.directory import DirectoryLoader, DirectorySource
+from tiffin.sources.mysql import MySQLLoader, MySQLSource
+from tiffin.sources.postgresql import PostgresLoader, PostgresSource
+from tiffin.sources.sqlite import SqliteLoader, SqliteSource
+from tiffin.streams import BLOCK, HashingReader, Prefetch, buffered
+from tiffin.targets import Target, make_target
+
+SOURCES: dict[str, Callable[[SourceSpec], Source]] = {
+    "mysql": MySQLSource,
+    "pgsql": PostgresSource,
+    "sqlite": SqliteSource,
+    "data": DirectorySource,
+}
+LOADERS: dict[str, Callable[[RestoreJob], Loader]] = {
+    "mysql": MySQLLoader,
+    "pgsql": PostgresLoader,
+    "sqlite": SqliteLoader,
+    "dir": DirectoryLoader,
+}
+
+
+class RunFailed(BackupFailed):
+    """A backup (or restore) of a known NAME failed; str() is the reason."""
+
+    def __init__(self, name: str, reason: TiffinError | str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(str(reason))
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    name: str
+    what: str
+    label: str
+    target: str
+    size: int
+    started: datetime
+    finished: datetime
+    consistency: str | None = None
+    warnings: tuple[str, ...] = ()
+    previous_size: int | None = None
+    manifest: Manifest | None = None
+    pruned: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished - self.started).total_seconds()
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def codecs_for(job: BackupJob) -> list[Codec]:
+    """Given a job, return its encoding stages in order: compression, then encryption."""
+    stages: list[Codec] = [compressor(job.compress, job.compress_level, job.compress_threads)]
+    if job.encrypt_to:
+        from tiffin.codecs.age import AgeCodec
+
+        stages.append(AgeCodec(recipients=job.encrypt_to))
+    return stages
+
+
+def backup(
+    job: BackupJob,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    watch: Callable[[io.RawIOBase], io.RawIOBase] | None = None,
+) -> BackupResult:
+    """Given a job, run the backup and return its result. Raise RunFailed (naming the backup)
+    if anything fails; nothing is then left under the backup's name, and no manifest. WATCH,
+    if given, wraps the reader of the stored bytes (a progress line counts them)."""
+    started = now()
+    name = job.name or make_name(
+        job.label, job.source.what, started, job.compress, bool(job.encrypt_to)
+    )
+    source = SOURCES[job.source.what](job.source)
+    try:
+        target = make_target(job.target, job.target_options)
+    except UsageError:
+        raise
+    except TiffinError as exc:
+        raise RunFailed(name, exc) from exc
+    try:
+        return _backup(job, name, started, source, target, now, watch)
+    except UsageError:
+        raise
+    except TiffinError as exc:
+        raise RunFailed(name, exc) from exc
+    finally:
+        target.close()
+
+
+def _backup(
+    job: BackupJob,
+    name: str,
+    started: datetime,
+    source: Source,
+    target: Target,
+    now: Callable[[], datetime],
+    watch: Callable[[io.RawIOBase], io.RawIOBase] | None = None,
+) -> BackupResult:
+    if target.stat(name) is not None:
+        raise BackupFailed(f"{name} exists already at the target; tiffin never overwrites a backup")
+    details = source.prepare()
+    parsed = parse_name(name)
+    previous = previous_complete(target, job.label, job.source.what, parsed.kind if parsed else "")
+    stream: IO[bytes] = source.open()
+    try:
+        stream = buffered(Prefetch(stream))
+        for codec in codecs_for(job):
+            stream = buffered(Prefetch(codec.encode(stream)))
+        hashing = HashingReader(stream)
+        upload: io.RawIOBase = watch(hashing) if watch else hashing
+        stored = target.put(name, io.BufferedReader(upload, buffer_size=BLOCK))
+    finally:
+        stream.close()
+    if stored.size != hashing.size:
+        target.remove(name)
+        raise IntegrityError(f"the target stored {stored.size} bytes of {hashing.size} sent")
+    finished = now()
+    manifest = Manifest(
+        name=name,
+        what=job.source.what,
+        label=job.label,
+        started=_iso(started),
+        finished=_iso(finished),
+        size=hashing.size,
+        sha256=hashing.sha256,
+        compression=job.compress,
+        parts=stored.parts,
+        encryption=job.encrypt_to,
+        source=details,
+    )
+    try:
+        target.put(name + MANIFEST_SUFFIX, io.BytesIO(manifest.to_json()))
+    except BaseException:
+        target.remove(name)
+        raise
+    return BackupResult(
+        name=name,
+        what=job.source.what,
+        label=job.label,
+        target=job.target.redacted(),
+        size=hashing.size,
+        started=started,
+        finished=finished,
+        consistency=details.get("consistency"),
+        warnings=tuple(source.warnings()),
+        previous_size=previous.size if previous else None,
+        manifest=manifest,
+    )
+
+
+# ---------------------------------------------------------------- restore
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    name: str
+    summary: str
+    seconds: float
+
+
+def check_stored(reader: HashingReader, manifest: Manifest | None, name: str) -> None:
+    """Raise IntegrityError unless READER's bytes (read to EOF) match MANIFEST."""
+    if manifest is None:
+        return
+    if reader.size != manifest.size:
+        raise IntegrityError(f"{name} holds {reader.size} bytes, its manifest says {manifest.size}")
+    if reader.sha256 != manifest.sha256:
+        raise IntegrityError(f"the sha256 of {name} does not match its manifest")
+
+
+def decoders_for(name: str, identity: str | None) -> list[Codec]:
+    """Given a backup name and an age identity file, return the decoding stages in order."""
+    parsed = parse_name(name)
+    stages: list[Codec] = []
+    if parsed is None:
+        raise UsageError(f"{name} is not a tiffin backup name")
+    if parsed.encrypted:
+        if not identity:
+            raise UsageError(f"{name} is encrypted: give the age identity with --identity FILE")
+        from tiffin.codecs.age import AgeCodec
+
+        stages.append(AgeCodec(identity_file=identity))
+    stages.append(compressor(parsed.compression))
+    return stages
+
+
+def decoded(
+    target: Target, name: str, manifest: Manifest | None, identity: str | None
+) -> tuple[HashingReader, IO[bytes]]:
+    raw = HashingReader(target.open(name))
+    stream: IO[bytes] = io.BufferedReader(raw, buffer_size=BLOCK)
+    for codec in decoders_for(name, identity):
+        stream = codec.decode(stream)
+    return raw, stream
+
+
+def verify_stored(target: Target, name: str, manifest: Manifest) -> None:
+    """Read NAME's stored bytes to the end; raise IntegrityError unless they match MANIFEST."""
+    raw = HashingReader(target.open(name))
+    try:
+        while raw.read(BLOCK):
+            pass
+    finally:
+        raw.close()
+    check_stored(raw, manifest, name)
+
+
+def restore(job: RestoreJob) -> RestoreResult:
+    """Given a restore job, load or write the backup. Raise a TiffinError if anything fails."""
+    t0 = time.monotonic()
+    if job.into and job.into not in LOADERS:
+        raise UsageError(f"--into takes one of {', '.join(LOADERS)}")
+    loader = LOADERS[job.into](job) if job.into else None
+    target = make_target(job.target, job.target_options)
+    try:
+        name = check_name(resolve(target, job.name))
+        decoders_for(name, job.identity)  # bad name or missing identity: before any transfer
+        if target.stat(name) is None:
+            raise NotFound(f"there is no backup named {name} at {job.target.redacted()}")
+        manifest: Manifest | None
+        try:
+            manifest = read_manifest(target, name)
+        except NotFound:
+            if not job.force:
+                raise BackupFailed(
+                    f"{name} has no manifest: it is incomplete; add --force to restore it anyway"
+                ) from None
+            manifest = None
+        details: dict[str, Any] = manifest.source if manifest else {}
+        if loader is not None:
+            loader.check(details)
+            if manifest is not None:
+                # Check every byte before the first one is loaded into a live server.
+                verify_stored(target, name, manifest)
+            raw, stream = decoded(target, name, manifest, job.identity)
+            try:
+                summary = loader.load(stream, details)
+            finally:
+                stream.close()
+            check_stored(raw, manifest, name)
+        else:
+            summary = _write_output(target, name, manifest, job)
+    finally:
+        target.close()
+    return RestoreResult(name, summary, time.monotonic() - t0)
+
+
+def _write_output(target: Target, name: str, manifest: Manifest | None, job: RestoreJob) -> str:
+    out = job.output or "-"
+    raw, stream = decoded(target, name, manifest, job.identity)
+    try:
+        if out == "-":
+            sink = sys.stdout.buffer
+            while data := stream.read(BLOCK):
+                sink.write(data)
+            sink.flush()
+            check_stored(raw, manifest, name)
+            return "written to standard output"
+        path = os.path.abspath(os.path.expanduser(out))
+        if os.path.lexists(path) and not job.overwrite:
+            raise BackupFailed(f"{path} exists; add --overwrite to replace it")
+        temp = path + ".partial"
+        try:
+            with open(temp, "wb") as f:
+                while data := stream.read(BLOCK):
+                    f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            check_stored(raw, manifest, name)
+            os.replace(temp, path)
+        except OSError as exc:
+            raise BackupFailed(f"cannot write {path}: {exc.strerror or exc}") from None
+        finally:
+            if os.path.exists(temp):
+                os.unlink(temp)
+        return f"written to {path}"
+    finally:
+        stream.close()

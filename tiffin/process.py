@@ -1,0 +1,291 @@
+"""The only place that spawns processes.
+
+Commands are tuples built by pure functions elsewhere and run here without a shell.
+Secrets reach children only through an inherited pipe descriptor or the child's own
+environment, never through argv.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO
+
+from tiffin.errors import BackupFailed, ToolFailed
+
+log = logging.getLogger("tiffin")
+
+_LIVE: set[subprocess.Popen[bytes]] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def which(*names: str) -> str | None:
+    """Return the path of the first of NAMES found on PATH, or None."""
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def secret_pipe(data: bytes) -> int:
+    """Given a small secret, return the read end of a pipe holding it (to pass to a child as
+    /dev/fd/N). The write end is closed, so the child reads the secret then EOF."""
+    if len(data) > 60_000:
+        raise BackupFailed("a secret passed to a child process is too large")
+    r, w = os.pipe()
+    try:
+        os.write(w, data)
+    finally:
+        os.close(w)
+    return r
+
+
+def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def kill_all() -> None:
+    """Kill every child still running (on SIGTERM/SIGINT of tiffin itself)."""
+    with _LIVE_LOCK:
+        procs = list(_LIVE)
+    for p in procs:
+        if p.poll() is None:
+            try:
+                p.kill()
+            except OSError:
+                pass
+
+
+class Child:
+    """A running child process whose stdout (or stdin) is a stream and whose stderr is kept:
+    the last lines are quoted when it fails."""
+
+    def __init__(
+        self,
+        cmd: Sequence[str],
+        *,
+        name: str | None = None,
+        env: Mapping[str, str] | None = None,
+        pass_fds: Iterable[int] = (),
+        stdin: int | IO[bytes] | None = subprocess.DEVNULL,
+        stdout: int | IO[bytes] | None = subprocess.PIPE,
+        cwd: str | None = None,
+    ) -> None:
+        self.name = name or os.path.basename(cmd[0])
+        self.cmd = tuple(cmd)
+        self._tail: deque[str] = deque(maxlen=12)
+        self.error_lines: deque[str] = deque(maxlen=200)
+        fds = tuple(pass_fds)
+        log.debug("running %s", " ".join(self.cmd))
+        try:
+            self.proc = subprocess.Popen(
+                self.cmd,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                env=_env(env),
+                pass_fds=fds,
+                cwd=cwd,
+            )
+        except FileNotFoundError:
+            raise BackupFailed(f"{self.name} is not installed (looked for {cmd[0]})") from None
+        finally:
+            for fd in fds:
+                os.close(fd)
+        with _LIVE_LOCK:
+            _LIVE.add(self.proc)
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self._tail.append(line)
+                if "ERROR" in line:
+                    self.error_lines.append(line)
+                log.debug("%s: %s", self.name, line)
+
+    @property
+    def stderr_tail(self) -> str:
+        return "\n".join(self._tail)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the child to end; return its status (negative: killed by that signal)."""
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            rc = self.proc.wait()
+        self._reader.join(5)
+        with _LIVE_LOCK:
+            _LIVE.discard(self.proc)
+        return rc
+
+    def check(self, timeout: float | None = None) -> None:
+        """Wait for the child to end. Raise ToolFailed, quoting its stderr, unless it exited 0."""
+        rc = self.wait(timeout)
+        if rc != 0:
+            raise ToolFailed(self.name, rc, self.stderr_tail)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGKILL)
+            except OSError:
+                pass
+
+    def abort(self) -> None:
+        """Kill the child and reap it; nothing is raised."""
+        self.kill()
+        for stream in (self.proc.stdout, self.proc.stdin):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        self.wait()
+
+
+class ToolOutput(io.RawIOBase):
+    """A reader of a child's stdout that raises ToolFailed, instead of returning EOF, when the
+    child did not exit 0: a failed dump can never look like a short, complete one."""
+
+    def __init__(self, child: Child) -> None:
+        super().__init__()
+        assert child.proc.stdout is not None
+        self.child = child
+        self._out = child.proc.stdout
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._done:
+            return 0
+        n = self._out.readinto(b)  # type: ignore[attr-defined]
+        if n == 0:
+            self._done = True
+            self.child.check()
+        return int(n)
+
+    def close(self) -> None:
+        if not self.closed:
+            if not self._done:
+                self.child.abort()
+            self._out.close()
+        super().close()
+
+
+def spawn_reader(
+    cmd: Sequence[str],
+    *,
+    name: str | None = None,
+    env: Mapping[str, str] | None = None,
+    pass_fds: Iterable[int] = (),
+) -> io.BufferedReader:
+    """Start CMD and return a buffered reader of its stdout that raises ToolFailed at the end
+    unless CMD exits 0. Closing the reader early kills CMD."""
+    child = Child(cmd, name=name, env=env, pass_fds=pass_fds)
+    return io.BufferedReader(ToolOutput(child), buffer_size=1 << 20)
+
+
+def run(
+    cmd: Sequence[str],
+    *,
+    name: str | None = None,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    pass_fds: Iterable[int] = (),
+    timeout: float | None = 120,
+) -> str:
+    """Run CMD to its end, feeding INPUT; return its stdout as text. Raise ToolFailed, quoting
+    its stderr, unless it exits 0."""
+    child = Child(
+        cmd,
+        name=name,
+        env=env,
+        pass_fds=pass_fds,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+    )
+    assert child.proc.stdout is not None
+
+    def send() -> None:
+        assert child.proc.stdin is not None
+        try:
+            child.proc.stdin.write(input or b"")
+            child.proc.stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    if input is not None:
+        threading.Thread(target=send, daemon=True).start()
+    # stderr is drained by the Child's own thread (kept for the error message), so only
+    # stdout is read here; a timer kills a child that does not answer.
+    fired = threading.Event()
+
+    def expire() -> None:
+        fired.set()
+        child.kill()
+
+    timer = threading.Timer(timeout, expire) if timeout else None
+    if timer:
+        timer.start()
+    try:
+        out = child.proc.stdout.read()
+    finally:
+        if timer:
+            timer.cancel()
+    if fired.is_set():
+        child.wait()
+        raise BackupFailed(f"{child.name} did not answer within {timeout:.0f} seconds")
+    child.check()
+    return out.decode("utf-8", "replace")
+
+
+def feed(
+    cmd: Sequence[str],
+    reader: IO[bytes],
+    *,
+    name: str | None = None,
+    env: Mapping[str, str] | None = None,
+    pass_fds: Iterable[int] = (),
+    block: int = 1 << 20,
+) -> Child:
+    """Run CMD with READER's bytes on its stdin, to the end. Return the ended Child (check its
+    status and stderr). If reading fails, CMD is killed and the error propagates."""
+    child = Child(
+        cmd, name=name, env=env, pass_fds=pass_fds, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
+    assert child.proc.stdin is not None
+    try:
+        while True:
+            data = reader.read(block)
+            if not data:
+                break
+            try:
+                child.proc.stdin.write(data)
+            except BrokenPipeError:
+                break
+        try:
+            child.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+    except BaseException:
+        child.abort()
+        raise
+    child.wait()
+    return child

@@ -1,0 +1,1 @@
+"""Sources and loaders by WHAT: explicit registries, filled by each module."""

@@ -1,0 +1,47 @@
+"""A Source dumps one kind of data as a byte stream, and loads such a stream back."""
+
+from __future__ import annotations
+
+from typing import IO, Any, Protocol
+
+
+class Source(Protocol):
+    """One kind of data (mysql, pgsql, sqlite, data).
+
+    prepare() contacts the server (or reads the folder/file) before any byte is stored: it
+    checks that the dump can be made, chooses how (consistency mode, client version), and
+    returns the details recorded in the manifest under "source" (server version, databases,
+    consistency used, extensions, table row counts ...). It never returns a secret. It raises
+    BackupFailed (exit 1) for what the server says, UsageError (exit 2) for a bad option.
+
+    open() starts the dump and returns a reader of its bytes. The reader raises ToolFailed
+    (quoting the tool's last stderr lines) instead of returning EOF if the dump did not end
+    well, at whatever point that happens; closing it before EOF stops the dump. Memory is
+    bounded whatever the size. open() is called at most once, after prepare().
+
+    warnings() returns the non-fatal notes the dump produced (shown in the report), valid
+    after the reader reached EOF.
+    """
+
+    what: str
+
+    def prepare(self) -> dict[str, Any]: ...
+
+    def open(self) -> IO[bytes]: ...
+
+    def warnings(self) -> list[str]: ...
+
+
+class Loader(Protocol):
+    """Loads a plain (decoded) dump back: restore --into KIND.
+
+    check(details) is called before any byte is read, with the manifest's "source" details:
+    it raises BackupFailed if the destination cannot take this backup (a missing extension,
+    an existing file without --overwrite ...), naming what is missing.
+    load(reader, details) consumes READER to its end and loads it; it raises ToolFailed /
+    BackupFailed on any failure, and returns a one-line summary of what was restored.
+    """
+
+    def check(self, details: dict[str, Any]) -> None: ...
+
+    def load(self, reader: IO[bytes], details: dict[str, Any]) -> str: ...

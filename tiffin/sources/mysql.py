@@ -1,0 +1,211 @@
+"""MySQL / MariaDB through their own dump tool and client.
+
+The password reaches every child through an inherited pipe named as the first option,
+--defaults-extra-file=/dev/fd/N: never through argv or the environment.
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+from tiffin import process
+from tiffin.errors import BackupFailed, ToolFailed, UsageError
+from tiffin.job import DBConn, RestoreJob, SourceSpec
+
+SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
+TRANSACTIONAL = ("InnoDB",)
+CONSISTENCY = ("auto", "single-transaction", "lock")
+
+
+def _quote_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _quote_str(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def conn_options(conn: DBConn) -> tuple[str, ...]:
+    """Given a connection, return the client options for it (no password: see with_secret)."""
+    opts: list[str] = []
+    if conn.host:
+        opts += ["--host", conn.host]
+        if conn.host not in ("localhost",):
+            opts.append("--protocol=TCP")
+    if conn.port:
+        opts += ["--port", str(conn.port)]
+    if conn.socket:
+        opts += ["--socket", conn.socket]
+    if conn.user:
+        opts += ["--user", conn.user]
+    return tuple(opts)
+
+
+def with_secret(
+    binary: str, conn: DBConn, args: tuple[str, ...]
+) -> tuple[tuple[str, ...], list[int]]:
+    """Given a client binary, a connection and its other arguments, return the command and
+    the descriptors to pass: the password, if any, in a pipe read as the first option."""
+    if conn.password is None:
+        return (binary, *conn_options(conn), *args), []
+    body = "[client]\npassword=" + conn.password.replace("\\", "\\\\") + "\n"
+    fd = process.secret_pipe(body.encode())
+    return (binary, f"--defaults-extra-file=/dev/fd/{fd}", *conn_options(conn), *args), [fd]
+
+
+def dump_command(
+    binary: str, databases: tuple[str, ...], consistency: str, replica: bool, dump_replica_opt: str
+) -> tuple[str, ...]:
+    """Given the dump tool, the databases (none: all), the consistency mode to use
+    ('single-transaction' or 'lock') and whether to record the source's coordinates, return
+    the dump tool's arguments (after the connection options)."""
+    args = [
+        "--routines",
+        "--triggers",
+        "--events",
+        "--hex-blob",
+        "--quick",
+        "--default-character-set=utf8mb4",
+    ]
+    args.append(
+        "--single-transaction" if consistency == "single-transaction" else "--lock-all-tables"
+    )
+    if replica:
+        args.append(dump_replica_opt)
+    if not databases:
+        args.append("--all-databases")
+    elif len(databases) == 1:
+        # One database without CREATE DATABASE/USE, so that it can be restored under any name.
+        args += ["--", databases[0]]
+    else:
+        args += ["--databases", "--", *databases]
+    return tuple(args)
+
+
+def choose_consistency(requested: str, engines: dict[str, int]) -> str:
+    """Given --consistency and the count of tables per engine in scope, return the mode to use:
+    'single-transaction' only when every table is transactional, else 'lock' (the seed's
+    safe default: MyISAM/Aria tables are consistent only with writes blocked)."""
+    if requested != "auto":
+        return requested
+    if all(e in TRANSACTIONAL for e in engines):
+        return "single-transaction"
+    return "lock"
+
+
+class MySQLSource:
+    what = "mysql"
+
+    def __init__(self, spec: SourceSpec) -> None:
+        if spec.consistency not in CONSISTENCY:
+            raise UsageError(f"--consistency must be one of {', '.join(CONSISTENCY)}")
+        self.spec = spec
+        self.dump_bin = process.which("mariadb-dump", "mysqldump") or "mysqldump"
+        self.client_bin = process.which("mariadb", "mysql") or "mysql"
+        self._child: process.Child | None = None
+        self._consistency = "lock"
+
+    def _query(self, sql: str) -> list[list[str]]:
+        cmd, fds = with_secret(self.client_bin, self.spec.conn, ("-N", "-B", "-e", sql))
+        out = process.run(cmd, name=self.client_bin.rsplit("/", 1)[-1], pass_fds=fds)
+        return [line.split("\t") for line in out.splitlines() if line]
+
+    def prepare(self) -> dict[str, Any]:
+        version = self._query("SELECT VERSION()")[0][0]
+        dbs = [r[0] for r in self._query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")]
+        wanted = self.spec.databases
+        missing = [d for d in wanted if d not in dbs]
+        if missing:
+            raise BackupFailed(f"the server has no database named {', '.join(missing)}")
+        scope = list(wanted) or [d for d in dbs if d not in SYSTEM_SCHEMAS]
+        # Names are quoted as SQL string literals by _quote_str.
+        rows = self._query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, IFNULL(ENGINE,'') FROM information_schema.TABLES "  # noqa: S608
+            "WHERE TABLE_TYPE='BASE TABLE' AND TABLE_SCHEMA IN ("
+            + (",".join(_quote_str(d) for d in scope) or "''")
+            + ")"
+        )
+        engines: dict[str, int] = {}
+        tables: dict[str, list[str]] = {}
+        for schema, table, engine in rows:
+            engines[engine] = engines.get(engine, 0) + 1
+            tables.setdefault(schema, []).append(table)
+        self._consistency = choose_consistency(self.spec.consistency, engines)
+        details: dict[str, Any] = {
+            "server": "mysql",
+            "server_version": version,
+            "databases": scope if wanted else [d for d in dbs if d not in SYSTEM_SCHEMAS[1:]],
+            "single_database": len(wanted) == 1,
+            "consistency": self._consistency,
+            "engines": engines,
+            "tables": {k: sorted(v) for k, v in sorted(tables.items())},
+            "dump_tool": self.dump_bin.rsplit("/", 1)[-1],
+        }
+        if self.spec.replica:
+            details["replica"] = True
+        return details
+
+    def _replica_opt(self) -> str:
+        if "mariadb" in self.dump_bin:
+            return "--dump-slave=2"
+        helptext = process.run((self.dump_bin, "--help"), name="mysqldump")
+        return "--dump-replica=2" if "--dump-replica" in helptext else "--dump-slave=2"
+
+    def open(self) -> IO[bytes]:
+        replica_opt = self._replica_opt() if self.spec.replica else ""
+        args = dump_command(
+            self.dump_bin, self.spec.databases, self._consistency, self.spec.replica, replica_opt
+        )
+        cmd, fds = with_secret(self.dump_bin, self.spec.conn, args)
+        reader = process.spawn_reader(cmd, name=self.dump_bin.rsplit("/", 1)[-1], pass_fds=fds)
+        self._child = reader.raw.child  # type: ignore[attr-defined]
+        return reader
+
+    def warnings(self) -> list[str]:
+        if self._child is None:
+            return []
+        return [ln for ln in self._child.stderr_tail.splitlines() if "warning" in ln.lower()]
+
+
+class MySQLLoader:
+    """Loads a mysql backup with the mariadb/mysql client."""
+
+    def __init__(self, job: RestoreJob) -> None:
+        self.job = job
+        self.client_bin = process.which("mariadb", "mysql") or "mysql"
+
+    def _run(self, sql: str) -> str:
+        cmd, fds = with_secret(self.client_bin, self.job.source.conn, ("-N", "-B"))
+        return process.run(cmd, name="mysql", input=sql.encode(), pass_fds=fds)
+
+    def _target_db(self, details: dict[str, Any]) -> str | None:
+        if not details.get("single_database"):
+            if self.job.source.databases:
+                raise UsageError(
+                    "--database NAME restores a single-database backup; this one holds "
+                    f"{', '.join(details.get('databases', [])) or 'all databases'}"
+                )
+            return None
+        if self.job.source.databases:
+            return self.job.source.databases[0]
+        return str(details["databases"][0])
+
+    def check(self, details: dict[str, Any]) -> None:
+        if details.get("server") != "mysql":
+            raise BackupFailed(
+                "this backup is not a MySQL dump: restore it --into "
+                + str(details.get("server", "dir"))
+            )
+        self._run("SELECT 1")
+
+    def load(self, reader: IO[bytes], details: dict[str, Any]) -> str:
+        db = self._target_db(details)
+        args: tuple[str, ...] = ("--binary-mode",)
+        if db:
+            self._run(f"CREATE DATABASE IF NOT EXISTS {_quote_ident(db)}")
+            args += ("--database", db)
+        cmd, fds = with_secret(self.client_bin, self.job.source.conn, args)
+        child = process.feed(cmd, reader, name="mysql", pass_fds=fds)
+        if child.proc.returncode != 0:
+            raise ToolFailed("mysql", child.proc.returncode, child.stderr_tail)
+        return f"loaded into database {db}" if db else "loaded all databases"

@@ -1,0 +1,306 @@
+"""PostgreSQL (and PostGIS) through pg_dumpall / pg_dump and psql.
+
+The password reaches children only as PGPASSWORD in the child's own environment.
+A pg_dump older than the server refuses to run: the matching client is picked among
+Debian's /usr/lib/postgresql/N/bin, else the run fails at once naming both versions.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Iterator
+from typing import IO, Any
+
+from tiffin import process
+from tiffin.errors import BackupFailed, ToolFailed
+from tiffin.job import DBConn, RestoreJob, SourceSpec
+from tiffin.streams import BLOCK, IterReader, buffered
+
+CLIENT_DIRS = "/usr/lib/postgresql/*/bin"
+# Errors that a pg_dumpall script meets on any live server and that do no harm.
+BENIGN = (re.compile(r'role "[^"]+" already exists'),)
+
+
+def pg_env(conn: DBConn, database: str | None = None) -> dict[str, str]:
+    """Given a connection, return the libpq variables for the child's environment only."""
+    env: dict[str, str] = {}
+    if conn.host:
+        env["PGHOST"] = conn.host
+    if conn.port:
+        env["PGPORT"] = str(conn.port)
+    if conn.user:
+        env["PGUSER"] = conn.user
+    if conn.password is not None:
+        env["PGPASSWORD"] = conn.password
+    if database:
+        env["PGDATABASE"] = database
+    env.setdefault("PGCONNECT_TIMEOUT", "30")
+    return env
+
+
+def client_versions(tool: str) -> dict[int, str]:
+    """Return {major: path} of every TOOL (pg_dump, psql, ...) installed."""
+    found: dict[int, str] = {}
+    for d in sorted(glob.glob(CLIENT_DIRS)):
+        path = os.path.join(d, tool)
+        m = re.search(r"/(\d+)/bin$", d)
+        if m and os.access(path, os.X_OK):
+            found[int(m.group(1))] = path
+    on_path = process.which(tool)
+    if on_path:
+        out = process.run((on_path, "--version"), name=tool)
+        m = re.search(r"(\d+)(?:\.\d+)?", out)
+        if m:
+            found.setdefault(int(m.group(1)), on_path)
+    return found
+
+
+def pick_client(tool: str, server_major: int, available: dict[int, str]) -> str:
+    """Given a tool, the server's major version and the installed clients, return the path of
+    the client to use: the same major, else the oldest newer one. Raise BackupFailed naming
+    both versions if every client is older than the server."""
+    if server_major in available:
+        return available[server_major]
+    newer = sorted(v for v in available if v > server_major)
+    if newer:
+        return available[newer[0]]
+    have = max(available) if available else None
+    raise BackupFailed(
+        f"{tool} {have if have else '(none)'} is older than the PostgreSQL {server_major} server "
+        f"and cannot dump it: install postgresql-client-{server_major}"
+    )
+
+
+def dump_commands(
+    dumpall: str, dump: str, databases: tuple[str, ...], superuser: bool
+) -> list[tuple[str, ...]]:
+    """Given the client paths, the databases (none: all, with roles) and whether we are a
+    superuser, return the commands whose outputs, concatenated, are the backup."""
+    if not databases:
+        cmd = [dumpall, "-w", "--quote-all-identifiers"]
+        if not superuser:
+            cmd.append("--no-role-passwords")
+        return [tuple(cmd)]
+    if len(databases) == 1:
+        # No CREATE DATABASE, so that it can be restored under any name.
+        return [
+            (dump, "-w", "--clean", "--if-exists", "--quote-all-identifiers", "-d", databases[0])
+        ]
+    return [
+        (dump, "-w", "--create", "--clean", "--if-exists", "--quote-all-identifiers", "-d", db)
+        for db in databases
+    ]
+
+
+def _psql(conn: DBConn, database: str, sql: str, psql: str = "psql") -> list[list[str]]:
+    out = process.run(
+        (psql, "-X", "-w", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1"),
+        name="psql",
+        input=sql.encode(),
+        env=pg_env(conn, database),
+    )
+    return [line.split("\t") for line in out.splitlines() if line]
+
+
+class PostgresSource:
+    what = "pgsql"
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self.spec = spec
+        self._cmds: list[tuple[str, ...]] = []
+        self._children: list[process.Child] = []
+        self._psql = process.which("psql") or "psql"
+
+    def prepare(self) -> dict[str, Any]:
+        conn = self.spec.conn
+        row = _psql(
+            conn,
+            "postgres",
+            "SELECT current_setting('server_version_num'), "
+            "current_setting('server_version'), rolsuper FROM pg_roles "
+            "WHERE rolname = current_user",
+            self._psql,
+        )[0]
+        num, version, superuser = int(row[0]), row[1], row[2] == "t"
+        major = num // 10000
+        dbs = [
+            r[0]
+            for r in _psql(
+                conn,
+                "postgres",
+                "SELECT datname FROM pg_database "
+                "WHERE datallowconn AND NOT datistemplate ORDER BY 1",
+                self._psql,
+            )
+        ]
+        missing = [d for d in self.spec.databases if d not in dbs]
+        if missing:
+            raise BackupFailed(f"the server has no database named {', '.join(missing)}")
+        scope = list(self.spec.databases) or dbs
+        extensions: dict[str, dict[str, str]] = {}
+        tables: dict[str, list[str]] = {}
+        for db in scope:
+            ext = _psql(
+                conn, db, "SELECT extname, extversion FROM pg_extension ORDER BY 1", self._psql
+            )
+            extensions[db] = {name: ver for name, ver in ext if name != "plpgsql"}
+            tables[db] = [
+                r[0]
+                for r in _psql(
+                    conn,
+                    db,
+                    "SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname "
+                    "NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+                    self._psql,
+                )
+            ]
+        dump = pick_client("pg_dump", major, client_versions("pg_dump"))
+        dumpall = os.path.join(os.path.dirname(dump), "pg_dumpall")
+        self._cmds = dump_commands(dumpall, dump, self.spec.databases, superuser)
+        return {
+            "server": "pgsql",
+            "server_version": version,
+            "databases": scope,
+            "single_database": len(self.spec.databases) == 1,
+            "roles": not self.spec.databases,
+            "consistency": "snapshot per database",
+            "extensions": {k: v for k, v in extensions.items() if v},
+            "tables": tables,
+            "dump_tool": os.path.basename(self._cmds[0][0])
+            + " "
+            + str(pick_major(self._cmds[0][0])),
+        }
+
+    def open(self) -> IO[bytes]:
+        env = pg_env(self.spec.conn, "postgres")
+
+        def chunks() -> Iterator[bytes]:
+            for cmd in self._cmds:
+                reader = process.spawn_reader(cmd, name=os.path.basename(cmd[0]), env=env)
+                self._children.append(reader.raw.child)  # type: ignore[attr-defined]
+                try:
+                    while True:
+                        data = reader.read(BLOCK)
+                        if not data:
+                            break
+                        yield data
+                finally:
+                    reader.close()
+
+        return buffered(IterReader(chunks()))
+
+    def warnings(self) -> list[str]:
+        return [
+            ln
+            for c in self._children
+            for ln in c.stderr_tail.splitlines()
+            if "warning" in ln.lower()
+        ]
+
+
+def pick_major(path: str) -> int | str:
+    m = re.search(r"/(\d+)/bin/", path)
+    return int(m.group(1)) if m else "(on PATH)"
+
+
+class PostgresLoader:
+    """Loads a pgsql backup with psql."""
+
+    def __init__(self, job: RestoreJob) -> None:
+        self.job = job
+        self.conn = job.source.conn
+        self._psql = process.which("psql") or "psql"
+
+    def check(self, details: dict[str, Any]) -> None:
+        if details.get("server") != "pgsql":
+            raise BackupFailed(
+                "this backup is not a PostgreSQL dump: restore it --into "
+                + str(details.get("server", "dir"))
+            )
+        available = {
+            r[0]
+            for r in _psql(
+                self.conn, "postgres", "SELECT name FROM pg_available_extensions", self._psql
+            )
+        }
+        for db, exts in (details.get("extensions") or {}).items():
+            for name, version in exts.items():
+                if name not in available:
+                    raise BackupFailed(
+                        f"the destination server lacks the extension {name} (version {version} "
+                        f"in database {db} of the backup): install it before restoring"
+                    )
+        if not details.get("single_database") and not self.job.source.databases:
+            existing = {
+                r[0]
+                for r in _psql(self.conn, "postgres", "SELECT datname FROM pg_database", self._psql)
+            }
+            clash = [
+                d
+                for d in details.get("databases", [])
+                if d in existing and d not in ("postgres", "template1")
+            ]
+            if clash and details.get("roles"):
+                raise BackupFailed(
+                    f"the destination server already has the database(s) {', '.join(clash)}: "
+                    "drop them first, or restore one with --database NAME"
+                )
+
+    def _target_db(self, details: dict[str, Any]) -> str | None:
+        if not details.get("single_database"):
+            if self.job.source.databases:
+                raise BackupFailed(
+                    "--database NAME restores a single-database backup; this one holds "
+                    + (", ".join(details.get("databases", [])) or "all databases")
+                )
+            return None
+        return (
+            self.job.source.databases[0]
+            if self.job.source.databases
+            else str(details["databases"][0])
+        )
+
+    def load(self, reader: IO[bytes], details: dict[str, Any]) -> str:
+        db = self._target_db(details)
+        if db:
+            exists = _psql(
+                self.conn,
+                "postgres",
+                # A string literal with its quotes doubled.
+                f"SELECT 1 FROM pg_database WHERE datname = '{db.replace(chr(39), chr(39) * 2)}'",  # noqa: S608
+                self._psql,
+            )
+            if not exists:
+                _psql(
+                    self.conn,
+                    "postgres",
+                    'CREATE DATABASE "' + db.replace('"', '""') + '"',
+                    self._psql,
+                )
+            cmd: tuple[str, ...] = (
+                self._psql,
+                "-X",
+                "-w",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "--single-transaction",
+            )
+            child = process.feed(cmd, reader, name="psql", env=pg_env(self.conn, db))
+            if child.proc.returncode != 0:
+                raise ToolFailed("psql", child.proc.returncode, child.stderr_tail)
+            return f"loaded into database {db}"
+        cmd = (self._psql, "-X", "-w", "-q")
+        child = process.feed(cmd, reader, name="psql", env=pg_env(self.conn, "postgres"))
+        errors = [
+            ln
+            for ln in child.error_lines
+            if "ERROR:" in ln and not any(p.search(ln) for p in BENIGN)
+        ]
+        if child.proc.returncode != 0 or errors:
+            raise ToolFailed(
+                "psql", child.proc.returncode or 3, "\n".join(errors[-5:]) or child.stderr_tail
+            )
+        return "loaded all databases and roles"

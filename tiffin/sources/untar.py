@@ -1,0 +1,217 @@
+"""Extraction of a tar stream that never writes outside its destination.
+
+Layers, each enough on its own for what it covers: names are cleaned and refused when
+absolute or holding '..'; only files, directories, symlinks and hard links to files restored
+before are accepted; every parent of every member is checked with lstat to be a real
+directory inside DEST, never a symlink restored from the archive; tarfile's data_filter is
+applied too; files are written under a temp name with O_EXCL|O_NOFOLLOW and linked (or, with
+overwrite, renamed) into place, so an existing file is never written through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import os
+import pwd
+import secrets
+import stat
+import tarfile
+from typing import IO
+
+from tiffin.errors import BackupFailed
+from tiffin.streams import BLOCK
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _uid(member: tarfile.TarInfo) -> int:
+    with contextlib.suppress(KeyError):
+        return pwd.getpwnam(member.uname).pw_uid if member.uname else member.uid
+    return member.uid
+
+
+def _gid(member: tarfile.TarInfo) -> int:
+    with contextlib.suppress(KeyError):
+        return grp.getgrnam(member.gname).gr_gid if member.gname else member.gid
+    return member.gid
+
+
+class SafeExtractor:
+    """Extracts tar streams into DEST (created when missing); OVERWRITE lets an existing
+    file or symlink be replaced (a directory never is; directories are merged)."""
+
+    def __init__(self, dest: str, overwrite: bool = False) -> None:
+        self.dest = dest
+        self.overwrite = overwrite
+        self._root = dest
+        self._symlinks: set[str] = set()
+        self._files: set[str] = set()
+        self._dirs: list[tuple[str, tarfile.TarInfo]] = []
+
+    def extract(self, reader: IO[bytes]) -> int:
+        """Given a reader of a plain tar, extract it, read READER to its end, and return the
+        count of files (and hard links) restored. Owners are restored when run as root,
+        modes and mtimes always (directories' after their content). Raise BackupFailed
+        naming the first member refused and why, or if the tar is damaged."""
+        os.makedirs(self.dest, exist_ok=True)
+        self._root = os.path.realpath(self.dest)
+        try:
+            with tarfile.open(fileobj=reader, mode="r|") as tar:
+                while (member := tar.next()) is not None:
+                    try:
+                        self._extract(tar, member)
+                    except OSError as exc:
+                        raise BackupFailed(f"restoring {member.name} failed: "
+                                           f"{exc.strerror or exc}") from None
+                    # A stream of any length: keep no list of the members seen.
+                    tar.members.clear()  # type: ignore[attr-defined]
+        except tarfile.TarError as exc:
+            raise BackupFailed(f"the backup is not a sound tar stream: {exc}") from None
+        for path, member in reversed(self._dirs):
+            st = _lstat(path)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                self._attrs(path, member)
+        while reader.read(BLOCK):  # the bytes after the archive's end, for upstream checks
+            pass
+        return len(self._files)
+
+    def _refuse(self, member: tarfile.TarInfo, why: str) -> BackupFailed:
+        return BackupFailed(f"refusing {member.name}: {why}")
+
+    def _clean(self, member: tarfile.TarInfo, name: str) -> str:
+        """Given a member and a name from it, return the name relative to DEST."""
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        if name.startswith("/") or ".." in parts:
+            raise self._refuse(member, f"it would be written outside {self.dest}")
+        return "/".join(parts)
+
+    def _inside(self, path: str) -> bool:
+        return os.path.commonpath([path, self._root]) == self._root
+
+    def _parents(self, member: tarfile.TarInfo, name: str) -> None:
+        """Check (creating the missing ones) every parent of NAME: a real directory inside
+        DEST, reached through no symlink from the archive."""
+        path = self._root
+        for part in name.split("/")[:-1]:
+            path = os.path.join(path, part)
+            st = _lstat(path)
+            if st is None:
+                os.mkdir(path)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                if path in self._symlinks:
+                    raise self._refuse(member, "it would be written through the symlink "
+                                       f"{os.path.relpath(path, self._root)} from the backup")
+                if not self._inside(os.path.realpath(path)):
+                    raise self._refuse(member, f"it would be written outside {self.dest}")
+            if not os.path.isdir(path):
+                raise self._refuse(member, f"{path} is not a directory")
+        if not self._inside(os.path.realpath(path)):
+            raise self._refuse(member, f"it would be written outside {self.dest}")
+
+    def _extract(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
+            raise self._refuse(member, "devices, fifos and other special files are never "
+                               "restored")
+        name = self._clean(member, member.name)
+        if not name:
+            if member.isdir():
+                return
+            raise self._refuse(member, f"it would replace {self.dest} itself")
+        self._parents(member, name)
+        path = os.path.join(self._root, name)
+        existing = _lstat(path)
+        self._data_filter(member, name, existing)
+        if member.isdir():
+            if existing is None or not stat.S_ISDIR(existing.st_mode):
+                if existing is not None:
+                    self._may_replace(member, path, existing)
+                    os.unlink(path)
+                os.mkdir(path, 0o700)  # its own mode is set once its content is in
+                self._symlinks.discard(path)
+            self._dirs.append((path, member))
+            return
+        if existing is not None:
+            self._may_replace(member, path, existing)
+        tmp = os.path.join(os.path.dirname(path), f".tiffin-{secrets.token_hex(8)}.partial")
+        try:
+            if member.issym():
+                os.symlink(member.linkname, tmp)
+                self._attrs(tmp, member)
+            elif member.islnk():
+                target = self._clean(member, member.linkname)
+                if target not in self._files:
+                    raise self._refuse(member, f"its link target {member.linkname} is not a "
+                                       "file restored from this backup")
+                os.link(os.path.join(self._root, target), tmp, follow_symlinks=False)
+            else:
+                self._write(tar, member, tmp)
+            self._publish(member, tmp, path, replace=existing is not None)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if member.issym():
+            self._symlinks.add(path)
+        else:
+            self._symlinks.discard(path)
+            self._files.add(name)
+
+    def _data_filter(self, member: tarfile.TarInfo, name: str,
+                     existing: os.stat_result | None) -> None:
+        """Apply tarfile's data_filter as one more layer, its verdict only: the member is
+        restored as stored. A symlink's own target may lead anywhere (nothing is written
+        through it), and an existing symlink in the member's place is replaced, not followed."""
+        probe = member.replace(linkname=".", deep=False) if member.issym() else member
+        if existing is not None and stat.S_ISLNK(existing.st_mode):
+            probe = probe.replace(name=name + ".tiffin-probe", deep=False)
+        try:
+            tarfile.data_filter(probe, self._root)
+        except tarfile.FilterError as exc:
+            raise self._refuse(member, str(exc)) from None
+
+    def _may_replace(self, member: tarfile.TarInfo, path: str, st: os.stat_result) -> None:
+        """Raise unless the existing PATH may be replaced: with --overwrite, and not a
+        directory."""
+        if stat.S_ISDIR(st.st_mode):
+            raise self._refuse(member, f"{path} is an existing directory")
+        if not self.overwrite:
+            raise self._refuse(member, f"{path} exists; add --overwrite to replace it")
+
+    def _write(self, tar: tarfile.TarFile, member: tarfile.TarInfo, tmp: str) -> None:
+        src = tar.extractfile(member)
+        if src is None:
+            raise self._refuse(member, "its data cannot be read")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            while data := src.read(BLOCK):
+                out.write(data)
+        self._attrs(tmp, member)
+
+    def _publish(self, member: tarfile.TarInfo, tmp: str, path: str, replace: bool) -> None:
+        if replace:
+            os.replace(tmp, path)  # replaces a file or symlink itself, never its target
+            return
+        try:
+            os.link(tmp, path, follow_symlinks=False)
+        except FileExistsError:
+            raise self._refuse(member, f"{path} exists; add --overwrite to replace it") from None
+        except OSError:
+            # No hard links on this file system: a plain rename, after one more look.
+            if os.path.lexists(path):
+                raise self._refuse(
+                    member, f"{path} exists; add --overwrite to replace it") from None
+            os.rename(tmp, path)
+
+    def _attrs(self, path: str, member: tarfile.TarInfo) -> None:
+        """Restore the owner (as root), mode and mtime of PATH, never following a symlink."""
+        if os.geteuid() == 0:
+            os.chown(path, _uid(member), _gid(member), follow_symlinks=False)
+        if not member.issym():
+            os.chmod(path, member.mode & 0o7777)  # after chown, which clears setuid bits
+        os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)

@@ -1,0 +1,159 @@
+"""Readers that wrap readers: the stages of the pipeline compose as file objects."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+BLOCK = 1 << 20
+
+
+class IterReader(io.RawIOBase):
+    """A readable file object over an iterator of byte chunks. An exception raised by the
+    iterator reaches the reader's caller, so a broken upstream is never a clean EOF."""
+
+    def __init__(self, chunks: Iterator[bytes], on_close: Callable[[], None] | None = None):
+        super().__init__()
+        self._chunks = chunks
+        self._buf = memoryview(b"")
+        self._on_close = on_close
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._buf:
+            try:
+                self._buf = memoryview(next(self._chunks))
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+    def close(self) -> None:
+        if not self.closed and self._on_close is not None:
+            self._on_close()
+        super().close()
+
+
+def buffered(raw: io.RawIOBase, size: int = BLOCK) -> io.BufferedReader:
+    return io.BufferedReader(raw, buffer_size=size)
+
+
+class HashingReader(io.RawIOBase):
+    """Counts and sha256-hashes every byte read through it."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.size = 0
+        self._sha = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.inner.read(len(b))
+        n = len(data)
+        if n:
+            b[:n] = data
+            self._sha.update(data)
+            self.size += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size) if size is not None and size >= 0 else self.inner.read()
+        if data:
+            self._sha.update(data)
+            self.size += len(data)
+        return data
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
+
+
+class Prefetch(io.RawIOBase):
+    """Reads INNER in a thread of its own, DEPTH blocks ahead, so that the stage upstream and
+    the one downstream run at the same time; memory stays at DEPTH x BLOCK."""
+
+    _END = object()
+
+    def __init__(self, inner: IO[bytes], depth: int = 4, block: int = BLOCK) -> None:
+        super().__init__()
+        self.inner = inner
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._buf = memoryview(b"")
+        self._stop = threading.Event()
+        self._eof = False
+        self._thread = threading.Thread(target=self._pump, args=(block,), daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _pump(self, block: int) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self.inner.read(block)
+                if not data:
+                    self._put(self._END)
+                    return
+                if not self._put(bytes(data)):
+                    return
+        except BaseException as exc:  # handed to the reader's thread
+            self._put(exc)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._buf:
+            if self._eof:
+                return 0
+            item = self._q.get()
+            if item is self._END:
+                self._eof = True
+                return 0
+            if isinstance(item, BaseException):
+                self._eof = True
+                raise item
+            self._buf = memoryview(item)
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._stop.set()
+            self.inner.close()
+            self._thread.join(5)
+        super().close()
+
+
+def copy(reader: IO[bytes], write: Callable[[bytes], Any], block: int = BLOCK) -> int:
+    """Copy READER to WRITE in blocks; return the byte count."""
+    total = 0
+    while True:
+        data = reader.read(block)
+        if not data:
+            return total
+        write(data)
+        total += len(data)

@@ -1,0 +1,400 @@
+"""A folder on an FTP or FTPS (explicit TLS) server: STOR to NAME.partial, SIZE check, rename."""
+
+from __future__ import annotations
+
+import ftplib
+import io
+import logging
+import netrc
+import os
+import posixpath
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from typing import IO
+
+from tiffin.errors import AlreadyExists, NotFound, TargetError, UsageError
+from tiffin.job import TargetOptions, TargetURL
+from tiffin.naming import PARTIAL_SUFFIX
+from tiffin.streams import BLOCK
+from tiffin.targets.base import Entry, Stored
+
+log = logging.getLogger("tiffin")
+
+_FAILURES = (ftplib.Error, OSError, EOFError)
+
+
+def find_password(url: TargetURL) -> str:
+    """Given an FTP target, return its password: from the URL, else TIFFIN_FTP_PASSWORD, else
+    ~/.netrc by host. Raise UsageError if none is found: an anonymous login is never assumed."""
+    if url.password is not None:
+        return url.password
+    if os.environ.get("TIFFIN_FTP_PASSWORD"):
+        return os.environ["TIFFIN_FTP_PASSWORD"]
+    try:
+        auth = netrc.netrc().authenticators(url.host)
+    except FileNotFoundError:
+        auth = None
+    except netrc.NetrcParseError as exc:
+        # Parse errors may quote a token of the file, which can be a password: not shown.
+        why = exc.msg if exc.msg.startswith("~/.netrc") else f"malformed at line {exc.lineno}"
+        raise UsageError(
+            f"~/.netrc cannot be used ({why}): fix it or use TIFFIN_FTP_PASSWORD"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"~/.netrc cannot be read: {exc.strerror}") from None
+    if auth is not None and auth[2] and auth[0] in ("", url.user):
+        return auth[2]
+    raise UsageError(
+        f"no password for the FTP login {url.user}@{url.host}: give it as "
+        f"{url.user}:PASSWORD@{url.host}, in TIFFIN_FTP_PASSWORD or in ~/.netrc "
+        "(an anonymous login is never assumed)"
+    )
+
+
+def _code(exc: BaseException) -> str:
+    return str(exc)[:3]
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, EOFError | ssl.SSLEOFError):
+        return "the server closed the connection"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+def _mtime(stamp: str) -> float | None:
+    try:
+        return datetime.strptime(stamp[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+class _Source:
+    """Counts what the reader gave and keeps the exception it raised, so that a failure of
+    the stream is told apart from a failure of the server."""
+
+    def __init__(self, reader: IO[bytes]) -> None:
+        self.reader = reader
+        self.count = 0
+        self.error: BaseException | None = None
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            data = self.reader.read(size)
+        except BaseException as exc:
+            self.error = exc
+            raise
+        self.count += len(data)
+        return data
+
+
+class FTPTarget:
+    """A folder on an FTP(S) server. Construction logs in: see find_password and _connect."""
+
+    def __init__(self, url: TargetURL, options: TargetOptions) -> None:
+        self.tls = url.kind == "ftps"
+        self.host = url.host
+        self.port = url.port or 21
+        self.where = f"{self.host}:{self.port}"
+        self.user = url.user or ""
+        self.timeout = options.timeout
+        self.insecure = options.insecure
+        self._password = find_password(url)
+        ftp = self._connect()
+        self._ftp: ftplib.FTP | None = ftp
+        with self._errors("finding the login's home folder"):
+            home = ftp.pwd()
+            self._mlsd = self._has_mlsd(ftp)
+        self.dir = posixpath.normpath(posixpath.join(home, url.path)) if url.path else home
+        self._dir_made = False
+
+    def _connect(self) -> ftplib.FTP:
+        """Return a logged-in connection (TLS on control and data for ftps). Raise TargetError
+        if the server cannot be reached, its certificate is not trusted, or it refuses us."""
+        ftp: ftplib.FTP
+        if self.tls:
+            ftp = ftplib.FTP_TLS(context=self._tls_context(), timeout=self.timeout)  # noqa: S321
+        else:
+            ftp = ftplib.FTP(timeout=self.timeout)  # noqa: S321  plain FTP is the user's choice
+        try:
+            try:
+                ftp.connect(self.host, self.port, timeout=self.timeout)
+            except (OSError, EOFError) as exc:
+                why = _reason(exc)
+                raise TargetError(f"cannot reach the FTP server at {self.where}: {why}") from None
+            if isinstance(ftp, ftplib.FTP_TLS):
+                try:
+                    ftp.auth()
+                except ssl.SSLCertVerificationError as exc:
+                    raise TargetError(
+                        f"the FTPS server's certificate at {self.where} cannot be trusted "
+                        f"({exc.verify_message}): add --insecure only if you trust it"
+                    ) from None
+                except ftplib.Error as exc:
+                    raise self._explain(exc, "TLS (AUTH TLS)") from None
+            ftp.login(self.user, self._password)
+            if isinstance(ftp, ftplib.FTP_TLS):
+                ftp.prot_p()
+            ftp.voidcmd("TYPE I")
+        except BaseException as exc:
+            ftp.close()
+            if isinstance(exc, ftplib.error_perm) and _code(exc) == "530":
+                raise TargetError(
+                    f"the FTP server at {self.where} refused the login for {self.user}"
+                ) from None
+            if isinstance(exc, _FAILURES):
+                raise self._explain(exc, "logging in") from None
+            raise
+        return ftp
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()  # honours SSL_CERT_FILE and SSL_CERT_DIR
+        if self.insecure:
+            log.warning("the certificate of %s is not checked (--insecure)", self.where)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _explain(self, exc: BaseException, doing: str) -> TargetError:
+        if isinstance(exc, ftplib.Error):
+            reply = str(exc)
+            if len(self._password) > 2:  # a server may echo what it was sent
+                reply = reply.replace(self._password, "***")
+            if _code(exc) in ("452", "552"):
+                return TargetError(f"the FTP server's disk is full at {self.where} ({reply})")
+            return TargetError(f"the FTP server at {self.where} refused {doing}: {reply}")
+        return TargetError(
+            f"the connection to the FTP server at {self.where} failed while {doing}: "
+            + _reason(exc)
+        )
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Turn the server's refusals and broken connections into one TargetError sentence."""
+        try:
+            yield
+        except _FAILURES as exc:
+            if not isinstance(exc, ftplib.Error):
+                self._drop()
+            raise self._explain(exc, doing) from None
+
+    def _conn(self) -> ftplib.FTP:
+        if self._ftp is None:
+            self._ftp = self._connect()
+        return self._ftp
+
+    def _drop(self) -> None:
+        """Forget the control connection: after a broken transfer its replies are out of step."""
+        ftp, self._ftp = self._ftp, None
+        if ftp is not None:
+            ftp.close()
+
+    @staticmethod
+    def _has_mlsd(ftp: ftplib.FTP) -> bool:
+        try:
+            features = ftp.sendcmd("FEAT")
+        except ftplib.Error:
+            return False
+        return any(line.strip().upper().startswith("MLST") for line in features.splitlines())
+
+    def _path(self, name: str) -> str:
+        return posixpath.join(self.dir, name)
+
+    def _size(self, path: str) -> int | None:
+        """Return the size of the file PATH, None if there is none."""
+        ftp = self._conn()
+        ftp.voidcmd("TYPE I")  # SIZE is refused in ASCII mode
+        try:
+            size = ftp.size(path)
+        except ftplib.error_perm as exc:
+            if _code(exc) == "550":
+                return None
+            if not self._mlsd or _code(exc) not in ("500", "502", "504"):
+                raise  # without SIZE, sizes come from MLSD
+            found = [e for e in self.list() if e.name == posixpath.basename(path)]
+            return found[0].size if found else None
+        return size
+
+    def _ensure_dir(self) -> None:
+        if self._dir_made:
+            return
+        ftp = self._conn()
+        with self._errors(f"creating the folder {self.dir}"):
+            try:
+                ftp.cwd(self.dir)
+            except ftplib.error_perm:
+                prefix = "/" if self.dir.startswith("/") else ""
+                for part in filter(None, self.dir.split("/")):
+                    prefix = posixpath.join(prefix, part)
+                    try:
+                        ftp.cwd(prefix)
+                    except ftplib.error_perm:
+                        ftp.mkd(prefix)
+        self._dir_made = True
+
+    def put(self, name: str, reader: IO[bytes]) -> Stored:
+        final = self._path(name)
+        temp = final + PARTIAL_SUFFIX
+        self._ensure_dir()
+        with self._errors(f"checking for {name}"):
+            if self._size(final) is not None:
+                raise AlreadyExists(f"{final} exists already; tiffin never overwrites a backup")
+            if self._size(temp) is not None:
+                raise AlreadyExists(f"{temp} exists: is another run writing {name}?")
+        source = _Source(reader)
+        sent = False
+        try:
+            ftp = self._conn()
+            ftp.storbinary(f"STOR {temp}", source, blocksize=BLOCK)
+            sent = True
+            stored = self._size(temp)
+            if stored != source.count:
+                raise TargetError(f"{temp} holds {stored} bytes, {source.count} were sent")
+            if self._size(final) is not None:
+                raise AlreadyExists(f"{final} appeared while writing; not overwritten")
+            ftp.rename(temp, final)
+        except BaseException as exc:
+            if not sent:  # the transfer's last reply may still be on its way
+                self._drop()
+            self._discard(temp)
+            if exc is source.error or not isinstance(exc, _FAILURES):
+                raise
+            raise self._explain(exc, f"storing {name}") from None
+        return Stored(source.count)
+
+    def _discard(self, temp: str) -> None:
+        try:
+            self._conn().delete(temp)
+        except (TargetError, *_FAILURES) as exc:
+            if _code(exc) != "550":  # 550: there is no such file
+                log.warning("could not remove %s on %s: %s", temp, self.where, exc)
+                self._drop()
+
+    def open(self, name: str) -> IO[bytes]:
+        path = self._path(name)
+        with self._errors(f"looking for {name}"):
+            size = self._size(path)
+        if size is None:
+            raise NotFound(f"no backup named {name} in {self.dir} on {self.where}")
+        # A connection of its own: the reader may be read while other calls are made.
+        ftp = self._connect()
+        try:
+            ftp.voidcmd("TYPE I")
+            conn = ftp.transfercmd(f"RETR {path}")
+        except _FAILURES as exc:
+            ftp.close()
+            if _code(exc) == "550":
+                raise NotFound(f"no backup named {name} in {self.dir} on {self.where}") from None
+            raise self._explain(exc, f"reading {name}") from None
+        return io.BufferedReader(_Download(self, ftp, conn, name, size), BLOCK)
+
+    def list(self) -> list[Entry]:
+        ftp = self._conn()
+        entries: list[Entry] = []
+        with self._errors(f"listing {self.dir}"):
+            try:
+                if self._mlsd:
+                    for fname, facts in ftp.mlsd(self.dir, facts=["type", "size", "modify"]):
+                        if facts.get("type", "file").lower() == "file":
+                            mtime = _mtime(facts.get("modify", ""))
+                            entries.append(_entry(fname, int(facts.get("size", 0)), mtime))
+                    return entries
+                names = [posixpath.basename(n) for n in ftp.nlst(self.dir)]
+            except ftplib.error_perm:
+                try:  # servers answer a missing folder with 550 or 501
+                    ftp.cwd(self.dir)
+                except ftplib.error_perm:
+                    return entries
+                raise
+            for fname in names:
+                size = self._size(self._path(fname))
+                if size is not None:
+                    entries.append(_entry(fname, size, self._mdtm(self._path(fname))))
+        return entries
+
+    def _mdtm(self, path: str) -> float | None:
+        try:
+            return _mtime(self._conn().sendcmd(f"MDTM {path}")[4:].strip())
+        except ftplib.Error:
+            return None
+
+    def stat(self, name: str) -> Entry | None:
+        path = self._path(name)
+        with self._errors(f"looking for {name}"):
+            size = self._size(path)
+            return None if size is None else Entry(name, size, self._mdtm(path))
+
+    def remove(self, name: str) -> None:
+        path = self._path(name)
+        with self._errors(f"removing {name}"):
+            try:
+                self._conn().delete(path)
+            except ftplib.error_perm as exc:
+                if _code(exc) != "550" or self._size(path) is not None:
+                    raise
+
+    def close(self) -> None:
+        ftp, self._ftp = self._ftp, None
+        if ftp is not None:
+            with suppress(*_FAILURES):
+                ftp.quit()
+            ftp.close()
+
+
+def _entry(fname: str, size: int, mtime: float | None) -> Entry:
+    partial = fname.endswith(PARTIAL_SUFFIX)
+    name = fname[: -len(PARTIAL_SUFFIX)] if partial else fname
+    return Entry(name, size, mtime, partial)
+
+
+class _Download(io.RawIOBase):
+    """RETR's data connection as a reader. At EOF the server's final reply must be 226 (or
+    250) and the byte count SIZE's, so that a cut transfer raises instead of ending early."""
+
+    def __init__(
+        self, target: FTPTarget, ftp: ftplib.FTP, conn: socket.socket, name: str, size: int
+    ) -> None:
+        super().__init__()
+        self.target, self.ftp, self.conn = target, ftp, conn
+        self.name, self.size, self.count = name, size, 0
+        self.done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self.done:
+            return 0
+        try:
+            n = self.conn.recv_into(b)
+            if n:
+                self.count += n
+                return n
+            self.done = True
+            if isinstance(self.conn, ssl.SSLSocket):
+                self.conn.unwrap()
+            self.conn.close()
+            reply = self.ftp.voidresp()
+        except _FAILURES as exc:
+            self.done = True
+            raise self.target._explain(exc, f"reading {self.name}") from None
+        if reply[:3] not in ("226", "250"):
+            raise TargetError(f"the FTP server at {self.target.where} ended {self.name}: {reply}")
+        if self.count != self.size:
+            raise TargetError(
+                f"only {self.count} of the {self.size} bytes of {self.name} arrived from "
+                f"{self.target.where}"
+            )
+        return 0
+
+    def close(self) -> None:
+        if not self.closed:
+            self.conn.close()
+            self.ftp.close()
+        super().close()

@@ -1,0 +1,143 @@
+"""A folder on this machine: temp file, size check, fsync, no-overwrite publish, dir fsync."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from typing import IO
+
+from tiffin.errors import AlreadyExists, NotFound, TargetError
+from tiffin.job import TargetOptions, TargetURL
+from tiffin.naming import PARTIAL_SUFFIX
+from tiffin.streams import BLOCK
+from tiffin.targets.base import Entry, Stored
+
+log = logging.getLogger("tiffin")
+
+
+def _explain(exc: OSError, path: str) -> TargetError:
+    if exc.errno == errno.ENOSPC:
+        return TargetError(f"the disk holding {path} is full")
+    if exc.errno == errno.EDQUOT:
+        return TargetError(f"the disk quota for {path} is exceeded")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return TargetError(f"no permission to write in {path}")
+    return TargetError(f"cannot write in {path}: {exc.strerror or exc}")
+
+
+class LocalTarget:
+    def __init__(self, url: TargetURL, options: TargetOptions) -> None:
+        self.dir = url.path
+        self.mode = options.mode
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.dir, name)
+
+    def _fsync_dir(self) -> None:
+        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def put(self, name: str, reader: IO[bytes]) -> Stored:
+        final = self._path(name)
+        temp = final + PARTIAL_SUFFIX
+        try:
+            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise _explain(exc, self.dir) from None
+        if os.path.lexists(final):
+            raise AlreadyExists(f"{final} exists already; tiffin never overwrites a backup")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, self.mode)
+        except FileExistsError:
+            raise AlreadyExists(f"{temp} exists: is another run writing {name}?") from None
+        except OSError as exc:
+            raise _explain(exc, self.dir) from None
+        try:
+            os.fchmod(fd, self.mode)
+            written = 0
+            with os.fdopen(fd, "wb", buffering=0, closefd=True) as out:
+                while True:
+                    data = reader.read(BLOCK)
+                    if not data:
+                        break
+                    try:
+                        view = memoryview(data)
+                        while view:
+                            n = out.write(view)
+                            view = view[n or 0 :]
+                            written += n or 0
+                    except OSError as exc:
+                        raise _explain(exc, self.dir) from None
+                try:
+                    os.fsync(out.fileno())
+                    stored = os.fstat(out.fileno()).st_size
+                except OSError as exc:
+                    raise _explain(exc, self.dir) from None
+            if stored != written:
+                raise TargetError(f"{temp} holds {stored} bytes, {written} were written")
+            try:
+                # link() refuses an existing name, where rename() would replace it.
+                os.link(temp, final)
+            except FileExistsError:
+                raise AlreadyExists(f"{final} appeared while writing; not overwritten") from None
+            except OSError as exc:
+                raise _explain(exc, self.dir) from None
+            os.unlink(temp)
+            self._fsync_dir()
+            return Stored(stored)
+        except BaseException:
+            try:
+                os.unlink(temp)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("could not remove %s: %s", temp, exc)
+            raise
+
+    def open(self, name: str) -> IO[bytes]:
+        try:
+            return open(self._path(name), "rb", buffering=BLOCK)
+        except FileNotFoundError:
+            raise NotFound(f"no backup named {name} in {self.dir}") from None
+        except OSError as exc:
+            raise TargetError(f"cannot read {self._path(name)}: {exc.strerror}") from None
+
+    def list(self) -> list[Entry]:
+        entries: list[Entry] = []
+        try:
+            it = os.scandir(self.dir)
+        except FileNotFoundError:
+            return entries
+        except OSError as exc:
+            raise TargetError(f"cannot list {self.dir}: {exc.strerror}") from None
+        with it:
+            for e in it:
+                if not e.is_file(follow_symlinks=False):
+                    continue
+                st = e.stat(follow_symlinks=False)
+                partial = e.name.endswith(PARTIAL_SUFFIX)
+                name = e.name[: -len(PARTIAL_SUFFIX)] if partial else e.name
+                entries.append(Entry(name, st.st_size, st.st_mtime, partial))
+        return entries
+
+    def stat(self, name: str) -> Entry | None:
+        try:
+            st = os.stat(self._path(name), follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        return Entry(name, st.st_size, st.st_mtime)
+
+    def remove(self, name: str) -> None:
+        try:
+            os.unlink(self._path(name))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise TargetError(f"cannot remove {self._path(name)}: {exc.strerror}") from None
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,400 @@
+"""One S3 object per backup, streamed as a multipart upload of growing, buffered parts.
+
+A dump's length is unknown until it ends, and S3 allows 10,000 parts. Part n (1-based) is
+`part_size(n)`: FIRST_PART (8 MiB) doubled every PARTS_PER_STEP (700) parts, capped at
+PART_CAP (1 GiB). With 8 MiB parts the first 5.5 GiB go in 8 MiB parts, up to 82 GiB in parts
+of at most 64 MiB, and 10,000 parts hold 5,794 GiB (5,271 GiB from a 5 MiB first part), so
+any first part from 5 MiB up reaches S3's 5 TiB object limit (tests/unit/test_part_schedule).
+
+Memory: each part is held whole until S3 has it, so that a failed part can be sent again
+(the live stream never can). At most IN_FLIGHT_PARTS (4) parts, the one being filled
+included, and at most IN_FLIGHT_BYTES (256 MiB) are held, though always at least one part:
+4 x 8 MiB for small dumps, 256 MiB up to 170 GiB, then one part of up to 1 GiB at a time.
+
+Retries: botocore's standard mode sends a request again after network errors, throttling and
+5xx answers; tiffin sends a part again when S3 found it damaged (BadDigest: every upload
+carries its Content-MD5). Publishing: put_object and the completion carry If-None-Match: *,
+so S3 itself refuses to replace an object that appeared meanwhile.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from typing import IO, TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tiffin.errors import AlreadyExists, NotFound, TargetError
+from tiffin.job import TargetOptions, TargetURL
+from tiffin.naming import PARTIAL_SUFFIX
+from tiffin.streams import BLOCK
+from tiffin.targets.base import Entry, Stored
+from tiffin.targets.s3config import (
+    BodyReader,
+    content_md5,
+    error_code,
+    explain,
+    knows_if_none_match,
+    make_client,
+    retried,
+    worth_resending,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger("tiffin")
+
+MiB = 1 << 20
+MIN_PART = 5 * MiB
+MAX_PART = 5 << 30
+FIRST_PART = 8 * MiB
+PART_CAP = 1 << 30
+PARTS_PER_STEP = 700
+MAX_PARTS = 10_000
+IN_FLIGHT_PARTS = 4
+IN_FLIGHT_BYTES = 256 * MiB
+PART_ATTEMPTS = 3
+
+
+def part_size(number: int, first: int = FIRST_PART, per_step: int = PARTS_PER_STEP) -> int:
+    """Given a part's 1-based number, return its size: FIRST doubled every PER_STEP parts,
+    never above max(FIRST, PART_CAP)."""
+    cap = max(first, PART_CAP)
+    step = (number - 1) // per_step
+    return cap if step >= 40 else min(first << step, cap)
+
+
+def read_part(reader: IO[bytes], size: int) -> bytearray:
+    """Read up to SIZE bytes from READER into one buffer; fewer only at EOF."""
+    buf = bytearray(size)
+    pos = 0
+    with memoryview(buf) as view:
+        while pos < size:
+            data = reader.read(min(BLOCK, size - pos))
+            if not data:
+                break
+            view[pos : pos + len(data)] = data
+            pos += len(data)
+    del buf[pos:]
+    return buf
+
+
+def entry(name: str, size: int, mtime: float | None) -> Entry:
+    """Return the Entry of an object named NAME; NAME.partial is NAME's partial leftover."""
+    if name.endswith(PARTIAL_SUFFIX):
+        return Entry(name[: -len(PARTIAL_SUFFIX)], size, mtime, partial=True)
+    return Entry(name, size, mtime)
+
+
+class _Window:
+    """Counts the parts and bytes held in memory; admits one more part while both stay under
+    their limits, and always admits a part when none is held."""
+
+    def __init__(self, parts: int, nbytes: int) -> None:
+        self._parts, self._bytes = parts, nbytes
+        self._held, self._used = 0, 0
+        self._cond = threading.Condition()
+
+    def acquire(self, size: int, failed: threading.Event) -> None:
+        with self._cond:
+            while (
+                not failed.is_set()
+                and self._held
+                and (self._held >= self._parts or self._used + size > self._bytes)
+            ):
+                self._cond.wait(0.5)
+            self._held += 1
+            self._used += size
+
+    def release(self, size: int) -> None:
+        with self._cond:
+            self._held -= 1
+            self._used -= size
+            self._cond.notify_all()
+
+
+class S3Store:
+    """The objects under s3://BUCKET/PREFIX and the streamed upload that S3Target and
+    S3MultiTarget share."""
+
+    retry_delay = 1.0
+
+    def __init__(
+        self,
+        url: TargetURL,
+        options: TargetOptions,
+        *,
+        first_part_size: int = FIRST_PART,
+        parts_per_step: int = PARTS_PER_STEP,
+    ) -> None:
+        if not MIN_PART <= first_part_size <= MAX_PART or parts_per_step < 1:
+            raise ValueError(f"first part size {first_part_size} is not from 5 MiB to 5 GiB")
+        self.bucket = url.host
+        self.prefix = url.path.strip("/")
+        self.first_part_size = first_part_size
+        self.parts_per_step = parts_per_step
+        self.client: S3Client
+        self.client, self.endpoint = make_client(options, pool=IN_FLIGHT_PARTS + 4)
+        self.conditional = knows_if_none_match(self.client)
+        self.last_part_sizes: tuple[int, ...] = ()
+        # Contact S3 now, so that a missing bucket, refused credentials or an endpoint that
+        # is not there are reported before any dump starts. (put() needs s3:ListBucket too:
+        # without it, S3 answers a look-up of an absent key with 403, not 404.)
+        try:
+            self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.key(""), MaxKeys=1)
+        except (ClientError, BotoCoreError) as exc:
+            self.client.close()
+            raise self.explain(exc, "list") from exc
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def where(self, key: str = "") -> str:
+        return f"s3://{self.bucket}/{key}" if key else f"s3://{self.bucket}/{self.prefix}"
+
+    def explain(self, exc: Exception, action: str, key: str = "") -> TargetError:
+        return explain(exc, self.bucket, self.endpoint, f"{action} {self.where(key)}")
+
+    def pages(self, operation: str, **kwargs: Any) -> Any:
+        """Yield every page of a paginated listing under this bucket."""
+        try:
+            yield from self.client.get_paginator(operation).paginate(  # type: ignore[call-overload]
+                Bucket=self.bucket, **kwargs
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self.explain(exc, "list", kwargs.get("Prefix", "")) from exc
+
+    def uploads(self, prefix: str) -> list[tuple[str, float, str]]:
+        """Return (key, start time, id) of every unfinished multipart upload under PREFIX."""
+        try:
+            pages = list(self.pages("list_multipart_uploads", Prefix=prefix))
+        except TargetError as exc:
+            # Stores and policies that do not allow listing uploads still allow backups.
+            log.debug("cannot list the unfinished uploads under %s: %s", prefix, exc)
+            return []
+        ups = [up for page in pages for up in page.get("Uploads", ())]
+        return [(up["Key"], up["Initiated"].timestamp(), up["UploadId"]) for up in ups]
+
+    def abort_uploads(self, key: str, exact: bool) -> None:
+        """Abort the unfinished multipart uploads of KEY (every key under KEY unless EXACT)."""
+        for up_key, _, upload_id in self.uploads(key):
+            if not exact or up_key == key:
+                self.abort(up_key, upload_id)
+
+    def abort(self, key: str, upload_id: str) -> None:
+        """Abort one multipart upload; a failure is logged, not raised."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) != "NoSuchUpload":
+                why = self.explain(exc, "abort the upload of", key)
+                log.warning("could not abort the upload of %s (prune removes it): %s", key, why)
+
+    def head(self, key: str, name: str | None = None) -> Entry | None:
+        """Return KEY's entry (named NAME, else KEY), or None if it is not stored."""
+        try:
+            h = self.client.head_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise self.explain(exc, "look up", key) from exc
+        return Entry(name or key, h["ContentLength"], h["LastModified"].timestamp())
+
+    def open_key(self, key: str, name: str) -> IO[bytes]:
+        """Return a buffered reader of KEY. Raise NotFound (naming NAME) if it is absent."""
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) in ("NoSuchKey", "404"):
+                raise NotFound(f"no backup named {name} in {self.where()}") from None
+            raise self.explain(exc, "read", key) from exc
+        why = partial(self.explain, action="read", key=key)
+        body = BodyReader(self.where(key), resp["Body"], resp["ContentLength"], why)
+        return io.BufferedReader(body, BLOCK)
+
+    def upload(self, key: str, reader: IO[bytes]) -> int:
+        """Store READER's bytes to EOF as KEY, never replacing an object; return the size,
+        checked against what S3 reports. On any failure nothing is left under KEY and the
+        multipart upload is aborted. The sizes of the parts sent go to `last_part_sizes`."""
+        self.last_part_sizes = ()
+        first = read_part(reader, self.first_part_size)
+        if len(first) < self.first_part_size:
+            sizes = [len(first)]
+            self._send(key, None, 0, first)
+        else:
+            sizes = self._multipart(key, first, reader)
+        total = sum(sizes)
+        stored = self.head(key)
+        if stored is None or stored.size != total:
+            self.delete(key, quiet=True)
+            got = "nothing" if stored is None else f"{stored.size} bytes"
+            raise TargetError(f"S3 holds {got} for {self.where(key)}; {total} were sent")
+        self.last_part_sizes = tuple(sizes)
+        return total
+
+    def _multipart(self, key: str, first: bytearray, reader: IO[bytes]) -> list[int]:
+        try:
+            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        except (ClientError, BotoCoreError) as exc:
+            raise self.explain(exc, "start an upload to", key) from exc
+        window = _Window(IN_FLIGHT_PARTS, IN_FLIGHT_BYTES)
+        failed = threading.Event()
+
+        def part(number: int, data: bytearray, held: int) -> str:
+            try:
+                return self._send(key, upload_id, number, data, failed=failed)
+            except BaseException:
+                failed.set()
+                raise
+            finally:
+                window.release(held)
+
+        pool = ThreadPoolExecutor(IN_FLIGHT_PARTS, thread_name_prefix="tiffin-s3")
+        futures: list[Future[str]] = []
+        sizes: list[int] = []
+        try:
+            buf: bytearray | None = first
+            size = self.first_part_size
+            window.acquire(size, failed)
+            while buf:
+                n = len(futures) + 1
+                futures.append(pool.submit(part, n, buf, size))
+                sizes.append(len(buf))
+                if len(buf) < size:
+                    break
+                buf = None  # hold no reference to a part being sent
+                if n == MAX_PARTS:
+                    raise TargetError(f"the stream outgrew S3's {MAX_PARTS} parts for one object")
+                size = part_size(n + 1, self.first_part_size, self.parts_per_step)
+                window.acquire(size, failed)
+                if failed.is_set():
+                    window.release(size)
+                    break
+                buf = read_part(reader, size)
+                if not buf:
+                    window.release(size)
+            etags = [f.result() for f in futures]  # the first failed part raises here
+            parts: Any = [{"ETag": e, "PartNumber": i} for i, e in enumerate(etags, 1)]
+            self._send(key, upload_id, 0, None, parts)
+        except BaseException:
+            failed.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.abort(key, upload_id)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+        return sizes
+
+    def _send(
+        self,
+        key: str,
+        upload_id: str | None,
+        number: int,
+        data: bytearray | None,
+        parts: Any = None,
+        failed: threading.Event | None = None,
+    ) -> str:
+        """Send one buffered request (a whole small object, a part, or the completion) with
+        retries; return the ETag. A refusal to replace an existing KEY is AlreadyExists."""
+        kw: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if self.conditional and (upload_id is None or data is None):
+            kw["IfNoneMatch"] = "*"
+        if data is not None:
+            kw.update(Body=data, ContentMD5=content_md5(data))
+        for attempt in range(1, PART_ATTEMPTS + 1):
+            try:
+                if upload_id is None:
+                    r: Any = self.client.put_object(**kw)
+                elif data is not None:
+                    r = self.client.upload_part(UploadId=upload_id, PartNumber=number, **kw)
+                else:
+                    r = self.client.complete_multipart_upload(
+                        UploadId=upload_id, MultipartUpload={"Parts": parts or []}, **kw
+                    )
+                return str(r.get("ETag", ""))
+            except (ClientError, BotoCoreError) as exc:
+                code = error_code(exc)
+                if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                    raise AlreadyExists(
+                        f"{self.where(key)} appeared while writing; not overwritten"
+                    ) from None
+                if code == "NoSuchUpload" and data is None and retried(exc):
+                    return ""  # botocore's first try did complete it; upload() checks the size
+                if code == "NotImplemented" and self.conditional:
+                    # A store without conditional writes: the look-up before put() stands.
+                    self.conditional = False
+                    return self._send(key, upload_id, number, data, parts, failed)
+                last = attempt == PART_ATTEMPTS or (failed is not None and failed.is_set())
+                if last or not worth_resending(exc):
+                    what = f"send part {number} of" if number else "store"
+                    raise self.explain(exc, what, key) from exc
+                log.debug("retrying %s part %d after: %s", key, number, exc)
+                time.sleep(self.retry_delay * attempt)
+        raise AssertionError("unreachable")
+
+    def delete(self, key: str, quiet: bool = False) -> None:
+        """Delete KEY; deleting what is absent is no error. QUIET: log a failure, not raise."""
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            if not quiet:
+                raise self.explain(exc, "delete", key) from exc
+            log.warning("could not delete %s: %s", self.where(key), exc)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class S3Target:
+    """Backups as objects s3://BUCKET/PREFIX/NAME; see the module's docstring."""
+
+    def __init__(self, url: TargetURL, options: TargetOptions, **tuning: int) -> None:
+        """TUNING: first_part_size and parts_per_step of S3Store, for tests."""
+        self.store = S3Store(url, options, **tuning)
+
+    @property
+    def last_part_sizes(self) -> tuple[int, ...]:
+        """The sizes of the parts the last put() sent, in order."""
+        return self.store.last_part_sizes
+
+    def put(self, name: str, reader: IO[bytes]) -> Stored:
+        s = self.store
+        key = s.key(name)
+        if s.head(key) is not None:
+            raise AlreadyExists(f"{s.where(key)} exists already; tiffin never overwrites a backup")
+        return Stored(s.upload(key, reader))
+
+    def open(self, name: str) -> IO[bytes]:
+        return self.store.open_key(self.store.key(name), name)
+
+    def list(self) -> list[Entry]:
+        s = self.store
+        entries: list[Entry] = []
+        base = s.key("")
+        for page in s.pages("list_objects_v2", Prefix=base, Delimiter="/"):
+            for obj in page.get("Contents", ()):
+                name = obj["Key"][len(base) :]
+                if name:
+                    entries.append(entry(name, obj["Size"], obj["LastModified"].timestamp()))
+        for key, when, _ in s.uploads(base):
+            name = key[len(base) :]
+            if name and "/" not in name:
+                entries.append(Entry(name, 0, when, partial=True))
+        return entries
+
+    def stat(self, name: str) -> Entry | None:
+        return self.store.head(self.store.key(name), name)
+
+    def remove(self, name: str) -> None:
+        key = self.store.key(name)
+        self.store.delete(key)
+        self.store.abort_uploads(key, exact=True)
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,399 @@
+"""A folder on an SSH server over SFTP: pipelined NAME.partial, size check, no-overwrite rename."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import posixpath
+import socket
+import stat as statmod
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from typing import IO
+
+import paramiko
+from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
+
+from tiffin.errors import AlreadyExists, NotFound, TargetError, UsageError
+from tiffin.job import TargetOptions, TargetURL
+from tiffin.naming import PARTIAL_SUFFIX
+from tiffin.streams import BLOCK
+from tiffin.targets.base import Entry, Stored
+
+log = logging.getLogger("tiffin")
+
+WINDOW = 16 << 20  # SSH channel window: bytes in flight before the peer must acknowledge
+PACKET = 64 << 10  # an SFTP request of 32 KiB plus its header fits in one packet
+READ_AHEAD = 8 << 20  # bytes a reader prefetches; its memory stays bounded by this
+DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
+_FAILURES = (OSError, EOFError, paramiko.SSHException)
+
+
+def load_keys(options: TargetOptions) -> list[paramiko.PKey]:
+    """Given the options, return the keys to offer: --ssh-key alone when given, else the
+    agent's keys and the passphrase-less ~/.ssh/id_ed25519, id_ecdsa, id_rsa that exist.
+    Raise UsageError if --ssh-key cannot be used or no key is found at all."""
+    if options.ssh_key:
+        try:
+            return [paramiko.PKey.from_path(options.ssh_key)]
+        except (OSError, ValueError, TypeError, paramiko.SSHException) as exc:
+            why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise UsageError(
+                f"the SSH key {options.ssh_key} cannot be used ({why}); tiffin needs a key "
+                "without a passphrase, or one loaded into ssh-agent"
+            ) from None
+    keys: list[paramiko.PKey] = list(paramiko.Agent().get_keys())
+    for base in DEFAULT_KEYS:
+        path = os.path.join(os.path.expanduser("~"), ".ssh", base)
+        if os.path.exists(path):
+            try:
+                keys.append(paramiko.PKey.from_path(path))
+            except (OSError, ValueError, TypeError, paramiko.SSHException) as exc:
+                log.info("skipping the SSH key %s: %s", path, exc)
+    unique = {key.asbytes(): key for key in keys}
+    if not unique:
+        raise UsageError(
+            "no SSH key found: give --ssh-key FILE, load a key into ssh-agent, or create "
+            "~/.ssh/id_ed25519 (ssh-keygen -t ed25519)"
+        )
+    return list(unique.values())
+
+
+def known_host_keys(host: str, port: int) -> Mapping[str, paramiko.PKey] | None:
+    """Given a host and port, return the keys ~/.ssh/known_hosts holds for it, or None.
+    Skip malformed lines as ssh does (paramiko's loader stops at them). Raise TargetError if
+    the file exists but cannot be read."""
+    path = os.path.join(os.path.expanduser("~"), ".ssh", "known_hosts")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            lines = file.read().splitlines()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise TargetError(f"cannot read {path}: {exc.strerror}") from None
+    known = paramiko.HostKeys()
+    for lineno, line in enumerate(lines, 1):
+        try:
+            entry = HostKeyEntry.from_line(line.strip(), lineno)
+        except (InvalidHostKey, paramiko.SSHException, ValueError):
+            continue
+        if entry is not None and entry.key is not None:
+            for name in entry.hostnames:
+                known.add(name, entry.key.get_name(), entry.key)
+    # OpenSSH stores a host on a port other than 22 as [host]:port.
+    return known.lookup(host if port == 22 else f"[{host}]:{port}")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+class SFTPTarget:
+    """A folder on an SSH server. Construction connects: see load_keys and known_host_keys."""
+
+    def __init__(self, url: TargetURL, options: TargetOptions) -> None:
+        self.host = url.host
+        self.port = url.port or 22
+        self.where = f"{self.host}:{self.port}"
+        self.user = url.user or ""
+        self.timeout = options.timeout
+        self.mode = options.mode
+        self._keys = load_keys(options)
+        self._transport: paramiko.Transport | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        sftp = self._client()
+        with self._errors("finding the login's home folder"):
+            home = sftp.normalize(".")
+        self.dir = posixpath.normpath(posixpath.join(home, url.path)) if url.path else home
+        self._dir_made = False
+
+    def _connect(self) -> paramiko.SFTPClient:
+        known = known_host_keys(self.host, self.port)
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except OSError as exc:
+            raise TargetError(
+                f"cannot reach the SSH server at {self.where}: {_reason(exc)}"
+            ) from None
+        transport = paramiko.Transport(
+            sock, default_window_size=WINDOW, default_max_packet_size=PACKET
+        )
+        self._transport = transport
+        transport.banner_timeout = transport.handshake_timeout = self.timeout
+        transport.auth_timeout = transport.channel_timeout = self.timeout
+        if known:
+            # Ask for a host key of a type we hold, as ssh does, so the comparison is fair.
+            opts = transport.get_security_options()
+            rsa = ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")
+            wanted = [t for t in opts.key_types if t in known or (t in rsa and "ssh-rsa" in known)]
+            opts.key_types = wanted + [t for t in opts.key_types if t not in wanted]
+        try:
+            transport.start_client(timeout=self.timeout)
+        except _FAILURES as exc:
+            transport.close()
+            raise TargetError(
+                f"cannot reach the SSH server at {self.where}: {_reason(exc)}"
+            ) from None
+        try:
+            self._check_host_key(known, transport.get_remote_server_key())
+            self._authenticate(transport)
+            sftp = paramiko.SFTPClient.from_transport(
+                transport, window_size=WINDOW, max_packet_size=PACKET
+            )
+            if sftp is None:
+                raise TargetError(f"the SSH server at {self.where} offers no SFTP")
+            channel = sftp.get_channel()
+            if channel is not None:
+                channel.settimeout(self.timeout)
+        except BaseException:
+            transport.close()
+            raise
+        return sftp
+
+    def _check_host_key(
+        self, known: Mapping[str, paramiko.PKey] | None, key: paramiko.PKey
+    ) -> None:
+        entry = f"[{self.host}]:{self.port}" if self.port != 22 else self.host
+        if not known:
+            raise TargetError(
+                f"the SSH host key of {self.where} is not known: check it, then add it with: "
+                f"ssh-keyscan -p {self.port} {self.host} >> ~/.ssh/known_hosts"
+            )
+        if known.get(key.get_name()) != key:
+            raise TargetError(
+                f"the SSH host key of {self.where} has CHANGED since it was stored in "
+                "~/.ssh/known_hosts (someone may be intercepting the connection): check the "
+                f"new key with the server's administrator, then fix known_hosts with: "
+                f"ssh-keygen -R '{entry}'"
+            )
+
+    def _authenticate(self, transport: paramiko.Transport) -> None:
+        for key in self._keys:
+            try:
+                transport.auth_publickey(self.user, key)
+            except paramiko.AuthenticationException:
+                continue
+            except _FAILURES as exc:
+                raise TargetError(
+                    f"the connection to the SSH server at {self.where} broke while logging "
+                    f"in: {_reason(exc)}"
+                ) from None
+            if transport.is_authenticated():
+                return
+        raise TargetError(f"the SSH server at {self.where} refused the key(s) for {self.user}")
+
+    def _client(self) -> paramiko.SFTPClient:
+        """Return the SFTP session, connecting again if the last one broke."""
+        if self._sftp is None or self._transport is None or not self._transport.is_active():
+            self.close()
+            self._sftp = self._connect()
+        return self._sftp
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Turn SFTP refusals and broken connections into one TargetError sentence."""
+        try:
+            yield
+        except _FAILURES as exc:
+            alive = self._transport is not None and self._transport.is_active()
+            if alive and type(exc) in (OSError, FileNotFoundError, PermissionError):
+                raise TargetError(
+                    f"the SSH server at {self.where} refused {doing}: {_reason(exc)}"
+                ) from None
+            self.close()  # a late answer would be taken for the next request's: start afresh
+            raise TargetError(
+                f"the connection to the SSH server at {self.where} broke while {doing}: "
+                + _reason(exc)
+            ) from None
+
+    def _path(self, name: str) -> str:
+        return posixpath.join(self.dir, name)
+
+    def _exists(self, path: str) -> bool:
+        try:
+            self._client().stat(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _ensure_dir(self) -> None:
+        if self._dir_made:
+            return
+        sftp = self._client()
+        with self._errors(f"creating the folder {self.dir}"):
+            prefix = "/" if self.dir.startswith("/") else ""
+            for part in filter(None, self.dir.split("/")):
+                prefix = posixpath.join(prefix, part)
+                if not self._exists(prefix):
+                    sftp.mkdir(prefix, 0o700)
+        self._dir_made = True
+
+    def put(self, name: str, reader: IO[bytes]) -> Stored:
+        final = self._path(name)
+        temp = final + PARTIAL_SUFFIX
+        self._ensure_dir()
+        sftp = self._client()
+        with self._errors(f"checking for {name}"):
+            if self._exists(final):
+                raise AlreadyExists(f"{final} exists already; tiffin never overwrites a backup")
+            if self._exists(temp):
+                raise AlreadyExists(f"{temp} exists: is another run writing {name}?")
+            out = sftp.open(temp, "wbx")
+        written = 0
+        try:
+            with self._errors(f"storing {name}"):
+                out.chmod(self.mode)
+                out.set_pipelined(True)
+            while data := reader.read(BLOCK):
+                with self._errors(f"storing {name}"):
+                    out.write(data)
+                written += len(data)
+            with self._errors(f"storing {name}"):
+                out.close()  # waits for every pipelined write to be acknowledged
+                stored = sftp.stat(temp).st_size
+            if stored != written:
+                raise TargetError(f"{temp} holds {stored} bytes, {written} were written")
+            with self._errors(f"publishing {name}"):
+                try:
+                    # Plain SFTP rename refuses an existing target (posix-rename would not).
+                    sftp.rename(temp, final)
+                except OSError:
+                    if self._exists(final):
+                        raise AlreadyExists(f"{final} appeared while writing") from None
+                    raise
+        except BaseException:
+            with suppress(*_FAILURES):
+                out.close()
+            self._discard(temp)
+            raise
+        return Stored(written)
+
+    def _discard(self, temp: str) -> None:
+        try:
+            self._client().remove(temp)
+        except FileNotFoundError:
+            pass
+        except (TargetError, *_FAILURES) as exc:
+            log.warning("could not remove %s on %s: %s", temp, self.where, exc)
+
+    def open(self, name: str) -> IO[bytes]:
+        path = self._path(name)
+        sftp = self._client()
+        with self._errors(f"reading {name}"):
+            try:
+                size = sftp.stat(path).st_size or 0
+                handle = sftp.open(path, "rb")
+            except FileNotFoundError:
+                raise NotFound(f"no backup named {name} in {self.dir} on {self.where}") from None
+        _quiet_prefetch(handle)
+        return io.BufferedReader(_Download(self, handle, name, size), BLOCK)
+
+    def list(self) -> list[Entry]:
+        entries: list[Entry] = []
+        with self._errors(f"listing {self.dir}"):
+            try:
+                attrs = self._client().listdir_attr(self.dir)
+            except FileNotFoundError:
+                return entries
+        for a in attrs:
+            if a.st_mode is None or statmod.S_ISREG(a.st_mode):
+                partial = a.filename.endswith(PARTIAL_SUFFIX)
+                fname = a.filename[: -len(PARTIAL_SUFFIX)] if partial else a.filename
+                entries.append(_entry(fname, a, partial))
+        return entries
+
+    def stat(self, name: str) -> Entry | None:
+        with self._errors(f"looking for {name}"):
+            try:
+                a = self._client().stat(self._path(name))
+            except FileNotFoundError:
+                return None
+        return _entry(name, a)
+
+    def remove(self, name: str) -> None:
+        with self._errors(f"removing {name}"), suppress(FileNotFoundError):
+            self._client().remove(self._path(name))
+
+    def close(self) -> None:
+        sftp, self._sftp = self._sftp, None
+        transport, self._transport = self._transport, None
+        if sftp is not None:
+            sftp.close()
+        if transport is not None:
+            transport.close()
+
+
+def _entry(name: str, attrs: paramiko.SFTPAttributes, partial: bool = False) -> Entry:
+    mtime = float(attrs.st_mtime) if attrs.st_mtime is not None else None
+    return Entry(name, attrs.st_size or 0, mtime, partial)
+
+
+def _quiet_prefetch(handle: paramiko.SFTPFile) -> None:
+    """paramiko's prefetch thread lets a broken connection escape as a traceback on stderr.
+    Keep the error on the file instead, where paramiko's next read raises it."""
+    run = getattr(handle, "_prefetch_thread")  # noqa: B009 (private, not in the stubs)
+
+    def guarded(*args: object) -> None:
+        try:
+            run(*args)
+        except _FAILURES as exc:
+            setattr(handle, "_saved_exception", exc)  # noqa: B010
+
+    setattr(handle, "_prefetch_thread", guarded)  # noqa: B010
+
+
+class _Download(io.RawIOBase):
+    """An SFTP file as a reader that keeps READ_AHEAD bytes of requests in flight, and
+    raises TargetError when fewer bytes arrive than stat reported."""
+
+    def __init__(self, target: SFTPTarget, handle: paramiko.SFTPFile, name: str, size: int) -> None:
+        super().__init__()
+        self.target, self.handle, self.name, self.size = target, handle, name, size
+        self._asked = 0  # bytes requested so far
+        self._count = 0
+        self._blocks: Iterator[bytes] = iter(())
+        self._buf = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def _next_block(self) -> bytes:
+        block = next(self._blocks, None)
+        if block is None:
+            if self._asked >= self.size:
+                return b""
+            end = min(self.size, self._asked + READ_AHEAD)
+            chunks = [(o, min(BLOCK, end - o)) for o in range(self._asked, end, BLOCK)]
+            self._asked = end
+            self._blocks = iter(self.handle.readv(chunks))
+            block = next(self._blocks, b"")
+        return block
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        if not self._buf:
+            with self.target._errors(f"reading {self.name}"):
+                block = self._next_block()
+            if not block:
+                if self._count != self.size:
+                    raise TargetError(
+                        f"only {self._count} of the {self.size} bytes of {self.name} arrived "
+                        f"from {self.target.where}"
+                    )
+                return 0
+            self._count += len(block)
+            self._buf = memoryview(block)
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            with suppress(*_FAILURES):
+                self.handle.close()
+        super().close()
