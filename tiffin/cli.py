@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from tiffin import __version__, options, process
 from tiffin.errors import ExitStatus, TiffinError, UsageError
+from tiffin.job import BackupJob
 from tiffin.options import OPTIONS, Opt
 
 USAGE = """\
@@ -76,6 +77,11 @@ EXTRA_FLAGS: dict[str, tuple[tuple[str, str], ...]] = {
     "list": (("--json", "print a JSON array"),),
     "verify": (("--all", "verify every backup"),),
     "prune": (("--dry-run", "say what would be deleted, delete nothing"),),
+    "schedule": (
+        ("--list", "show tiffin's scheduled jobs: id, when, command"),
+        ("--systemd", "write a systemd user timer instead of a crontab line"),
+    ),
+    "unschedule": (("--all", "remove every scheduled tiffin job"),),
 }
 
 
@@ -122,15 +128,102 @@ def err(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def backup_and_report(job: BackupJob) -> None:
+    """Given a job, back it up and report it (printed, mailed, pinged), whatever happens.
+    Raise the job's own error after its report is sent."""
+    from tiffin import pipeline, progress, report
+
+    with report.Report(job, out, err) as rep:
+        with progress.shown(job.quiet) as watch:
+            result = pipeline.backup(job, watch=watch)
+        # A prune after a successful backup goes here, before the report is made.
+        rep.done(result)
+
+
 @command("backup", "take a backup: WHAT HOW WHERE [PATH], or WHAT URL")
 def cmd_backup(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import pipeline, report
+    from tiffin import config
 
     if not args:
         raise UsageError("say what to back up: mysql, pgsql, data or sqlite")
+    config.load_env_files(values.get("env_file") or ())
     job = options.backup_job(args[0], args[1:], values)
-    result = pipeline.backup(job)
-    for line in report.success_lines(result, job.min_ratio):
+    backup_and_report(job)
+    return ExitStatus.OK
+
+
+RUN_OVERRIDES = ("quiet", "insecure")  # given to `run`, they apply to every job of the config
+
+
+@command("run", "run the jobs of a config file, one after another: [JOB ...] [--config FILE]")
+def cmd_run(args: list[str], values: dict[str, Any]) -> int:
+    from tiffin import config, report
+
+    config.load_env_files(values.get("env_file") or ())
+    overrides = {k: values[k] for k in RUN_OVERRIDES if k in values}
+    jobs = config.select(config.load(config.config_path(values.get("config")), overrides), args)
+    for _, job in jobs:
+        report.check(job)
+    failed = 0
+    for i, (name, job) in enumerate(jobs):
+        if i:
+            out()
+        try:
+            backup_and_report(job)
+        except TiffinError as exc:
+            failed += 1
+            err(report.failure_line(getattr(exc, "name", None) or f"of job {name}", str(exc)))
+        except Exception as exc:  # one job's surprise must not keep the others from running
+            failed += 1
+            err(report.failure_line(f"of job {name}", f"unexpected error: {exc!r}"))
+    return ExitStatus.FAILED if failed else ExitStatus.OK
+
+
+@command("schedule", "run a backup daily from cron: WHAT HOW WHERE [PATH] [--at HH:MM|--cron EXPR]")
+def cmd_schedule(args: list[str], values: dict[str, Any]) -> int:
+    from tiffin import config, cron, report, schedule
+
+    if values.get("list"):
+        if args:
+            raise UsageError("--list takes no other argument")
+        for line in schedule.listing():
+            out(line)
+        return ExitStatus.OK
+    when = cron.when(values.get("at"), values.get("cron"))
+    if values.get("config"):
+        extra = [k for k in values if k in options.BY_DEST and k not in SCHEDULE_CONFIG_KEYS]
+        if extra:
+            flags = ", ".join(options.BY_DEST[k].flag for k in extra)
+            raise UsageError(f"with --config, put {flags} in the config file's jobs")
+        path = config.config_path(values["config"])
+        run_values = {k: values[k] for k in RUN_OVERRIDES if k in values}
+        jobs = config.select(config.load(path, run_values), args)
+        for _, job in jobs:
+            report.check(job)
+        plans = [schedule.plan_config(path, name, job, run_values) for name, job in jobs]
+    else:
+        if not args:
+            raise UsageError("say what to schedule: WHAT HOW WHERE [PATH], --config FILE or --list")
+        job = options.backup_job(args[0], args[1:], values)
+        report.check(job)
+        plans = [schedule.plan_backup(job, values)]
+    install = schedule.schedule_systemd if values.get("systemd") else schedule.schedule_cron
+    for line in install(plans, when):
+        out(line)
+    return ExitStatus.OK
+
+
+SCHEDULE_CONFIG_KEYS = frozenset({"config", "at", "cron", *RUN_OVERRIDES})
+
+
+@command("unschedule", "remove scheduled jobs: JOB_ID ... | --all")
+def cmd_unschedule(args: list[str], values: dict[str, Any]) -> int:
+    from tiffin import schedule
+
+    every = bool(values.get("all"))
+    if every == bool(args):
+        raise UsageError("say which jobs to remove: JOB_ID ... (tiffin schedule --list) or --all")
+    for line in schedule.unschedule(args, every):
         out(line)
     return ExitStatus.OK
 
@@ -144,6 +237,101 @@ def cmd_restore(args: list[str], values: dict[str, Any]) -> int:
     (err if job.output == "-" else out)(
         f"Restore of {result.name} completed: {result.summary} in {result.seconds:.1f} s."
     )
+    return ExitStatus.OK
+
+
+@command("list", "show the backups at a target, newest first: HOW WHERE [PATH], or URL")
+def cmd_list(args: list[str], values: dict[str, Any]) -> int:
+    import json
+
+    from tiffin import inventory
+    from tiffin.targets import make_target
+
+    url, rest = options.target_of(args)
+    if rest:
+        raise UsageError(f"unexpected argument {rest[0]!r}")
+    what = inventory.check_what(values.get("what"))
+    target = make_target(url, options.target_options(values))
+    try:
+        items = inventory.select(inventory.survey(target), values.get("label"), what)
+    finally:
+        target.close()
+    if values.get("json"):
+        out(json.dumps([i.to_json() for i in items], indent=2))
+        return ExitStatus.OK
+    for line in inventory.table(items) if items else [f"No backups at {url.redacted()}."]:
+        out(line)
+    return ExitStatus.OK
+
+
+@command("verify", "re-read backups and check them: HOW WHERE [PATH] NAME|latest|--all")
+def cmd_verify(args: list[str], values: dict[str, Any]) -> int:
+    from tiffin import inventory
+    from tiffin.targets import make_target
+
+    every = bool(values.get("all"))
+    url, name = inventory.verify_args(args, every, values.get("identity"))
+    target = make_target(url, options.target_options(values))
+    verdicts = []
+    try:
+        items = inventory.pick(target, name, values.get("label"))
+        for verdict in inventory.verify(target, items, values.get("identity")):
+            out(verdict.line())
+            verdicts.append(verdict)
+    finally:
+        target.close()
+    failed = [v.name for v in verdicts if v.state == "FAILED" or (name and not v.ok)]
+    if every:
+        out(inventory.summary(verdicts))
+    if failed:
+        err(f"tiffin: {', '.join(failed)} failed verification")
+        return ExitStatus.FAILED
+    return ExitStatus.OK
+
+
+@command("prune", "delete backups a --keep-* policy does not keep: HOW WHERE [PATH]")
+def cmd_prune(args: list[str], values: dict[str, Any]) -> int:
+    from tiffin import inventory, prune
+    from tiffin.targets import make_target
+
+    url, rest = options.target_of(args)
+    if rest:
+        raise UsageError(f"unexpected argument {rest[0]!r}")
+    retention = options.retention(values)
+    what = inventory.check_what(values.get("what"))
+    dry_run = bool(values.get("dry_run"))
+    prune.require(retention)  # no --keep-*: exit 2 before anything is contacted
+    target = make_target(url, options.target_options(values))
+    try:
+        decisions = prune.apply_policy(target, retention, values.get("label"), what, None, dry_run)
+    finally:
+        target.close()
+    for d in decisions:
+        out(d.line(dry_run))
+    out(prune.summary(decisions, dry_run))
+    return ExitStatus.OK
+
+
+@command("drill", "restore a backup into scratch space and check it: HOW WHERE [PATH] NAME")
+def cmd_drill(args: list[str], values: dict[str, Any]) -> int:
+    from tiffin import drill
+
+    job = drill.drill_job(args, values)
+    drill.announce(job, err)
+    try:
+        result = drill.run(job)
+    except TiffinError as exc:
+        if isinstance(exc, UsageError):
+            raise
+        line = f"Drill of {getattr(exc, 'name', None) or job.name} FAILED: {exc}"
+        err(line)
+        drill.send_report(job, [line], False, err)
+        return ExitStatus.FAILED
+    lines = [f"Drill of {result.name} passed: {result.summary} checked in {result.seconds:.1f} s."]
+    lines += [f"WARNING: {warning}" for warning in result.warnings]
+    for line in lines:
+        out(line)
+    drill.send_report(job, lines, True, err)
     return ExitStatus.OK
 
 

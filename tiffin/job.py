@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote, unquote, urlsplit
@@ -74,7 +75,10 @@ def _port(text: str, where: str) -> int:
 
 
 def _clean_path(path: str, where: str) -> str:
-    """Refuse `..` segments: a PATH may never climb out of the folder it names."""
+    """Refuse `..` segments: a PATH may never climb out of the folder it names. Refuse a NUL
+    (a %00 in a URL): no file name can hold one."""
+    if "\0" in path:
+        raise UsageError(f"the path {where!r} may not contain a NUL character (%00)")
     if any(seg == ".." for seg in path.split("/")):
         raise UsageError(f"the path {where!r} may not contain '..' segments")
     return path
@@ -110,7 +114,24 @@ def parse_target(how: str, where: str, path: str | None = None) -> TargetURL:
     host, port = _split_hostport(hostport, kind)
     if not userinfo or not host:
         raise UsageError(f"{how} needs USER@HOST[:PORT] as WHERE")
+    _check_host(host)
     return TargetURL(kind, host=host, port=port, user=userinfo, password=password, path=sub)
+
+
+def _check_host(host: str) -> None:
+    """Refuse a host that no resolver could be asked for: one holding a blank or a control
+    character, or a name that IDNA cannot encode (an empty or overlong label ...)."""
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    try:
+        ok = host.encode("idna").decode("ascii").isprintable() and " " not in host
+    except UnicodeError:
+        ok = False
+    if not ok:
+        raise UsageError(f"{host!r} is not a valid host name")
 
 
 def _split_hostport(hostport: str, kind: str) -> tuple[str, int | None]:
@@ -137,13 +158,14 @@ def parse_url(url: str) -> TargetURL:
         raise UsageError(f"unknown URL scheme {parts.scheme!r}: use one of {', '.join(SCHEMES)}")
     path = _clean_path(unquote(parts.path), unquote(parts.path))
     if kind == "local":
-        if parts.netloc not in ("", "localhost"):
+        if parts.netloc not in ("", "localhost") or not path:
             raise UsageError("a file:// URL names a local folder: file:///var/backups")
         return TargetURL("local", path=os.path.normpath(os.path.expanduser(path or "/")))
     if not parts.hostname:
         raise UsageError(f"the URL {redact_url_text(url)!r} names no host or bucket")
     if kind in ("s3", "s3multi"):
         return TargetURL(kind, host=parts.hostname, path=path.strip("/"))
+    _check_host(parts.hostname)
     if path.startswith("/~/") or path == "/~":
         path = path[3:]
     password = unquote(parts.password) if parts.password is not None else None

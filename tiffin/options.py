@@ -106,7 +106,12 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(
         "--label",
         "the name's label (default: $HOSTNAME, else the host name)",
-        BACKUP_CMDS | {LIST, PRUNE},
+        BACKUP_CMDS | {LIST, PRUNE, VERIFY, DRILL},
+    ),
+    Opt(
+        "--what",
+        "only backups of this WHAT: mysql, pgsql, data, sqlite (sql: mysql and pgsql)",
+        frozenset({LIST, PRUNE}),
     ),
     Opt(
         "--compress", "gzip (default), zstd or none", BACKUP_CMDS, choices=("gzip", "zstd", "none")
@@ -156,6 +161,32 @@ OPTIONS: tuple[Opt, ...] = (
         metavar="URL",
     ),
     Opt("--quiet", "print nothing but the report", TARGET_CMDS | {RUN}, "flag"),
+    # scheduling and config jobs
+    Opt(
+        "--at",
+        "schedule: run every day at HH:MM (default: a random minute and hour)",
+        frozenset({SCHEDULE}),
+        metavar="HH:MM",
+    ),
+    Opt(
+        "--cron",
+        "schedule: run at this cron time, e.g. '30 3 * * 1-5'",
+        frozenset({SCHEDULE}),
+        metavar="EXPR",
+    ),
+    Opt(
+        "--config",
+        "the TOML file of jobs (default ~/.config/tiffin/tiffin.toml)",
+        frozenset({SCHEDULE, RUN}),
+        metavar="FILE",
+    ),
+    Opt(
+        "--env-file",
+        "load KEY=VALUE lines into the environment first (a scheduled job's secrets)",
+        BACKUP_CMDS | {RUN},
+        "list",
+        metavar="FILE",
+    ),
     # retention
     Opt("--keep-last", "keep the N newest backups", BACKUP_CMDS | {PRUNE}, "int", metavar="N"),
     Opt(

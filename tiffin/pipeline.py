@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from tiffin import lock, process
 from tiffin.catalog import previous_complete, read_manifest, resolve
 from tiffin.codecs import Codec, compressor
 from tiffin.errors import BackupFailed, IntegrityError, NotFound, TiffinError, UsageError
@@ -97,19 +98,25 @@ def backup(
     )
     source = SOURCES[job.source.what](job.source)
     try:
-        target = make_target(job.target, job.target_options)
-    except UsageError:
-        raise
+        # One run at a time per label, source kind and target (see tiffin/lock.py).
+        held = lock.hold(job.label, job.source.what, job.target.redacted())
     except TiffinError as exc:
         raise RunFailed(name, exc) from exc
-    try:
-        return _backup(job, name, started, source, target, now, watch)
-    except UsageError:
-        raise
-    except TiffinError as exc:
-        raise RunFailed(name, exc) from exc
-    finally:
-        target.close()
+    with held:
+        try:
+            target = make_target(job.target, job.target_options)
+        except UsageError:
+            raise
+        except TiffinError as exc:
+            raise RunFailed(name, exc) from exc
+        try:
+            return _backup(job, name, started, source, target, now, watch)
+        except UsageError:
+            raise
+        except TiffinError as exc:
+            raise RunFailed(name, exc) from exc
+        finally:
+            target.close()
 
 
 def _backup(
@@ -134,6 +141,12 @@ def _backup(
         hashing = HashingReader(stream)
         upload: io.RawIOBase = watch(hashing) if watch else hashing
         stored = target.put(name, io.BufferedReader(upload, buffer_size=BLOCK))
+    except BaseException:
+        # A dump tool that sends nothing (waiting for a lock, its server hung) keeps a
+        # prefetch thread inside a read that holds its reader's lock, and closing the stream
+        # would wait for it forever: end the dump first (on SIGTERM, Ctrl-C, any failure).
+        process.kill_all()
+        raise
     finally:
         stream.close()
     if stored.size != hashing.size:
@@ -158,6 +171,12 @@ def _backup(
     except BaseException:
         target.remove(name)
         raise
+    warnings = list(source.warnings())
+    pruned: tuple[str, ...] = ()
+    if job.retention.any():
+        pruned, problem = prune_after_backup(target, job)
+        if problem:
+            warnings.append(problem)
     return BackupResult(
         name=name,
         what=job.source.what,
@@ -167,10 +186,24 @@ def _backup(
         started=started,
         finished=finished,
         consistency=details.get("consistency"),
-        warnings=tuple(source.warnings()),
+        warnings=tuple(warnings),
         previous_size=previous.size if previous else None,
         manifest=manifest,
+        pruned=pruned,
     )
+
+
+def prune_after_backup(target: Target, job: BackupJob) -> tuple[tuple[str, ...], str | None]:
+    """Given the target a backup was just published to, apply the job's --keep-* policy to the
+    job's LABEL and WHAT. Return the names deleted and, if pruning failed, why: the backup
+    itself is complete either way, so a failed prune is a warning, not a failed backup."""
+    from tiffin.prune import apply_policy
+
+    try:
+        decisions = apply_policy(target, job.retention, job.label, job.source.what)
+    except TiffinError as exc:
+        return (), f"the backup is complete, but pruning old backups failed: {exc}"
+    return tuple(d.name for d in decisions if not d.keep), None
 
 
 # ---------------------------------------------------------------- restore

@@ -1,8 +1,30 @@
-"""What a run says: the seed's report line, then where, how long, and warnings."""
+"""What a run says: the seed's report line, then where, how long, and warnings; and the
+Report context manager that prints, mails and pings it whatever happened."""
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Literal
+
+from tiffin import __version__, notify
+from tiffin.errors import TiffinError
+from tiffin.job import BackupJob
 from tiffin.pipeline import BackupResult
+
+# Variables whose values are secrets: never shown in a report, a mail or a note.
+SECRET_VARS = (
+    "TIFFIN_DB_PASSWORD",
+    "TIFFIN_FTP_PASSWORD",
+    "PGPASSWORD",
+    "MYSQL_PWD",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+)
+OK, WARNING, FAILED = "OK", "WARNING", "FAILED"
 
 
 def human(n: float) -> str:
@@ -45,4 +67,152 @@ def success_lines(result: BackupResult, min_ratio: float) -> list[str]:
 
 
 def failure_line(name: str, reason: str) -> str:
+    """Given a backup's name (or what it was of) and why it failed, return the FAILED line."""
     return f"Backup {name} FAILED: {reason}"
+
+
+def status_of(lines: Iterable[str]) -> str:
+    """Given a success report's lines, return OK, or WARNING if one of them warns."""
+    return WARNING if any(line.startswith("WARNING:") for line in lines) else OK
+
+
+def subject(host: str, status: str) -> str:
+    return f"Backup result for {host}: {status}"
+
+
+def source_text(job: BackupJob) -> str:
+    """Given a job, return what it backs up, in words (no password)."""
+    src = job.source
+    if src.what == "data":
+        return f"data: the folder {os.path.expanduser(src.dir)}"
+    if src.what == "sqlite":
+        return f"sqlite: the file {src.file}"
+    dbs = ", ".join(src.databases) or "all databases"
+    server = src.conn.socket or f"{src.conn.host or 'localhost'}:{src.conn.port or 'default port'}"
+    return f"{src.what}: {dbs} on {server}"
+
+
+def secrets_of(job: BackupJob, smtp: notify.SmtpSettings | None) -> tuple[str, ...]:
+    """Given a job and its SMTP settings, return every password they or the environment hold."""
+    found = [job.target.password, job.source.conn.password, smtp.password if smtp else None]
+    found += [os.environ.get(name) for name in SECRET_VARS]
+    # Longer first, so that a password holding another one is hidden whole.
+    return tuple(sorted({s for s in found if s and len(s) >= 3}, key=len, reverse=True))
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Given a text and secrets, return the text with each secret replaced by ***."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def check(job: BackupJob) -> None:
+    """Given a job, raise UsageError if its report could not go where asked: an address,
+    TIFFIN_SMTP_URL or --ping-url that is malformed."""
+    Report(job, lambda _: None, lambda _: None)
+
+
+class Report:
+    """The report of one backup job, made when its `with` block ends whatever happened in it:
+    printed (on success; main prints the failure), pinged and mailed. Constructing it checks
+    the addresses, TIFFIN_SMTP_URL and --ping-url: it raises UsageError before anything runs.
+    The job's own error wins over a mail or ping that fails: those are only noted."""
+
+    def __init__(
+        self, job: BackupJob, out: Callable[[str], None], note: Callable[[str], None]
+    ) -> None:
+        self.job = job
+        self.out = out
+        self.note = note
+        self.emails = notify.check_addresses(job.emails)
+        self.smtp = notify.smtp_from_env() if self.emails else None
+        self.ping = notify.check_ping_url(job.ping_url) if job.ping_url else None
+        self.secrets = secrets_of(job, self.smtp)
+        self.result: BackupResult | None = None
+        self.status = FAILED
+        self.started = datetime.now(UTC)
+        self._t0 = time.monotonic()
+
+    def __enter__(self) -> Report:
+        self.started = datetime.now(UTC)
+        self._t0 = time.monotonic()
+        self._ping("start")
+        return self
+
+    def done(self, result: BackupResult) -> None:
+        """Record the backup's result: the report is made from it when the block ends."""
+        self.result = result
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        if exc is None and self.result is not None:
+            made = success_lines(self.result, self.job.min_ratio)
+            lines = [redact(x, self.secrets) for x in made]
+            for line in lines:
+                self.out(line)
+            self.status = status_of(lines)
+            self._ping("")
+        else:
+            self.status = FAILED
+            lines = [self.failure_text(exc)]
+            self._ping("fail")
+        self._mail(lines)
+        return False  # the job's own error, if any, goes on to the caller
+
+    def failure_text(self, exc: BaseException | None) -> str:
+        """Given the job's error, return its FAILED line (the dump tool's lines included)."""
+        name = getattr(exc, "name", None) or f"of {self.job.source.what} to {self.target}"
+        if exc is None:
+            reason = "it ended without a result"
+        elif isinstance(exc, KeyboardInterrupt):
+            reason = "interrupted; stopped and cleaned up, nothing was published"
+        elif isinstance(exc, TiffinError):
+            reason = str(exc)
+        else:
+            reason = f"unexpected error: {type(exc).__name__}: {exc}"
+        return redact(failure_line(name, reason), self.secrets)
+
+    @property
+    def target(self) -> str:
+        return self.job.target.redacted()
+
+    def body(self, lines: list[str]) -> str:
+        """Given the report's lines, return the mail's body: them, then the run's details."""
+        seconds = time.monotonic() - self._t0
+        details = [
+            f"Host: {self.job.label}",
+            f"Source: {source_text(self.job)}",
+            f"Target: {self.target} (credentials removed)",
+            f"Started: {self.started.strftime('%Y-%m-%d %H:%M:%S UTC')}",
+            f"Duration: {seconds:.1f} s",
+        ]
+        text = "\n".join([*lines, "", *details, "", "-- ", f"tiffin {__version__}"]) + "\n"
+        return redact(text, self.secrets)
+
+    def _mail(self, lines: list[str]) -> None:
+        if not self.emails:
+            return
+        host = self.job.label
+        sender = os.environ.get("TIFFIN_MAIL_FROM") or f"tiffin@{host}"
+        try:
+            msg = notify.message(
+                subject(host, self.status), sender, self.emails, self.body(lines), host
+            )
+            notify.send(msg, self.smtp, self.job.target_options.insecure)
+        except Exception as exc:  # a mail never hides the job's own result
+            why = redact(str(exc), self.secrets)
+            self.note(f"tiffin: could not send the report to {', '.join(self.emails)}: {why}")
+
+    def _ping(self, suffix: str) -> None:
+        if not self.ping:
+            return
+        try:
+            notify.ping(self.ping, suffix)
+        except Exception as exc:  # a ping never fails the backup
+            what = {"start": "start", "fail": "failure"}.get(suffix, "success")
+            self.note(f"tiffin: could not send the {what} ping: {redact(str(exc), self.secrets)}")

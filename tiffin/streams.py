@@ -119,6 +119,9 @@ class Prefetch(io.RawIOBase):
                     return
         except BaseException as exc:  # handed to the reader's thread
             self._put(exc)
+        finally:
+            if self._stop.is_set():
+                self.inner.close()  # close() left it to this thread: see there
 
     def readable(self) -> bool:
         return True
@@ -143,8 +146,14 @@ class Prefetch(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             self._stop.set()
-            self.inner.close()
-            self._thread.join(5)
+            self._thread.join(1)
+            if not self._thread.is_alive():
+                self.inner.close()
+            # Else the thread is still inside INNER.read(), waiting on a stalled upstream (a
+            # dump blocked on a lock): closing INNER here would wait on the same buffer lock,
+            # and hang a failing or interrupted run. The thread closes INNER when the read
+            # returns; if it never does, the process exits without it (the thread is a
+            # daemon) and the dump tool's pipe closes with it.
         super().close()
 
 

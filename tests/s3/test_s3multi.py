@@ -159,3 +159,13 @@ def test_chunk_suffixes_are_gnu_splits_so_a_sorted_glob_cats_them_in_order() -> 
     assert suffixes == sorted(suffixes)
     assert all(chunk_index(s) == i for i, s in enumerate(suffixes))
     assert [chunk_index(s) for s in ("90", "0000", "900", "9900")] == [None] * 4
+
+
+def test_chunks_smaller_than_the_read_block_lose_nothing(s3_env: S3Server, bucket: str) -> None:
+    target = S3MultiTarget(url("s3multi", bucket), options(chunk_size=64 * 1024))
+    data = Generated(225_280)
+    stored = target.put(NAME, data.reader())
+    assert stored.size == 225_280
+    assert [p.size for p in stored.parts] == [65536, 65536, 65536, 28672]
+    with target.open(NAME) as f:
+        assert hashlib.sha256(f.read()).hexdigest() == data.sha.hexdigest()

@@ -40,8 +40,12 @@ class MariaDB(Server):
 
     name = "mariadb"
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, server_args: tuple[str, ...] = ("--skip-log-bin",)
+    ) -> None:
         super().__init__(workdir_owner="mysql", workdir_mode=0o755)
+        # e.g. ("--log-bin=mysql-bin", "--server-id=1") for a replication source
+        self.server_args = server_args
         self.port = port or free_port()
         self.datadir: Path = self.workdir / "data"
         self.socket: Path = self.workdir / "mariadb.sock"
@@ -79,7 +83,7 @@ class MariaDB(Server):
                 f"--socket={self.socket}",
                 f"--pid-file={self.workdir / 'mariadbd.pid'}",
                 "--skip-name-resolve",
-                "--skip-log-bin",
+                *self.server_args,
                 "--innodb-log-file-size=8M",
                 "--innodb-buffer-pool-size=64M",
                 "--innodb-flush-log-at-trx-commit=2",

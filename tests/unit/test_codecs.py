@@ -7,6 +7,7 @@ import io
 import os
 import random
 import subprocess
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 from tiffin.codecs.age import AgeCodec, check_recipients
 from tiffin.codecs.gzip import OUT_LIMIT, GzipCodec, gunzip_chunks, parallel_gzip
 from tiffin.errors import IntegrityError, UsageError
+from tiffin.streams import IterReader, Prefetch, buffered
 
 SMALL = 64 << 10  # a small block, so that many blocks stay quick to test
 
@@ -66,6 +68,12 @@ def test_parallel_gzip_is_one_stream_gunzip_and_python_read(size: int, kind: str
     assert decoded(out) == data
     d = zlib.decompressobj(31)
     assert d.decompress(out) == data and d.eof and not d.unused_data  # a single member
+
+
+@pytest.mark.parametrize("level", [0, 1, 9])
+def test_every_level_gives_a_valid_stream(level: int) -> None:
+    data = os.urandom(100_000) + text_corpus(3 * SMALL)
+    assert gunzip_cli(compressed(data, level=level)) == data
 
 
 def test_gzip_codec_uses_all_cores_by_default_and_one_thread_is_plain_zlib() -> None:
@@ -247,3 +255,22 @@ def test_age_stream_stays_bounded(age_key: tuple[str, Path]) -> None:
     time.sleep(0.5)
     assert src.read_bytes < 16 << 20
     out.close()
+
+
+@pytest.mark.parametrize("codec", [GzipCodec(threads=2), GzipCodec(threads=1)])
+def test_closing_a_pipeline_whose_dump_stalls_does_not_hang(codec: GzipCodec) -> None:
+    """A failing target closes the stages while the dump is stuck (on a lock, say)."""
+    stalled = threading.Event()
+
+    def dump() -> Iterator[bytes]:
+        yield os.urandom(1 << 20)
+        stalled.wait(30)
+        yield b"late"
+
+    stream = buffered(Prefetch(buffered(IterReader(dump()))))
+    stream = buffered(Prefetch(codec.encode(stream)))
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    stream.close()
+    assert time.monotonic() - t0 < 3
+    stalled.set()

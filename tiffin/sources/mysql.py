@@ -15,6 +15,9 @@ from tiffin.job import DBConn, RestoreJob, SourceSpec
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 TRANSACTIONAL = ("InnoDB",)
 CONSISTENCY = ("auto", "single-transaction", "lock")
+# Row counts recorded for drill: exact for tables up to this size, this much in all.
+COUNT_TABLE_BYTES = 256 << 20
+COUNT_BYTES = 2 << 30
 
 
 def _quote_ident(name: str) -> str:
@@ -141,9 +144,63 @@ class MySQLSource:
             "tables": {k: sorted(v) for k, v in sorted(tables.items())},
             "dump_tool": self.dump_bin.rsplit("/", 1)[-1],
         }
+        details["rows"], estimated = self._row_counts(scope)
+        if estimated:
+            details["rows_estimated"] = estimated
         if self.spec.replica:
-            details["replica"] = True
+            details["replica"] = self._replica_status()
         return details
+
+    def _replica_status(self) -> dict[str, str]:
+        """Return where this replica replicates from. Raise BackupFailed if it is no replica.
+        The exact coordinates at the dump's snapshot are written into the dump itself."""
+        out = self._query_vertical("SHOW SLAVE STATUS")
+        if not out.get("Master_Host"):
+            raise BackupFailed(
+                "--replica: the server is not a replica (SHOW SLAVE STATUS is empty)"
+            )
+        return {
+            "source": f"{out['Master_Host']}:{out.get('Master_Port', '')}",
+            "source_log_file_at_start": out.get("Relay_Master_Log_File", ""),
+            "source_log_pos_at_start": out.get("Exec_Master_Log_Pos", ""),
+        }
+
+    def _query_vertical(self, sql: str) -> dict[str, str]:
+        cmd, fds = with_secret(self.client_bin, self.spec.conn, ("-E", "-e", sql))
+        out = process.run(cmd, name=self.client_bin.rsplit("/", 1)[-1], pass_fds=fds)
+        fields = (line.partition(":") for line in out.splitlines() if ":" in line)
+        return {k.strip(): v.strip() for k, _, v in fields}
+
+    def _row_counts(self, scope: list[str]) -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
+        """Given the databases in scope, return ({db: {table: rows}} counted exactly, for the
+        smallest tables up to COUNT_TABLE_BYTES each and COUNT_BYTES in all; {db: {table:
+        the server's estimate}} for the others): what drill checks a restored copy with."""
+        exact: list[tuple[str, str]] = []
+        estimated: dict[str, dict[str, int]] = {}
+        budget = COUNT_BYTES
+        sizes = self._query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, IFNULL(DATA_LENGTH, 0), IFNULL(TABLE_ROWS, 0) "
+            "FROM information_schema.TABLES WHERE TABLE_TYPE='BASE TABLE' AND TABLE_SCHEMA IN ("
+            + (",".join(_quote_str(d) for d in scope) or "''")
+            + ")"
+        )
+        for schema, table, size, estimate in sorted(sizes, key=lambda r: int(r[2])):
+            if int(size) <= min(COUNT_TABLE_BYTES, budget):
+                exact.append((schema, table))
+                budget -= int(size)
+            else:
+                estimated.setdefault(schema, {})[table] = int(estimate)
+        counts: dict[str, dict[str, int]] = {}
+        for i in range(0, len(exact), 200):
+            batch = exact[i : i + 200]
+            sql = " UNION ALL ".join(
+                f"SELECT {n}, COUNT(*) FROM {_quote_ident(d)}.{_quote_ident(t)}"  # noqa: S608
+                for n, (d, t) in enumerate(batch)
+            )
+            for n, count in self._query(sql):
+                d, t = batch[int(n)]
+                counts.setdefault(d, {})[t] = int(count)
+        return counts, estimated
 
     def _replica_opt(self) -> str:
         if "mariadb" in self.dump_bin:

@@ -166,8 +166,13 @@ class FTPTarget:
             reply = str(exc)
             if len(self._password) > 2:  # a server may echo what it was sent
                 reply = reply.replace(self._password, "***")
-            if _code(exc) in ("452", "552"):
+            if _code(exc) in ("452", "552") or "no space left" in reply.lower():
                 return TargetError(f"the FTP server's disk is full at {self.where} ({reply})")
+            if _code(exc) == "426" and doing.startswith("storing"):
+                return TargetError(
+                    f"the FTP server at {self.where} aborted {doing} ({reply}): it could not "
+                    "write it, a full disk or a quota being the usual cause"
+                )
             return TargetError(f"the FTP server at {self.where} refused {doing}: {reply}")
         return TargetError(
             f"the connection to the FTP server at {self.where} failed while {doing}: "
@@ -260,13 +265,33 @@ class FTPTarget:
                 raise AlreadyExists(f"{final} appeared while writing; not overwritten")
             ftp.rename(temp, final)
         except BaseException as exc:
+            hung = isinstance(exc, TimeoutError)
+            late = None if sent or hung or exc is source.error else self._late_reply(exc)
             if not sent:  # the transfer's last reply may still be on its way
                 self._drop()
-            self._discard(temp)
+            if hung:  # a second wait to remove the leftover would double it: prune removes it
+                log.warning("%s on %s is left for prune: no answer in time", temp, self.where)
+            else:
+                self._discard(temp)
             if exc is source.error or not isinstance(exc, _FAILURES):
                 raise
-            raise self._explain(exc, f"storing {name}") from None
+            raise self._explain(late or exc, f"storing {name}") from None
         return Stored(source.count)
+
+    def _late_reply(self, exc: BaseException) -> ftplib.Error | None:
+        """After EXC cut the data connection of a STOR, return the server's reply to the STOR
+        (a 426 or 452 that says why, e.g. a full disk), or None."""
+        ftp = self._ftp
+        if not isinstance(exc, OSError | EOFError) or ftp is None or ftp.sock is None:
+            return None
+        try:
+            ftp.sock.settimeout(min(self.timeout, 5.0))
+            ftp.getresp()
+        except ftplib.Error as reply:
+            return reply
+        except (OSError, EOFError):
+            pass
+        return None
 
     def _discard(self, temp: str) -> None:
         try:

@@ -42,6 +42,7 @@ from tiffin.targets.s3config import (
     knows_if_none_match,
     make_client,
     retried,
+    timed_out,
     worth_resending,
 )
 
@@ -143,6 +144,7 @@ class S3Store:
         self.client, self.endpoint = make_client(options, pool=IN_FLIGHT_PARTS + 4)
         self.conditional = knows_if_none_match(self.client)
         self.last_part_sizes: tuple[int, ...] = ()
+        self.hung = False
         # Contact S3 now, so that a missing bucket, refused credentials or an endpoint that
         # is not there are reported before any dump starts. (put() needs s3:ListBucket too:
         # without it, S3 answers a look-up of an absent key with 403, not 404.)
@@ -159,6 +161,8 @@ class S3Store:
         return f"s3://{self.bucket}/{key}" if key else f"s3://{self.bucket}/{self.prefix}"
 
     def explain(self, exc: Exception, action: str, key: str = "") -> TargetError:
+        # A store that does not answer in time hangs: cleaning up would wait as long again.
+        self.hung = self.hung or timed_out(exc)
         return explain(exc, self.bucket, self.endpoint, f"{action} {self.where(key)}")
 
     def pages(self, operation: str, **kwargs: Any) -> Any:
@@ -221,16 +225,24 @@ class S3Store:
     def upload(self, key: str, reader: IO[bytes]) -> int:
         """Store READER's bytes to EOF as KEY, never replacing an object; return the size,
         checked against what S3 reports. On any failure nothing is left under KEY and the
-        multipart upload is aborted. The sizes of the parts sent go to `last_part_sizes`."""
+        multipart upload is aborted (unless S3 stopped answering: it is then left, listed as
+        partial, for prune). The sizes of the parts sent go to `last_part_sizes`."""
         self.last_part_sizes = ()
+        self.hung = False
         first = read_part(reader, self.first_part_size)
-        if len(first) < self.first_part_size:
-            sizes = [len(first)]
-            self._send(key, None, 0, first)
-        else:
-            sizes = self._multipart(key, first, reader)
-        total = sum(sizes)
-        stored = self.head(key)
+        try:
+            if len(first) < self.first_part_size:
+                sizes = [len(first)]
+                self._send(key, None, 0, first)
+            else:
+                sizes = self._multipart(key, first, reader)
+            total = sum(sizes)
+            stored = self.head(key)
+        except (KeyboardInterrupt, SystemExit):
+            # Interrupted (Ctrl-C, SIGTERM) while S3 was storing KEY, or just after: it may
+            # hold it all the same, and KEY (absent when the upload began) is ours to remove.
+            self.delete(key, quiet=True)
+            raise
         if stored is None or stored.size != total:
             self.delete(key, quiet=True)
             got = "nothing" if stored is None else f"{stored.size} bytes"
@@ -285,7 +297,10 @@ class S3Store:
         except BaseException:
             failed.set()
             pool.shutdown(wait=True, cancel_futures=True)
-            self.abort(key, upload_id)
+            if self.hung:
+                log.warning("the upload of %s is left for prune: S3 does not answer", key)
+            else:
+                self.abort(key, upload_id)
             raise
         finally:
             pool.shutdown(wait=True)
@@ -340,6 +355,9 @@ class S3Store:
 
     def delete(self, key: str, quiet: bool = False) -> None:
         """Delete KEY; deleting what is absent is no error. QUIET: log a failure, not raise."""
+        if quiet and self.hung:
+            log.warning("%s is left for prune: S3 does not answer", self.where(key))
+            return
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:

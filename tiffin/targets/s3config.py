@@ -246,11 +246,17 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
+def timed_out(exc: BaseException) -> bool:
+    """Return whether EXC is a request the store did not answer within --timeout."""
+    detail = str(getattr(exc, "kwargs", {}).get("error", "")) or str(exc)
+    return isinstance(exc, ConnectTimeoutError | ReadTimeoutError) or "timed out" in detail
+
+
 def _reason(exc: BaseException) -> str:
     """Return the cause of a connection failure in a few words."""
-    detail = str(getattr(exc, "kwargs", {}).get("error", "")) or str(exc)
-    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError) or "timed out" in detail:
+    if timed_out(exc):
         return "no answer in time (--timeout)"
+    detail = str(getattr(exc, "kwargs", {}).get("error", "")) or str(exc)
     m = _ERRNO.search(detail)
     if m:
         return m.group(1).strip().rstrip(".")

@@ -160,6 +160,7 @@ class S3MultiTarget:
         if self._scan(name) or s.head(s.key(name)) is not None:
             raise AlreadyExists(f"{s.where(s.key(name))} exists already; never overwritten")
         parts: list[Part] = []
+        part = ""
         try:
             head = b""
             while True:
@@ -170,12 +171,13 @@ class S3MultiTarget:
                 parts.append(Part(part, hashing.size, hashing.sha256))
                 if hashing.size < self.chunk_size:
                     break
-                head = reader.read(BLOCK)  # more to come, or did the stream end on a boundary?
+                head = reader.read(1)  # more to come, or did it end on a boundary?
                 if not head:
                     break
         except BaseException:
-            for done in parts:
-                s.delete(s.key(f"{name}/{done.name}"), quiet=True)
+            # The chunk being sent when the error struck (an interruption) may be stored too.
+            for done in {*(p.name for p in parts), part} - {""}:
+                s.delete(s.key(f"{name}/{done}"), quiet=True)
             raise
         return Stored(sum(p.size for p in parts), tuple(parts))
 

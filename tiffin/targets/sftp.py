@@ -14,6 +14,7 @@ from typing import IO
 
 import paramiko
 from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
+from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
 from tiffin.errors import AlreadyExists, NotFound, TargetError, UsageError
 from tiffin.job import TargetOptions, TargetURL
@@ -104,6 +105,9 @@ class SFTPTarget:
         self.timeout = options.timeout
         self.mode = options.mode
         self._keys = load_keys(options)
+        self._hung = False  # a request timed out: no second wait to clean up
+        if not log.isEnabledFor(logging.DEBUG):  # its thread logs tracebacks: --debug only
+            logging.getLogger("paramiko").setLevel(logging.CRITICAL + 1)
         self._transport: paramiko.Transport | None = None
         self._sftp: paramiko.SFTPClient | None = None
         sftp = self._client()
@@ -201,6 +205,7 @@ class SFTPTarget:
             yield
         except _FAILURES as exc:
             alive = self._transport is not None and self._transport.is_active()
+            self._hung = self._hung or isinstance(exc, TimeoutError)
             if alive and type(exc) in (OSError, FileNotFoundError, PermissionError):
                 raise TargetError(
                     f"the SSH server at {self.where} refused {doing}: {_reason(exc)}"
@@ -236,6 +241,7 @@ class SFTPTarget:
     def put(self, name: str, reader: IO[bytes]) -> Stored:
         final = self._path(name)
         temp = final + PARTIAL_SUFFIX
+        self._hung = False
         self._ensure_dir()
         sftp = self._client()
         with self._errors(f"checking for {name}"):
@@ -266,14 +272,40 @@ class SFTPTarget:
                     if self._exists(final):
                         raise AlreadyExists(f"{final} appeared while writing") from None
                     raise
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):  # it may have struck mid-request: the
+                self.close()  # session is out of step, and closing the file would wait on it
             with suppress(*_FAILURES):
                 out.close()
+            full = self._free_space() if isinstance(exc, TargetError) else None
             self._discard(temp)
+            if full is not None and full < BLOCK:  # SFTP's "Failure" does not say why
+                raise TargetError(
+                    f"the SSH server's disk is full at {self.where} ({full} bytes free in "
+                    f"{self.dir})"
+                ) from None
             raise
         return Stored(written)
 
+    def _free_space(self) -> int | None:
+        """Return the bytes free for us in the folder (OpenSSH's statvfs extension), or None
+        if the server cannot tell."""
+        if self._hung or self._sftp is None:
+            return None
+        try:
+            request = getattr(self._sftp, "_request")  # noqa: B009 (private, not in the stubs)
+            kind, msg = request(CMD_EXTENDED, "statvfs@openssh.com", self.dir)
+            if kind != CMD_EXTENDED_REPLY:
+                return None
+            _bsize, frsize, _blocks, _bfree, bavail = (msg.get_int64() for _ in range(5))
+        except (*_FAILURES, AttributeError):
+            return None
+        return int(frsize * bavail)
+
     def _discard(self, temp: str) -> None:
+        if self._hung:  # waiting for a hung server again would double the wait: prune removes it
+            log.warning("%s on %s is left for prune: the server does not answer", temp, self.where)
+            return
         try:
             self._client().remove(temp)
         except FileNotFoundError:

@@ -1,0 +1,1 @@
+"""Benchmarks: tiffin against the seed's shell pipeline, on throwaway servers (bench/run.py)."""

@@ -1,0 +1,158 @@
+"""TOML jobs: [defaults] and [jobs.NAME] -> BackupJobs, every error at once with its path."""
+
+from __future__ import annotations
+
+import pytest
+
+from tiffin import config
+from tiffin.errors import UsageError
+
+GOOD = """
+[defaults]
+email = ["cook@noodles.example"]
+keep_daily = 7
+label = "ramen"
+to = "file:///var/backups"
+
+[jobs.sql]
+what = "mysql"
+to = "ftp://ramenbackups@ftp.example:2121/"
+path = "sql"
+database = ["menu", "orders"]
+consistency = "lock"
+keep_daily = 14
+
+[jobs.files]
+what = "data"
+dir = "/srv/data"
+path = "files"
+exclude = "*.tmp"
+chunk_size = "64M"
+min_ratio = 0.25
+"""
+
+
+def test_jobs_take_defaults_and_their_own_values():
+    jobs = config.parse(GOOD, "tiffin.toml")
+    assert list(jobs) == ["sql", "files"]
+    sql, files = jobs["sql"], jobs["files"]
+    assert sql.source.what == "mysql" and sql.source.databases == ("menu", "orders")
+    assert sql.source.consistency == "lock"
+    assert sql.target.redacted() == "ftp://ramenbackups@ftp.example:2121/sql"
+    assert sql.retention.daily == 14 and files.retention.daily == 7
+    assert sql.emails == files.emails == ("cook@noodles.example",)
+    assert sql.label == files.label == "ramen"
+    assert files.target.kind == "local" and files.target.path == "/var/backups/files"
+    assert files.source.dir == "/srv/data" and files.source.excludes == ("*.tmp",)
+    assert files.target_options.chunk_size == 64 << 20 and files.min_ratio == 0.25
+
+
+def test_overrides_from_the_command_line_apply_to_every_job():
+    jobs = config.parse(GOOD, "tiffin.toml", {"quiet": True})
+    assert all(job.quiet for job in jobs.values())
+
+
+def test_every_error_is_reported_at_once_with_its_path():
+    text = """
+[defaults]
+keep_dayly = 3
+
+[jobs.sql]
+what = "mysql"
+to = "ftp://u@h/"
+keep_daily = "seven"
+port = 3306.5
+email = 5
+
+[jobs.files]
+what = "tape"
+to = "/not/a/url"
+replica = "yes"
+
+[jobs.nothing]
+dir = "/x"
+
+[other]
+a = 1
+"""
+    with pytest.raises(config.ConfigError) as info:
+        config.parse(text, "/etc/t.toml")
+    errors = info.value.errors
+    assert errors == [
+        "other: unknown table (use [defaults] and [jobs.NAME])",
+        "defaults.keep_dayly: unknown option (did you mean keep_daily?)",
+        "jobs.sql.keep_daily: expected a whole number",
+        "jobs.sql.port: expected a whole number",
+        "jobs.sql.email: expected a string or a list of strings",
+        "jobs.files.what: expected one of mysql, pgsql, data, sqlite",
+        "jobs.files.to: expected a URL such as file:///var/backups or s3://bucket",
+        "jobs.files.replica: expected true or false",
+        "jobs.nothing.what: missing (every job needs `what` and `to`)",
+        "jobs.nothing.to: missing (every job needs `what` and `to`)",
+    ]
+    assert str(info.value).startswith("/etc/t.toml has 10 errors:\n  other: unknown table")
+    assert isinstance(info.value, UsageError)
+
+
+def test_errors_found_when_a_job_is_built_name_the_job():
+    text = """
+[jobs.a]
+what = "sqlite"
+to = "file:///b"
+
+[jobs.b]
+what = "data"
+to = "ssh://u:pw@h/x"
+
+[jobs.c]
+what = "data"
+to = "file:///b"
+min_ratio = 3
+"""
+    with pytest.raises(config.ConfigError) as info:
+        config.parse(text, "t.toml")
+    assert [e.split(":", 1)[0] for e in info.value.errors] == ["jobs.a", "jobs.b", "jobs.c"]
+    assert "--file" in info.value.errors[0] and "SSH takes no password" in info.value.errors[1]
+
+
+def test_bad_toml_and_empty_files_are_reported():
+    with pytest.raises(config.ConfigError, match="not valid TOML"):
+        config.parse("[jobs.a\nwhat=", "t.toml")
+    with pytest.raises(config.ConfigError, match="no job"):
+        config.parse("[defaults]\nlabel = 'x'\n", "t.toml")
+
+
+def test_job_names_are_plain_words():
+    with pytest.raises(config.ConfigError, match=r"jobs\.a b: a job's name"):
+        config.parse('[jobs."a b"]\nwhat = "data"\nto = "file:///b"\n', "t.toml")
+
+
+def test_select_keeps_order_and_names_every_unknown_job():
+    jobs = config.parse(GOOD, "t.toml")
+    assert [n for n, _ in config.select(jobs, [])] == ["sql", "files"]
+    assert [n for n, _ in config.select(jobs, ["files", "sql", "files"])] == ["files", "sql"]
+    with pytest.raises(
+        UsageError, match="no job named nope, nada in the config: it has sql, files"
+    ):
+        config.select(jobs, ["nope", "sql", "nada"])
+
+
+@pytest.mark.parametrize(
+    ("to", "path", "expected"),
+    [
+        ("ftp://u@h/", "sql", "ftp://u@h/sql"),
+        ("ftp://u@h", "sql", "ftp://u@h/~/sql"),
+        ("ftp://u@h/~/base", "sql", "ftp://u@h/~/base/sql"),
+        ("sftp://u@h/srv", "/abs", "sftp://u@h/abs"),
+        ("s3://bucket/pre", "/sub/", "s3://bucket/pre/sub"),
+        ("file:///b", "/x/y", "file:///b/x/y"),
+    ],
+)
+def test_path_goes_under_the_target_as_on_the_command_line(to, path, expected):
+    text = f'[jobs.a]\nwhat = "data"\nto = "{to}"\npath = "{path}"\n'
+    assert config.parse(text, "t.toml")["a"].target.redacted() == expected
+
+
+def test_path_may_not_climb_out():
+    with pytest.raises(config.ConfigError, match=r"jobs\.a: .*'\.\.'"):
+        config.parse('[jobs.a]\nwhat = "data"\nto = "file:///b"\npath = "../x"\n', "t.toml")

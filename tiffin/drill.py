@@ -1,0 +1,347 @@
+"""drill: restore a backup into scratch space that tiffin creates and removes, and check the
+copy against what the manifest recorded at backup time, so that an empty or cut dump fails.
+
+Where it goes: `--into mysql|pgsql` loads into scratch databases named tiffin_drill_<random>
+on the given server, every database of the dump under a scratch name of its own (see
+tiffin.drillsql for how all-databases dumps are redirected); `--into dir` and `--into sqlite`
+restore into a fresh temporary folder (created under --dir when given). All of it is removed
+at the end, whether the drill passed, failed or was interrupted.
+
+The checks, against the manifest's "source" details:
+- mysql/pgsql: every database and every table recorded is there. A table whose rows were
+  counted exactly at backup time ("rows") and had rows must have rows, and the tables so
+  counted must hold, together, at least 90% of the rows recorded. The counts are taken just
+  before the dump starts, not inside its snapshot, so writes in between make small
+  differences: those are reported as warnings, not failures. Tables too large to count
+  cheaply at backup time ("rows_estimated") are checked for presence only, and a warning
+  is given if one comes back empty while the server's estimate said it had rows.
+- sqlite: every table, with exactly the rows recorded (counted on the stored copy itself).
+- data: at least 90% of the files and of the bytes recorded (counted by a walk just before
+  the tar), and at least one file when there were files; other differences are warnings.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sqlite3
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from tiffin import __version__, notify, options
+from tiffin.catalog import read_manifest, scan
+from tiffin.drillsql import MySQLScratch, PostgresScratch
+from tiffin.errors import BackupFailed, NotFound, TiffinError, UsageError
+from tiffin.job import RestoreJob, SourceSpec, TargetOptions, TargetURL
+from tiffin.manifest import Manifest
+from tiffin.naming import check_name, default_label
+from tiffin.pipeline import check_stored, decoded
+from tiffin.sources.directory import DirectoryLoader
+from tiffin.sources.sqlite import SqliteLoader, table_counts
+from tiffin.targets import Target, make_target
+
+WHAT_OF = {"mysql": "mysql", "pgsql": "pgsql", "sqlite": "sqlite", "dir": "data"}
+INTO_OF = {v: k for k, v in WHAT_OF.items()}
+MIN_SHARE = 0.9
+TEMP_SCHEMAS = ("pg_temp_", "pg_toast_temp_")
+MAX_WARNINGS = 5
+
+
+class DrillFailed(BackupFailed):
+    """The drill of NAME failed; str() is the reason."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class DrillJob:
+    target: TargetURL
+    name: str
+    into: str
+    source: SourceSpec
+    target_options: TargetOptions = field(default_factory=TargetOptions)
+    identity: str | None = None
+    label: str | None = None
+    workdir: str | None = None  # where the scratch folder of a dir/sqlite drill goes
+    emails: tuple[str, ...] = ()
+    ping_url: str | None = None
+
+
+@dataclass(frozen=True)
+class DrillResult:
+    name: str
+    summary: str
+    seconds: float
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
+    """Given DRILL's positionals (HOW WHERE [PATH] NAME, or URL NAME) and option values,
+    return a DrillJob. Raise UsageError if anything is malformed."""
+    target, rest = options.target_of(positional, min_rest=1)
+    if len(rest) != 1:
+        raise UsageError("drill takes one backup NAME (or latest) after the target")
+    into = values.get("into")
+    if not into:
+        raise UsageError("say where to drill: --into mysql, pgsql, sqlite or dir")
+    if values.get("database"):
+        raise UsageError("drill loads into scratch databases of its own: drop --database")
+    return DrillJob(
+        target=target,
+        name=check_name(rest[0]),
+        into=into,
+        source=options.source_spec(WHAT_OF[into], values),
+        target_options=options.target_options(values),
+        identity=values.get("identity"),
+        label=values.get("label"),
+        workdir=values.get("dir"),
+        emails=notify.check_addresses(values.get("email") or ()),
+        ping_url=notify.check_ping_url(values["ping_url"]) if values.get("ping_url") else None,
+    )
+
+
+def _latest(target: Target, what: str, label: str | None) -> tuple[str, Manifest]:
+    for b in scan(target):
+        if b.complete and (label is None or b.label == label):
+            try:
+                m = read_manifest(target, b.name)
+            except BackupFailed:
+                continue
+            if m.what == what:
+                return b.name, m
+    raise NotFound(f"there is no complete {what} backup here to drill as 'latest'")
+
+
+def check_tables(
+    details: Mapping[str, Any], restored: Mapping[str, dict[str, int] | None]
+) -> tuple[list[str], list[str], str]:
+    """Given a database backup's manifest details and the restored {database: {table: rows}}
+    (None for a database not restored), return (problems, warnings, summary) by the rules
+    of this module's docstring. Pure."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    tables: dict[str, list[str]] = dict(details.get("tables") or {})
+    exact: dict[str, dict[str, int]] = dict(details.get("rows") or {})
+    estimated: dict[str, dict[str, int]] = dict(details.get("rows_estimated") or {})
+    dbs = list(dict.fromkeys([*details.get("databases", []), *tables]))
+    ntables = nrows = want = got = 0
+    for db in dbs:
+        have = restored.get(db)
+        if have is None:
+            if tables.get(db) or db in exact:
+                problems.append(f"database {db} is missing")
+            continue
+        for t in tables.get(db, []):
+            if details.get("server") == "pgsql" and t.startswith(TEMP_SCHEMAS):
+                continue  # another session's temporary table: never in a dump
+            if t not in have:
+                problems.append(f"table {db}.{t} is missing")
+                continue
+            ntables += 1
+            nrows += have[t]
+            if t in exact.get(db, {}):
+                r, c = exact[db][t], have[t]
+                want, got = want + r, got + c
+                if r > 0 and c == 0:
+                    problems.append(f"table {db}.{t} is empty; it held {r:,} rows at backup time")
+                elif c != r:
+                    warnings.append(f"table {db}.{t} has {c:,} rows, {r:,} when the backup began")
+            elif estimated.get(db, {}).get(t, 0) > 0 and have[t] == 0:
+                warnings.append(f"table {db}.{t} is empty; the server estimated it had rows")
+    if want and got < MIN_SHARE * want:
+        problems.append(
+            f"only {got:,} of the {want:,} rows counted at backup time came back "
+            f"(under {MIN_SHARE:.0%})"
+        )
+    if not exact and tables:
+        warnings.append("the manifest records no row counts: only tables were checked")
+    checked = len([d for d in dbs if restored.get(d) is not None])
+    summary = f"{_n(checked, 'database')}, {_n(ntables, 'table')}, {_n(nrows, 'row')}"
+    return problems, warnings, summary
+
+
+def _n(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def check_sqlite(details: Mapping[str, Any], have: Mapping[str, int]) -> tuple[list[str], str]:
+    """Given a sqlite backup's details and the restored {table: rows}, return (problems,
+    summary): every table recorded, with exactly its rows. Pure."""
+    problems: list[str] = []
+    recorded: dict[str, int] = dict(details.get("tables") or {})
+    for t, r in recorded.items():
+        if t not in have:
+            problems.append(f"table {t} is missing")
+        elif have[t] != r:
+            problems.append(f"table {t} has {have[t]:,} rows; the backup held {r:,}")
+    return problems, f"{_n(len(have), 'table')}, {_n(sum(have.values()), 'row')}"
+
+
+def check_files(details: Mapping[str, Any], files: int, size: int) -> tuple[list[str], list[str]]:
+    """Given a data backup's details and the files and bytes restored, return (problems,
+    warnings) by the rules of this module's docstring. Pure."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    want_files, want_bytes = int(details.get("files", 0)), int(details.get("bytes", 0))
+    if want_files and (files == 0 or files < MIN_SHARE * want_files):
+        problems.append(f"only {files:,} of the {want_files:,} files came back")
+    elif files != want_files:
+        warnings.append(f"{files:,} files came back, {want_files:,} when the backup began")
+    if want_bytes and size < MIN_SHARE * want_bytes:
+        problems.append(f"only {size:,} of the {want_bytes:,} bytes of files came back")
+    elif size != want_bytes:
+        warnings.append(f"{size:,} bytes of files came back, {want_bytes:,} when it began")
+    return problems, warnings
+
+
+def _walk(root: str) -> tuple[int, int]:
+    files = size = 0
+    for top, _dirs, names in os.walk(root):
+        for n in names:
+            st = os.lstat(os.path.join(top, n))
+            if stat.S_ISREG(st.st_mode):
+                files, size = files + 1, size + st.st_size
+    return files, size
+
+
+def _restore_job(job: DrillJob, **source: Any) -> RestoreJob:
+    spec = SourceSpec(job.source.what, job.source.conn, **source)
+    return RestoreJob(job.target, job.name, job.target_options, job.into, source=spec)
+
+
+def _drill_files(
+    job: DrillJob, stream: IO[bytes], details: dict[str, Any]
+) -> tuple[list[str], list[str], str]:
+    parent = os.path.expanduser(job.workdir) if job.workdir else None
+    try:
+        scratch = tempfile.mkdtemp(prefix="tiffin_drill_", dir=parent)
+    except OSError as exc:
+        raise BackupFailed(f"cannot make a scratch folder in {parent}: {exc.strerror}") from None
+    try:
+        if job.into == "dir":
+            DirectoryLoader(_restore_job(job, dir=scratch)).load(stream, details)
+            files, size = _walk(scratch)
+            problems, warnings = check_files(details, files, size)
+            return problems, warnings, f"{_n(files, 'file')}, {_n(size, 'byte')}"
+        path = os.path.join(scratch, "drill.sqlite")
+        loader = SqliteLoader(_restore_job(job, file=path))
+        loader.check(details)
+        loader.load(stream, details)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            have = table_counts(conn)
+        finally:
+            conn.close()
+        problems, summary = check_sqlite(details, have)
+        return problems, [], summary
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _drill_db(
+    job: DrillJob, stream: IO[bytes], details: dict[str, Any]
+) -> tuple[list[str], list[str], str]:
+    prefix = f"tiffin_drill_{secrets.token_hex(4)}"
+    server = (MySQLScratch if job.into == "mysql" else PostgresScratch)(job.source.conn, prefix)
+    failed: BaseException | None = None
+    try:
+        server.load(stream, details)
+        dbs = dict.fromkeys([*details.get("databases", []), *(details.get("tables") or {})])
+        return check_tables(details, {db: server.counts(db) for db in dbs})
+    except BaseException as exc:
+        failed = exc
+        raise
+    finally:
+        try:
+            server.remove()
+        except TiffinError as exc:
+            left = f"the scratch databases {prefix}* could not be dropped ({exc}): drop them"
+            if failed is None:
+                raise BackupFailed(left) from None
+            raise BackupFailed(f"{failed}; and {left}") from failed
+
+
+def run(job: DrillJob) -> DrillResult:
+    """Given a drill job, restore the backup into scratch space, check it, remove the scratch
+    space and return the result. Raise DrillFailed (naming the backup) if the backup cannot
+    be read or loaded or a check fails; TargetError if the target cannot be reached."""
+    t0 = time.monotonic()
+    what = WHAT_OF[job.into]
+    target = make_target(job.target, job.target_options)
+    try:
+        if job.name == "latest":
+            name, manifest = _latest(target, what, job.label)
+        else:
+            name = job.name
+            try:
+                manifest = read_manifest(target, name)
+            except NotFound:
+                if target.stat(name) is None:
+                    raise NotFound(f"there is no backup named {name} here") from None
+                raise DrillFailed(
+                    name, "it has no manifest (incomplete): nothing to check"
+                ) from None
+        if manifest.what != what:
+            raise DrillFailed(
+                name, f"it is a {manifest.what} backup: drill it --into {INTO_OF[manifest.what]}"
+            )
+        try:
+            raw, stream = decoded(target, name, manifest, job.identity)
+            try:
+                kind = _drill_files if job.into in ("dir", "sqlite") else _drill_db
+                problems, warnings, summary = kind(job, stream, manifest.source)
+            finally:
+                stream.close()
+            check_stored(raw, manifest, name)
+        except UsageError:
+            raise
+        except TiffinError as exc:
+            raise DrillFailed(name, str(exc)) from exc
+    finally:
+        target.close()
+    if problems:
+        raise DrillFailed(name, "; ".join(problems))
+    more = len(warnings) - MAX_WARNINGS
+    shown = warnings[:MAX_WARNINGS] + (
+        [f"... and {more} more such differences"] if more > 0 else []
+    )
+    return DrillResult(name, summary, time.monotonic() - t0, tuple(shown))
+
+
+def announce(job: DrillJob, note: Callable[[str], None]) -> None:
+    """Ping --ping-url's start, if given; a ping that fails is only noted."""
+    if job.ping_url:
+        try:
+            notify.ping(job.ping_url, "start")
+        except TiffinError as exc:
+            note(f"tiffin: could not send the start ping: {exc}")
+
+
+def send_report(job: DrillJob, lines: list[str], ok: bool, note: Callable[[str], None]) -> None:
+    """Given the drill's report lines and whether it passed, ping --ping-url and mail the
+    report to --email, as a backup does. A ping or mail that fails is only noted."""
+    if job.ping_url:
+        try:
+            notify.ping(job.ping_url, "" if ok else "fail")
+        except TiffinError as exc:
+            note(f"tiffin: could not send the {'success' if ok else 'failure'} ping: {exc}")
+    if not job.emails:
+        return
+    host = default_label(os.environ.get("HOSTNAME"))
+    status = "FAILED" if not ok else "WARNING" if any("WARNING" in x for x in lines) else "OK"
+    body = "\n".join(
+        [*lines, "", f"Target: {job.target.redacted()}", "", "-- ", f"tiffin {__version__}"]
+    )
+    try:
+        sender = os.environ.get("TIFFIN_MAIL_FROM") or f"tiffin@{host}"
+        msg = notify.message(f"Drill result for {host}: {status}", sender, job.emails, body, host)
+        notify.send(msg, notify.smtp_from_env(), job.target_options.insecure)
+    except TiffinError as exc:
+        note(f"tiffin: could not send the report to {', '.join(job.emails)}: {exc}")

@@ -1,0 +1,237 @@
+"""Retention by a GFS policy, with restic's meaning, computed from what the target holds.
+
+The policy is pure: plan() sees only the backups (their UTC names and manifests) and the
+time now; no state is kept anywhere else. Backups are grouped by (LABEL, WHAT) and each
+group is pruned on its own. Within a group, newest first:
+
+- `--keep-last N` keeps the N newest complete backups;
+- `--keep-hourly/daily/weekly/monthly/yearly N` keeps, for each of the last N hours, days,
+  ISO weeks, months or years that hold a complete backup, the newest backup of that period;
+  when a group has fewer such periods than N, its oldest backup is kept too (restic >= 0.14);
+- the newest complete backup of a group is always kept, whatever the policy says.
+
+Only complete backups (those with a manifest) count toward the policy. Incomplete leftovers
+(no manifest, NAME.partial, an abandoned upload) are removed once they are 24 hours old, by
+their last write when the target reports one, else by their name; younger ones are kept, as
+a backup may still be writing them. A damaged backup (an unreadable manifest, or chunks that
+do not make a whole) is never touched.
+
+Deleting a complete backup removes its manifest first and then its bytes, so that a deletion
+cut short leaves an incomplete backup (which a later prune removes), never a manifest that
+vouches for missing bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tiffin.errors import TargetError, UsageError
+from tiffin.job import Retention
+from tiffin.naming import MANIFEST_SUFFIX, PARTIAL_SUFFIX
+from tiffin.targets.base import Target
+
+LEFTOVER_AGE = timedelta(hours=24)
+COMPLETE, INCOMPLETE, PARTIAL, DAMAGED = "complete", "incomplete", "partial", "damaged"
+
+Key = tuple[int, ...]
+# restic's buckets: (rule, the period of a time, how that period reads).
+PERIODS: tuple[tuple[str, Callable[[datetime], Key], Callable[..., str]], ...] = (
+    ("hourly", lambda t: (t.year, t.month, t.day, t.hour), "{:04d}-{:02d}-{:02d} {:02d}:00".format),
+    ("daily", lambda t: (t.year, t.month, t.day), "{:04d}-{:02d}-{:02d}".format),
+    ("weekly", lambda t: tuple(t.isocalendar())[:2], "{:04d}-W{:02d}".format),
+    ("monthly", lambda t: (t.year, t.month), "{:04d}-{:02d}".format),
+    ("yearly", lambda t: (t.year,), "{:04d}".format),
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One backup as prune sees it. WHAT is the manifest's (mysql, pgsql, data, sqlite) for a
+    complete backup, else what the name tells (sql, data, sqlite). CREATED comes from the
+    name (UTC); MODIFIED is the last write the target reports, if any."""
+
+    name: str
+    label: str
+    what: str
+    created: datetime
+    state: str = COMPLETE
+    modified: datetime | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.state == COMPLETE
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether a backup stays, and every rule that keeps it (or why it goes)."""
+
+    backup: Candidate
+    keep: bool
+    reasons: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.backup.name
+
+    def line(self, dry_run: bool) -> str:
+        """Return the report line: 'keep NAME: daily 2026-11-27, ...' or 'delete NAME: ...'."""
+        if self.keep:
+            return f"keep {self.name}: {', '.join(self.reasons)}"
+        verb = "would delete" if dry_run else "deleted"
+        return f"{verb} {self.name}: {', '.join(self.reasons)}"
+
+
+def _age(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    if hours < 48:
+        return f"{max(hours, 0):.0f} hours old"
+    return f"{hours / 24:.0f} days old"
+
+
+def _rules(group: Sequence[Candidate], retention: Retention) -> dict[str, list[str]]:
+    """Given one group's complete backups, newest first, return {name: reasons kept}."""
+    kept: dict[str, list[str]] = {}
+    for n, b in enumerate(group[: retention.last]):
+        kept.setdefault(b.name, []).append(f"last #{n + 1}")
+    for rule, period, show in PERIODS:
+        left = int(getattr(retention, rule))
+        last: Key | None = None
+        for i, b in enumerate(group):
+            if left <= 0:
+                break
+            key = period(b.created)
+            if key != last:
+                kept.setdefault(b.name, []).append(f"{rule} {show(*key)}")
+                left -= 1
+                last = key
+            elif i == len(group) - 1:
+                # Fewer periods than asked for: the oldest backup stays too, as restic does.
+                kept.setdefault(b.name, []).append(f"oldest ({rule} {show(*key)})")
+                left -= 1
+    if group and group[0].name not in kept:
+        kept[group[0].name] = ["newest"]
+    return kept
+
+
+def require(retention: Retention) -> None:
+    """Raise UsageError unless RETENTION keeps something (at least one --keep-* above 0)."""
+    if not retention.any():
+        raise UsageError(
+            "say what to keep: --keep-last, --keep-hourly, --keep-daily, --keep-weekly, "
+            "--keep-monthly or --keep-yearly N"
+        )
+
+
+def plan(backups: Iterable[Candidate], retention: Retention, now: datetime) -> list[Decision]:
+    """Given the backups of a target, a retention policy and the time now, return one
+    Decision per backup, newest first: what stays (and by which rules) and what goes. Pure:
+    no I/O. Raise UsageError if the policy keeps nothing (no --keep-* given)."""
+    require(retention)
+    ordered = sorted(backups, key=lambda b: (b.created, b.name), reverse=True)
+    groups: dict[tuple[str, str], list[Candidate]] = {}
+    for b in ordered:
+        if b.complete:
+            groups.setdefault((b.label, b.what), []).append(b)
+    kept: dict[str, list[str]] = {}
+    for group in groups.values():
+        kept.update(_rules(group, retention))
+    decisions: list[Decision] = []
+    for b in ordered:
+        if b.state == COMPLETE:
+            reasons = kept.get(b.name)
+            decisions.append(Decision(b, bool(reasons), tuple(reasons or ["no rule keeps it"])))
+        elif b.state == DAMAGED:
+            decisions.append(
+                Decision(b, True, ("damaged (see tiffin verify): left for you to inspect",))
+            )
+        else:
+            age = now - (b.modified or b.created)
+            what = "partial upload" if b.state == PARTIAL else "incomplete (no manifest)"
+            if age < LEFTOVER_AGE:
+                decisions.append(Decision(b, True, (f"{what}, {_age(age)}: may still be running",)))
+            else:
+                decisions.append(Decision(b, False, (f"{what}, {_age(age)}",)))
+    return decisions
+
+
+def _remove_partial(target: Target, name: str) -> None:
+    """Remove NAME's partial leftover: the NAME.partial file of a folder, FTP or SSH target,
+    or the uncompleted upload that an S3 target lists under NAME (its remove() aborts it)."""
+    target.remove(name + PARTIAL_SUFFIX)
+    left = target.stat(name)
+    if left is None or left.partial:
+        target.remove(name)
+
+
+def delete(target: Target, decision: Decision) -> None:
+    """Given a Decision to delete, remove that backup from TARGET: the manifest first, then the
+    bytes. Raise TargetError if the target refuses."""
+    b = decision.backup
+    if b.state == PARTIAL:
+        _remove_partial(target, b.name)
+        return
+    target.remove(b.name + MANIFEST_SUFFIX)
+    target.remove(b.name)
+
+
+def summary(decisions: Sequence[Decision], dry_run: bool) -> str:
+    """Given the decisions of a prune, return its last line."""
+    gone = sum(not d.keep for d in decisions)
+    kept = len(decisions) - gone
+    if dry_run:
+        return f"Would delete {gone} and keep {kept} backups; nothing was deleted (--dry-run)."
+    return f"Deleted {gone} and kept {kept} backups."
+
+
+def kind_of(what: str) -> str:
+    """Given a WHAT (mysql, pgsql, data, sqlite, or sql), return what a name tells of it."""
+    return "sql" if what in ("mysql", "pgsql", "sql") else what
+
+
+def matches(b: Candidate, label: str | None, what: str | None) -> bool:
+    """Whether B belongs to LABEL and WHAT (None: any). An incomplete backup, whose WHAT only
+    its name tells (sql for both mysql and pgsql), matches on that."""
+    if label is not None and b.label != label:
+        return False
+    if what is None or what in (b.what, kind_of(b.what)):
+        return True
+    return not b.complete and b.what == kind_of(what)
+
+
+def apply_policy(
+    target: Target,
+    retention: Retention,
+    label: str | None = None,
+    what: str | None = None,
+    now: datetime | None = None,
+    dry_run: bool = False,
+) -> list[Decision]:
+    """Given a connected target, a retention policy, optionally a LABEL and a WHAT (mysql,
+    pgsql, data, sqlite) to limit it to, the time now (default: the clock) and whether to
+    delete nothing, prune the target and return every Decision, newest first (deleted ones
+    are gone when it returns, unless DRY_RUN). This is what `tiffin prune` runs, and what
+    `tiffin backup --keep-*` runs after a successful backup. Raise UsageError if the policy
+    keeps nothing, TargetError (saying what was deleted before) if a deletion fails."""
+    from tiffin.inventory import survey
+
+    now = now or datetime.now(UTC)
+    candidates = [
+        c for c in (item.candidate() for item in survey(target)) if c and matches(c, label, what)
+    ]
+    decisions = plan(candidates, retention, now)
+    if dry_run:
+        return decisions
+    done: list[str] = []
+    for d in decisions:
+        if d.keep:
+            continue
+        try:
+            delete(target, d)
+        except TargetError as exc:
+            gone = f" (deleted before it: {', '.join(done)})" if done else ""
+            raise TargetError(f"could not delete {d.name}: {exc}{gone}") from exc
+        done.append(d.name)
+    return decisions
