@@ -78,7 +78,7 @@ def goals(results: Sequence[Result]) -> list[tuple[str, float | None, float, boo
         rss = max(s.rss_kib for r in tiffins for s in r.samples) / 1024
         temp = max(s.temp_bytes for r in tiffins for s in r.samples) / MB
         add("tiffin peak RSS, MB, worst run (< 200)", rss, 200)
-        add("tiffin temp disk, MB, worst run (= 0)", temp, 0)
+        add("tiffin temp disk, MB, worst run (= 0)", temp, 0)  # see measure.METADATA
     return out
 
 

@@ -13,5 +13,11 @@ python3 -c "import sqlite3; c=sqlite3.connect('$demo/app.db'); c.execute('create
 .venv/bin/tiffin backup data local "$demo/backups" --dir "$demo/data"
 .venv/bin/tiffin backup sqlite "file://$demo/backups" --file "$demo/app.db" --compress zstd
 ls -l "$demo/backups"
-.venv/bin/tiffin restore local "$demo/backups" latest --into sqlite --file "$demo/restored.db"
+.venv/bin/tiffin list local "$demo/backups"
+.venv/bin/tiffin verify local "$demo/backups" --all
+name=$(cd "$demo/backups" && ls *.sqlite.zst)
+.venv/bin/tiffin restore local "$demo/backups" "$name" --into sqlite --file "$demo/restored.db"
+.venv/bin/tiffin restore local "$demo/backups" "$(cd "$demo/backups" && ls *.data.tar.gz)" \
+  --into dir --dir "$demo/restored"
+diff -r "$demo/data" "$demo/restored/data" && echo "restored folder: identical"
 echo "restored rows: $(python3 -c "import sqlite3; print(sqlite3.connect('$demo/restored.db').execute('select count(*) from t').fetchone()[0])")"

@@ -115,6 +115,11 @@ def backup(
             raise
         except TiffinError as exc:
             raise RunFailed(name, exc) from exc
+        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM mapped to it by the CLI
+            process.kill_all()
+            raise RunFailed(
+                name, "interrupted; stopped and cleaned up, nothing was published"
+            ) from exc
         finally:
             target.close()
 

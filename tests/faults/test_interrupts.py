@@ -4,6 +4,7 @@ what it leaves is listed as incomplete, and prune removes it once it is old enou
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -47,7 +48,8 @@ def midway(place: Place) -> int:
     "tiffin receives SIGTERM or SIGINT mid-backup",
     "the mysql dump is frozen with the upload under way (gzip; none for S3), then tiffin is "
     "sent the signal (as `kill` or Ctrl-C would)",
-    "exit 1 with `tiffin: interrupted; stopped and cleaned up, nothing was published`, no "
+    "exit 1 with `Backup NAME FAILED: interrupted; stopped and cleaned up, nothing was "
+    "published`, no "
     "traceback; its dump tool is gone; nothing under the final name, no manifest, no "
     "`.partial`, no S3 upload left unaborted, no s3multi chunk; the mailed report (`--email`) "
     "says FAILED: interrupted",
@@ -66,7 +68,11 @@ def test_tiffin_signalled_mid_backup(
         run.finish(timeout=60)
     assert run.proc.returncode == 1, run.err
     assert "Traceback" not in run.err, run.err
-    assert "interrupted; stopped and cleaned up, nothing was published" in run.err, run.err
+    assert re.search(
+        r"^Backup \S+ FAILED: interrupted; stopped and cleaned up, nothing was published$",
+        run.err,
+        re.M,
+    ), run.err
     place.assert_clean()
     mail = mail_to(smtp_server, to)
     assert mail["Subject"].endswith(": FAILED")

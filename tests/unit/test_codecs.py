@@ -17,7 +17,13 @@ import pyrage
 import pytest
 
 from tiffin.codecs.age import AgeCodec, check_recipients
-from tiffin.codecs.gzip import OUT_LIMIT, GzipCodec, gunzip_chunks, parallel_gzip
+from tiffin.codecs.gzip import (
+    OUT_LIMIT,
+    GzipCodec,
+    block_size,
+    gunzip_chunks,
+    parallel_gzip,
+)
 from tiffin.errors import IntegrityError, UsageError
 from tiffin.streams import IterReader, Prefetch, buffered
 
@@ -274,3 +280,10 @@ def test_closing_a_pipeline_whose_dump_stalls_does_not_hang(codec: GzipCodec) ->
     stream.close()
     assert time.monotonic() - t0 < 3
     stalled.set()
+
+
+def test_many_cores_get_smaller_blocks_so_memory_stays_bounded() -> None:
+    assert block_size(2) == 1 << 20
+    assert block_size(64) * (64 + 2) <= 32 << 20 and block_size(1000) == 128 << 10
+    data = text_corpus(2 << 20)
+    assert gunzip_cli(b"".join(parallel_gzip(io.BytesIO(data), 6, 40))) == data

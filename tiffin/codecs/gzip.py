@@ -1,14 +1,15 @@
 """gzip, readable by plain gunzip, compressed on every core the way pigz does it.
 
-The input is cut into blocks of BLOCK bytes. Each block is deflated on its own, in a pool of
-threads (zlib releases the GIL while it works), primed with the last 32 KiB of the block
-before it as a preset dictionary, so that the ratio stays that of one single-threaded deflate
-stream. Every block ends with a sync flush (an empty stored block that brings the stream to
-a byte boundary), so the raw deflate outputs, concatenated in input order, are one valid
-deflate stream. A final empty block, the CRC-32 of the input and its length mod 2**32 end it,
-behind one gzip header: a single gzip member that any gunzip reads.
+The input is cut into blocks of BLOCK bytes (smaller on many cores). Each block is deflated
+on its own, in a pool of threads (zlib releases the GIL while it works), primed with the last
+32 KiB of the block before it as a preset dictionary, so that the ratio stays that of one
+single-threaded deflate stream. Every block ends with a sync flush (an empty stored block
+that brings the stream to a byte boundary), so the raw deflate outputs, concatenated in input
+order, are one valid deflate stream. A final empty block, the CRC-32 of the input and its
+length mod 2**32 end it, behind one gzip header: a single gzip member that any gunzip reads.
 
-At most threads + 2 blocks are in flight, so memory stays at a few MiB whatever the size.
+At most threads + 2 blocks are in flight, and no more than IN_FLIGHT bytes of input, so
+memory stays at a few MiB whatever the size of the stream (and at most ~100 MB on 64 cores).
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ WINDOW = 32 << 10  # deflate's window: the most a back-reference reaches
 HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 LAST_BLOCK = b"\x03\x00"  # an empty fixed-Huffman block with BFINAL set: the deflate end
 OUT_LIMIT = 4 * BLOCK  # the most plain bytes one inflate call returns
+IN_FLIGHT = 32 << 20  # input held by blocks being compressed or waiting to be emitted
+MIN_BLOCK = 128 << 10  # pigz's block size: below it the sync markers start to cost ratio
+
+
+def block_size(threads: int) -> int:
+    """Given the thread count, return the block size: BLOCK, less when threads + 2 blocks of
+    it would hold more than IN_FLIGHT bytes, never under MIN_BLOCK."""
+    return max(MIN_BLOCK, min(BLOCK, IN_FLIGHT // (threads + 2)))
 
 
 def deflate_block(data: bytes, dictionary: bytes, level: int) -> bytes:
@@ -58,10 +67,12 @@ def read_block(reader: IO[bytes], size: int) -> bytes:
 
 
 def parallel_gzip(
-    reader: IO[bytes], level: int = 6, threads: int = 2, block: int = BLOCK
+    reader: IO[bytes], level: int = 6, threads: int = 2, block: int = 0
 ) -> Iterator[bytes]:
     """Yield one gzip member holding READER's bytes, deflated in THREADS threads. An exception
-    READER raises propagates before the trailer, so a broken input never ends validly."""
+    READER raises propagates before the trailer, so a broken input never ends validly.
+    BLOCK: the block size (default: block_size(THREADS))."""
+    block = block or block_size(threads)
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tiffin-gzip")
     pending: deque[Future[bytes]] = deque()
     crc = 0
