@@ -24,6 +24,10 @@ def _rss(r: Result) -> str:
     return f"{r.median('rss_kib') / 1024:.0f}" if r.label.startswith("tiffin") else "-"
 
 
+def _cell(label: str) -> str:
+    return label.replace("|", "\\|")  # a pipe in a label would end its table cell
+
+
 def _fmt(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
@@ -48,7 +52,7 @@ def backup_table(title: str, results: Sequence[Result]) -> list[str]:
     for r in results:
         seed = _find(results, seed_of(r.label))
         lines.append(
-            f"| {r.label} | {r.median('wall'):.2f} | "
+            f"| {_cell(r.label)} | {r.median('wall'):.2f} | "
             f"{_fmt(_ratio(r, seed)) if not r.label.startswith('floor') else '-'} | "
             f"{_fmt(_ratio(r, floor))} | {r.median('cpu'):.1f} | "
             f"{_rss(r)} | {r.median('temp_bytes') / MB:.0f} | "
@@ -121,7 +125,7 @@ def restore_table(title: str, results: Sequence[Result]) -> list[str]:
     seed = results[0] if results else None
     for r in results:
         lines.append(
-            f"| {r.label} | {r.median('wall'):.2f} | {_fmt(_ratio(r, seed))} | "
+            f"| {_cell(r.label)} | {r.median('wall'):.2f} | {_fmt(_ratio(r, seed))} | "
             f"{r.median('cpu'):.1f} | {_rss(r)} |"
         )
     return lines
