@@ -388,49 +388,29 @@ def pings():
     server.close()
 
 
+def backup_data(tmp_path, src, *extra, expect=0):
+    """Run `tiffin backup data local TMP/b --dir SRC EXTRA...` in a clean environment."""
+    args = ["backup", "data", "local", str(tmp_path / "b"), "--dir", str(src), *extra]
+    return tiffin(args, tiffin_env(tmp_path / "home"), expect=expect)
+
+
 def test_pings_start_then_success_in_order(pings, tmp_path):
-    src = make_dir(tmp_path / "data", 1)
-    r = tiffin(
-        [
-            "backup",
-            "data",
-            "local",
-            str(tmp_path / "b"),
-            "--dir",
-            str(src),
-            "--ping-url",
-            pings.url,
-        ],
-        tiffin_env(tmp_path / "home"),
-    )
+    r = backup_data(tmp_path, make_dir(tmp_path / "data", 1), "--ping-url", pings.url)
     assert pings.paths == ["/ping/3f1c/start", "/ping/3f1c"] and r.stderr == ""
 
 
 def test_pings_start_then_fail_in_order(pings, tmp_path):
-    tiffin(
-        [
-            "backup",
-            "data",
-            "local",
-            str(tmp_path / "b"),
-            "--dir",
-            str(tmp_path / "gone"),
-            "--ping-url",
-            pings.url + "/",
-        ],
-        tiffin_env(tmp_path / "home"),
-        expect=1,
-    )
+    backup_data(tmp_path, tmp_path / "gone", "--ping-url", pings.url + "/", expect=1)
     assert pings.paths == ["/ping/3f1c/start", "/ping/3f1c/fail"]
 
 
 def test_a_dead_ping_url_does_not_fail_the_backup(tmp_path):
-    src = make_dir(tmp_path / "data", 1)
-    url = f"http://127.0.0.1:{free_port()}/hc"
-    r = tiffin(
-        ["backup", "data", "local", str(tmp_path / "b"), "--dir", str(src), "--ping-url", url],
-        tiffin_env(tmp_path / "home"),
-    )
+    # A port bound but not listening refuses connections, and no other server can take it.
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{holder.getsockname()[1]}/hc"
+    r = backup_data(tmp_path, make_dir(tmp_path / "data", 1), "--ping-url", url)
+    holder.close()
     assert len(backups(tmp_path / "b")) == 1
     assert "could not send the start ping" in r.stderr
     assert "could not send the success ping" in r.stderr
@@ -439,20 +419,7 @@ def test_a_dead_ping_url_does_not_fail_the_backup(tmp_path):
 def test_a_ping_answered_with_an_error_is_noted(tmp_path):
     server = PingServer(status=404)
     try:
-        src = make_dir(tmp_path / "data", 1)
-        r = tiffin(
-            [
-                "backup",
-                "data",
-                "local",
-                str(tmp_path / "b"),
-                "--dir",
-                str(src),
-                "--ping-url",
-                server.url,
-            ],
-            tiffin_env(tmp_path / "home"),
-        )
+        r = backup_data(tmp_path, make_dir(tmp_path / "data", 1), "--ping-url", server.url)
     finally:
         server.close()
     assert "404" in r.stderr and server.paths == ["/ping/3f1c/start", "/ping/3f1c"]
