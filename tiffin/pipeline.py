@@ -157,6 +157,7 @@ def _backup(
     if stored.size != hashing.size:
         target.remove(name)
         raise IntegrityError(f"the target stored {stored.size} bytes of {hashing.size} sent")
+    details = {**details, **source.finish()}
     finished = now()
     manifest = Manifest(
         name=name,

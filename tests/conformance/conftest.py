@@ -10,7 +10,8 @@ import pytest
 
 from tests.conformance.kinds import KINDS, Setup
 from tests.servers.env import scrubbed_environ
-from tiffin.targets import TARGETS, Target
+from tiffin import targets
+from tiffin.targets import Target
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +43,7 @@ def make_target(setup: Setup) -> Iterator[Callable[[], Target]]:
     made: list[Target] = []
 
     def make() -> Target:
-        target = TARGETS[setup.url.kind](setup.url, setup.options)
+        target = targets.make_target(setup.url, setup.options)
         made.append(target)
         return target
 

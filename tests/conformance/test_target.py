@@ -14,7 +14,7 @@ import pytest
 from tests.conformance.kinds import Setup
 from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.streams import IterReader, buffered
-from tiffin.targets import TARGETS, Target
+from tiffin.targets import Target, make_target
 
 # A failure inside a library's thread would reach the user as a traceback on stderr.
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
@@ -188,7 +188,7 @@ def test_wrong_credentials_give_one_clear_sentence_without_the_password(
     url, options = setup.wrong_login
     caplog.set_level(logging.DEBUG)
     with pytest.raises(TargetError) as caught:
-        TARGETS[url.kind](url, options).close()
+        make_target(url, options).close()
     message = str(caught.value)
     assert "refused" in message and (url.user or "") in message
     assert "\n" not in message and "Traceback" not in message
@@ -202,7 +202,7 @@ def test_a_server_that_is_not_there_gives_one_clear_sentence(setup: Setup) -> No
         pytest.skip(f"{setup.url.kind} has no server to miss")
     url, options = setup.unreachable
     with pytest.raises(TargetError) as caught:
-        target = TARGETS[url.kind](url, options)
+        target = make_target(url, options)
         try:
             target.list()  # a kind may connect lazily
         finally:
@@ -240,7 +240,7 @@ def test_a_hung_server_gives_target_error_within_the_timeout(setup: Setup) -> No
     if server is None:
         pytest.skip(f"{setup.url.kind} has no server to hang")
     quick = replace(setup.options, timeout=1.0)
-    target = TARGETS[setup.url.kind](setup.url, quick)
+    target = make_target(setup.url, quick)
     target.put("before", io.BytesIO(b"x"))
     started = time.monotonic()
     try:

@@ -30,12 +30,14 @@ def tar_names(stream: bytes) -> list[str]:
 
 def loader(dest: Path | str, overwrite: bool = False) -> DirectoryLoader:
     spec = SourceSpec("data", dir=str(dest))
-    return DirectoryLoader(RestoreJob(TargetURL("local", path="/b"), "n", into="dir",
-                                      source=spec, overwrite=overwrite))
+    return DirectoryLoader(
+        RestoreJob(TargetURL("local", path="/b"), "n", into="dir", source=spec, overwrite=overwrite)
+    )
 
 
-def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "",
-           data: bytes = b"") -> tuple[tarfile.TarInfo, bytes]:
+def member(
+    name: str, kind: bytes = tarfile.REGTYPE, link: str = "", data: bytes = b""
+) -> tuple[tarfile.TarInfo, bytes]:
     info = tarfile.TarInfo(name)
     info.type, info.linkname, info.mode = kind, link, 0o755 if kind == tarfile.DIRTYPE else 0o644
     if kind == tarfile.CHRTYPE:
@@ -64,8 +66,13 @@ def snapshot(root: Path, skip: Path) -> dict[str, tuple[int, bytes]]:
             if p == skip:
                 continue
             st = p.lstat()
-            body = (os.readlink(p).encode() if p.is_symlink()
-                    else p.read_bytes() if p.is_file() else b"")
+            body = (
+                os.readlink(p).encode()
+                if p.is_symlink()
+                else p.read_bytes()
+                if p.is_file()
+                else b""
+            )
             out[str(p)] = (st.st_mode, body)
     return out
 
@@ -87,19 +94,32 @@ HOSTILE = {
     "dotdot_inside_name": lambda o: [member("data/../../outside/victim", data=b"x")],
     "absolute": lambda o: [member(str(o / "victim"), data=b"x")],
     "symlink_abs_then_through": lambda o: [
-        member("data", tarfile.DIRTYPE), member("data/l", tarfile.SYMTYPE, str(o)),
-        member("data/l/victim", data=b"x")],
+        member("data", tarfile.DIRTYPE),
+        member("data/l", tarfile.SYMTYPE, str(o)),
+        member("data/l/victim", data=b"x"),
+    ],
     "symlink_tmp_then_through": lambda o: [
-        member("data/l", tarfile.SYMTYPE, "/tmp"), member(f"data/l/{TOKEN}", data=b"x")],
+        member("data/l", tarfile.SYMTYPE, "/tmp"),
+        member(f"data/l/{TOKEN}", data=b"x"),
+    ],
     "symlink_parent_then_through": lambda o: [
-        member("data/up", tarfile.SYMTYPE, ".."), member("data/up/evil", data=b"x")],
+        member("data/up", tarfile.SYMTYPE, ".."),
+        member("data/up/evil", data=b"x"),
+    ],
     "symlink_grandparent_then_through": lambda o: [
-        member("data/up", tarfile.SYMTYPE, "../.."), member("data/up/outside/victim", data=b"x")],
+        member("data/up", tarfile.SYMTYPE, "../.."),
+        member("data/up/outside/victim", data=b"x"),
+    ],
     "symlink_inside_then_through": lambda o: [
-        member("data", tarfile.DIRTYPE), member("data/sub", tarfile.DIRTYPE),
-        member("data/l", tarfile.SYMTYPE, "sub"), member("data/l/f", data=b"x")],
+        member("data", tarfile.DIRTYPE),
+        member("data/sub", tarfile.DIRTYPE),
+        member("data/l", tarfile.SYMTYPE, "sub"),
+        member("data/l/f", data=b"x"),
+    ],
     "top_is_symlink": lambda o: [
-        member("data", tarfile.SYMTYPE, str(o)), member("data/victim", data=b"x")],
+        member("data", tarfile.SYMTYPE, str(o)),
+        member("data/victim", data=b"x"),
+    ],
     "char_device": lambda o: [member("data/null", tarfile.CHRTYPE)],
     "fifo": lambda o: [member("data/fifo", tarfile.FIFOTYPE)],
     "hardlink_etc_passwd": lambda o: [member("data/pw", tarfile.LNKTYPE, "/etc/passwd")],
@@ -107,9 +127,12 @@ HOSTILE = {
     "hardlink_not_extracted": lambda o: [member("data/h", tarfile.LNKTYPE, "data/never")],
     "hardlink_to_symlink": lambda o: [
         member("data/l", tarfile.SYMTYPE, str(o / "victim")),
-        member("data/h", tarfile.LNKTYPE, "data/l")],
+        member("data/h", tarfile.LNKTYPE, "data/l"),
+    ],
     "file_then_through_file": lambda o: [
-        member("data/f", data=b"x"), member("data/f/g", data=b"x")],
+        member("data/f", data=b"x"),
+        member("data/f/g", data=b"x"),
+    ],
 }
 
 
@@ -142,13 +165,12 @@ def test_existing_file_is_kept_unless_overwrite(arena: tuple[Path, Path]) -> Non
     with pytest.raises(BackupFailed, match="exists; add --overwrite"):
         loader(dest).load(io.BytesIO(tar), {})
     assert (dest / "data" / "a").read_text() == "mine"
-    assert loader(dest, overwrite=True).load(io.BytesIO(tar), {}) == \
-        f"restored 1 file into {dest}"
+    assert loader(dest, overwrite=True).load(io.BytesIO(tar), {}) == f"restored 1 file into {dest}"
     assert (dest / "data" / "a").read_text() == "theirs"
 
 
 def test_overwrite_replaces_a_planted_symlink_instead_of_writing_through_it(
-    arena: tuple[Path, Path]
+    arena: tuple[Path, Path],
 ) -> None:
     dest, outside = arena
     (dest / "data").mkdir()
@@ -238,11 +260,17 @@ def test_directory_round_trips_names_bytes_modes_mtimes_and_links(tmp_path: Path
     src = tmp_path / "src" / "data"
     src.mkdir(parents=True)
     build_tree(src)
-    source = DirectorySource(SourceSpec("data", dir=str(src),
-                                        excludes=("cache", "*.tmp", "sub/*/skip.log")))
+    source = DirectorySource(
+        SourceSpec("data", dir=str(src), excludes=("cache", "*.tmp", "sub/*/skip.log"))
+    )
     details = source.prepare()
-    assert details == {"dir": str(src), "files": 6, "bytes": 6 + 0 + 18 + 1 + 3 * MiB + 17 + 6,
-                       "dirs": 4, "symlinks": 3}
+    assert details == {
+        "dir": str(src),
+        "files": 6,
+        "bytes": 6 + 0 + 18 + 1 + 3 * MiB + 17 + 6,
+        "dirs": 4,
+        "symlinks": 3,
+    }
     with source.open() as reader:
         stream = reader.read()
     assert source.warnings() == []
@@ -252,8 +280,9 @@ def test_directory_round_trips_names_bytes_modes_mtimes_and_links(tmp_path: Path
     dest = tmp_path / "restored"
     summary = loader(dest).load(io.BytesIO(stream), details)
     assert summary == f"restored 6 files into {dest}"
-    expected = {k: v for k, v in tree(src).items()
-                if not any(x in k for x in ("cache", ".tmp", "skip.log"))}
+    expected = {
+        k: v for k, v in tree(src).items() if not any(x in k for x in ("cache", ".tmp", "skip.log"))
+    }
     assert tree(dest / "data") == expected
     assert os.path.samefile(dest / "data" / "hard", dest / "data" / "a.txt")
     assert not list(dest.rglob(".tiffin-*"))
@@ -345,8 +374,13 @@ def test_unreadable_file_fails_the_backup_instead_of_ending_it(tmp_path: Path) -
             with pytest.raises(BackupFailed, match=f"cannot read {src}/secret"):
                 reader.read()
             return
-        proc = subprocess.run([sys.executable, "-c", UNREADABLE, str(src)],
-                              capture_output=True, text=True, timeout=60, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", UNREADABLE, str(src)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert proc.returncode == 3, proc.stderr
         assert proc.stdout.strip() == f"cannot read {src}/secret: Permission denied"
     finally:

@@ -1,5 +1,9 @@
 """gzip, readable by plain gunzip, compressed on every core the way pigz does it.
 
+Deflate is zlib-ng's (the `zlib-ng` package): the same format and, at level 6, the same
+ratio as zlib's within a fraction of a percent, in less than half the CPU time. Where the
+package is missing, the standard library's zlib does the same work, slower.
+
 The input is cut into blocks of BLOCK bytes (smaller on many cores). Each block is deflated
 on its own, in a pool of threads (zlib releases the GIL while it works), primed with the last
 32 KiB of the block before it as a preset dictionary, so that the ratio stays that of one
@@ -16,15 +20,20 @@ from __future__ import annotations
 
 import os
 import struct
-import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO
+from typing import IO, Any
+
+try:
+    from zlib_ng import zlib_ng as zlib
+except ImportError:  # pragma: no cover - the package is a declared dependency
+    import zlib  # type: ignore[no-redef]
 
 from tiffin.errors import IntegrityError
 from tiffin.streams import BLOCK, IterReader, buffered
 
+ZlibError: type[Exception] = zlib.error  # type: ignore[assignment]  # a value in zlib_ng's stubs
 WINDOW = 32 << 10  # deflate's window: the most a back-reference reaches
 # gzip header: magic, deflate, no flags, no mtime (as `gzip -n`), no extra flags, OS unknown.
 HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
@@ -150,11 +159,11 @@ def gunzip_chunks(reader: IO[bytes]) -> Iterator[bytes]:
         raise IntegrityError("the gzip stream ends early (truncated)")
 
 
-def _inflate(d: zlib._Decompress, data: bytes) -> Iterator[bytes]:
+def _inflate(d: Any, data: bytes) -> Iterator[bytes]:
     while True:
         try:
             out = d.decompress(data, OUT_LIMIT)
-        except zlib.error as exc:
+        except ZlibError as exc:
             raise IntegrityError(f"the gzip stream is corrupt ({exc})") from None
         if out:
             yield out

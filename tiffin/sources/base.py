@@ -19,8 +19,13 @@ class Source(Protocol):
     well, at whatever point that happens; closing it before EOF stops the dump. Memory is
     bounded whatever the size. open() is called at most once, after prepare().
 
+    finish() returns the details that were gathered while the dump ran (row counts taken
+    beside it, so that they do not delay its start), to add to prepare()'s; called once, after
+    the reader reached EOF and before the manifest is written. It never raises: what could
+    not be gathered is left out and said by warnings().
+
     warnings() returns the non-fatal notes the dump produced (shown in the report), valid
-    after the reader reached EOF.
+    after finish().
     """
 
     what: str
@@ -28,6 +33,8 @@ class Source(Protocol):
     def prepare(self) -> dict[str, Any]: ...
 
     def open(self) -> IO[bytes]: ...
+
+    def finish(self) -> dict[str, Any]: ...
 
     def warnings(self) -> list[str]: ...
 

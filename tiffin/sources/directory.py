@@ -14,6 +14,7 @@ import os
 import pwd
 import queue
 import stat
+import struct
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -49,21 +50,59 @@ class _Stopped(Exception):
 
 
 class _Channel:
-    """A bounded byte channel: the tar thread writes blocks, the reader iterates over them.
-    An error handed over by finish() is raised by every later next(), never a clean EOF."""
+    """A bounded byte channel: the tar thread fills a block of BLOCK bytes in place (write(),
+    zeros(), read_from() straight from a file) and hands a copy over each time it is full;
+    the reader iterates over the copies. An error handed over by finish() is raised by every
+    later next(), never a clean EOF. `written` counts the bytes put in."""
 
     def __init__(self) -> None:
         self._q: queue.Queue[Any] = queue.Queue(maxsize=DEPTH)
-        self._buf = bytearray()
+        self._buf = bytearray(BLOCK)
+        self._view = memoryview(self._buf)
+        self._pos = self.written = 0
         self.stop = threading.Event()
         self._error: BaseException | None = None
         self._done = False
 
-    def write(self, data: bytes) -> None:
-        self._buf += data
-        if len(self._buf) >= BLOCK:
+    def _room(self) -> int:
+        """Hand the block over if it is full; return the bytes left in it (never 0)."""
+        if self._pos == BLOCK:
             self._put(bytes(self._buf))
-            self._buf.clear()
+            self._pos = 0
+        return BLOCK - self._pos
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            n = min(len(view), self._room())
+            self._view[self._pos : self._pos + n] = view[:n]
+            self._pos += n
+            view = view[n:]
+        self.written += len(data)
+
+    def zeros(self, n: int) -> None:
+        while n:
+            k = min(n, len(_ZEROS))
+            self.write(_ZEROS[:k])
+            n -= k
+
+    def read_from(self, fd: int, size: int) -> tuple[int, bool]:
+        """Read up to SIZE bytes of FD into the channel; return the count read (less if the
+        file ended first) and whether FD held more than SIZE bytes (one byte is read past
+        SIZE, in the same system call as the last ones, to know)."""
+        probe = bytearray(1)
+        left = size
+        while True:
+            n = min(left, self._room())
+            into = [self._view[self._pos : self._pos + n]]
+            got = os.readv(fd, [*into, probe] if n == left else into)
+            grew = got > n
+            got = min(got, n)
+            self._pos += got
+            self.written += got
+            left -= got
+            if grew or not got or not left:
+                return size - left, grew
 
     def _put(self, item: Any) -> None:
         while not self.stop.is_set():
@@ -74,8 +113,8 @@ class _Channel:
 
     def finish(self, error: BaseException | None) -> None:
         with contextlib.suppress(_Stopped):
-            if error is None and self._buf:
-                self._put(bytes(self._buf))
+            if error is None and self._pos:
+                self._put(bytes(self._view[: self._pos]))
             self._put(_END if error is None else error)
 
     def __iter__(self) -> Iterator[bytes]:
@@ -122,11 +161,14 @@ class DirectorySource:
         try:
             top = os.stat(self.root)  # --dir itself may be a symlink to the directory
         except FileNotFoundError:
-            raise BackupFailed(f"the directory {self.root} does not exist: "
-                               "give the folder to back up with --dir DIR") from None
+            raise BackupFailed(
+                f"the directory {self.root} does not exist: "
+                "give the folder to back up with --dir DIR"
+            ) from None
         if not stat.S_ISDIR(top.st_mode):
-            raise BackupFailed(f"{self.root} is not a directory: "
-                               "give the folder to back up with --dir DIR")
+            raise BackupFailed(
+                f"{self.root} is not a directory: give the folder to back up with --dir DIR"
+            )
         yield self.root, "", top
         stack = [self._list(self.root, "", warn)]
         while stack:
@@ -183,18 +225,20 @@ class DirectorySource:
         if self._thread is not None:
             self._thread.join(10)
 
+    def finish(self) -> dict[str, Any]:
+        """Return no more details: the files were counted by the walk before the tar."""
+        return {}
+
     def warnings(self) -> list[str]:
         """Return the files skipped or changed during the backup, one sentence each."""
         return list(self._warnings)
 
     def _produce(self) -> None:
         try:
-            offset = 0
             for path, rel, st in self._walk(self._warnings):
-                offset += self._add(path, f"{self.top}/{rel}" if rel else self.top, st)
+                self._add(path, f"{self.top}/{rel}" if rel else self.top, st)
             end = 2 * tarfile.BLOCKSIZE
-            end += -(offset + end) % tarfile.RECORDSIZE
-            self._chan.write(tarfile.NUL * end)
+            self._chan.zeros(end + -(self._chan.written + end) % tarfile.RECORDSIZE)
             self._chan.finish(None)
         except _Stopped:
             return
@@ -203,75 +247,158 @@ class DirectorySource:
         except BaseException as exc:  # handed to the reader's thread
             self._chan.finish(exc)
 
-    def _header(self, arc: str, st: os.stat_result, kind: bytes, link: str = "") -> int:
-        info = tarfile.TarInfo(arc)
-        info.type, info.linkname = kind, link
-        info.mode, info.mtime = stat.S_IMODE(st.st_mode), st.st_mtime
-        info.uid, info.gid = st.st_uid, st.st_gid
-        info.uname, info.gname = _uname(st.st_uid), _gname(st.st_gid)
-        info.size = st.st_size if kind == tarfile.REGTYPE else 0
-        buf = info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
-        self._chan.write(buf)
-        return len(buf)
-
-    def _add(self, path: str, arc: str, st: os.stat_result) -> int:
-        """Write one entry; return the bytes written."""
+    def _add(self, path: str, arc: str, st: os.stat_result) -> None:
+        """Write one entry."""
         if stat.S_ISDIR(st.st_mode):
-            return self._header(arc, st, tarfile.DIRTYPE)
-        if stat.S_ISLNK(st.st_mode):
+            self._chan.write(_header(arc, st, tarfile.DIRTYPE))
+        elif stat.S_ISLNK(st.st_mode):
             try:
-                return self._header(arc, st, tarfile.SYMTYPE, os.readlink(path))
+                self._chan.write(_header(arc, st, tarfile.SYMTYPE, os.readlink(path)))
             except FileNotFoundError:
                 self._warnings.append(f"{path} vanished during the backup and was skipped")
-                return 0
-        if stat.S_ISREG(st.st_mode):
-            return self._add_file(path, arc)
-        self._warnings.append(f"{path} is a socket, device or fifo: skipped")
-        return 0
+        elif stat.S_ISREG(st.st_mode):
+            self._add_file(path, arc)
+        else:
+            self._warnings.append(f"{path} is a socket, device or fifo: skipped")
 
-    def _add_file(self, path: str, arc: str) -> int:
+    def _add_file(self, path: str, arc: str) -> None:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             self._warnings.append(f"{path} vanished during the backup and was skipped")
-            return 0
+            return
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # replaced by a symlink since it was listed
                 self._warnings.append(f"{path} changed during the backup and was skipped")
-                return 0
+                return
             raise BackupFailed(f"cannot read {path}: {exc.strerror}") from None
-        with os.fdopen(fd, "rb", buffering=0) as f:
+        try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 self._warnings.append(f"{path} changed during the backup and was skipped")
-                return 0
+                return
             key = (st.st_dev, st.st_ino)
             if st.st_nlink > 1 and key in self._hardlinks:
-                return self._header(arc, st, tarfile.LNKTYPE, self._hardlinks[key])
-            written = self._header(arc, st, tarfile.REGTYPE)
-            left = st.st_size
+                self._chan.write(_header(arc, st, tarfile.LNKTYPE, self._hardlinks[key]))
+                return
+            self._chan.write(_header(arc, st, tarfile.REGTYPE))
             try:
-                while left:
-                    data = f.read(min(BLOCK, left))
-                    if not data:
-                        break
-                    self._chan.write(data)
-                    left -= len(data)
-                grew = bool(f.read(1))
+                got, grew = self._chan.read_from(fd, st.st_size)
             except OSError as exc:
                 raise BackupFailed(f"cannot read {path}: {exc.strerror}") from None
-            if left:
-                self._chan.write(tarfile.NUL * left)
-                self._warnings.append(f"{path} shrank while it was read: its copy is padded "
-                                      "with zeros to its former size")
+            if got < st.st_size:
+                self._chan.zeros(st.st_size - got)
+                self._warnings.append(
+                    f"{path} shrank while it was read: its copy is padded "
+                    "with zeros to its former size"
+                )
             elif grew or os.fstat(fd).st_mtime_ns != st.st_mtime_ns:
-                self._warnings.append(f"{path} changed while it was read: its copy may mix "
-                                      "old and new content")
-            pad = -st.st_size % tarfile.BLOCKSIZE
-            self._chan.write(tarfile.NUL * pad)
+                self._warnings.append(
+                    f"{path} changed while it was read: its copy may mix old and new content"
+                )
+            self._chan.zeros(-st.st_size % tarfile.BLOCKSIZE)
             if st.st_nlink > 1:
                 self._hardlinks[key] = arc
-            return written + st.st_size + pad
+        finally:
+            os.close(fd)
+
+
+_ZEROS = memoryview(bytes(1 << 16))
+_USTAR = struct.Struct("100s8s8s8s12s12s8sc100s8s32s32s183x")
+
+
+def _header(arc: str, st: os.stat_result, kind: bytes, link: str = "") -> bytes:
+    """Return the header of the entry ARC of type KIND (with link target LINK) for the lstat
+    ST: byte for byte what TarInfo.tobuf(PAX_FORMAT) writes, an extended header holding the
+    mtime with its fraction, then the ustar block. Names and numbers that a ustar block
+    cannot hold are left to tarfile."""
+    name = arc + "/" if kind == tarfile.DIRTYPE and not arc.endswith("/") else arc
+    uname, gname = _uname(st.st_uid), _gname(st.st_gid)
+    size = st.st_size if kind == tarfile.REGTYPE else 0
+    mtime = round(st.st_mtime)
+    if not (
+        len(name) <= 100
+        and len(link) <= 100
+        and len(uname) <= 32
+        and len(gname) <= 32
+        and (name + link + uname + gname).isascii()
+        and st.st_uid < 8**7
+        and st.st_gid < 8**7
+        and size < 8**11
+        and 0 <= mtime < 8**11
+    ):
+        info = tarfile.TarInfo(arc)
+        info.type, info.linkname = kind, link
+        info.mode, info.mtime = stat.S_IMODE(st.st_mode), st.st_mtime
+        info.uid, info.gid, info.uname, info.gname = st.st_uid, st.st_gid, uname, gname
+        info.size = size
+        return info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
+    record = _pax_record(b"mtime", str(st.st_mtime).encode())
+    return b"".join(
+        (
+            _pax_block(len(record)),
+            record,
+            tarfile.NUL * (-len(record) % tarfile.BLOCKSIZE),
+            _ustar(
+                name.encode(),
+                stat.S_IMODE(st.st_mode),
+                st.st_uid,
+                st.st_gid,
+                size,
+                mtime,
+                kind,
+                link.encode(),
+                uname.encode(),
+                gname.encode(),
+            ),
+        )
+    )
+
+
+def _pax_record(keyword: bytes, value: bytes) -> bytes:
+    """Return the extended header record "LEN KEYWORD=VALUE" and a newline, LEN counting
+    the whole record, its own digits too."""
+    body = b" %s=%s\n" % (keyword, value)
+    p = 0
+    while (n := len(body) + len(str(p))) != p:
+        p = n
+    return b"%d%s" % (n, body)
+
+
+@functools.lru_cache(maxsize=16)
+def _pax_block(size: int) -> bytes:
+    """Return the ustar block that starts an extended header of SIZE bytes of records."""
+    return _ustar(b"././@PaxHeader", 0, 0, 0, size, 0, tarfile.XHDTYPE, b"", b"", b"")
+
+
+def _ustar(
+    name: bytes,
+    mode: int,
+    uid: int,
+    gid: int,
+    size: int,
+    mtime: int,
+    kind: bytes,
+    link: bytes,
+    uname: bytes,
+    gname: bytes,
+) -> bytes:
+    """Return the ustar block of these fields, which must fit it, as tarfile writes it."""
+    block = _USTAR.pack(
+        name,
+        b"%07o\0" % mode,
+        b"%07o\0" % uid,
+        b"%07o\0" % gid,
+        b"%011o\0" % size,
+        b"%011o\0" % mtime,
+        b"        ",
+        kind,
+        link,
+        tarfile.POSIX_MAGIC,
+        uname,
+        gname,
+    )
+    return b"%s%06o\0%s" % (block[:148], sum(block), block[155:])
 
 
 @functools.lru_cache(maxsize=256)
@@ -288,7 +415,6 @@ def _gname(gid: int) -> str:
         return grp.getgrgid(gid).gr_name
     except KeyError:
         return ""
-
 
 
 class DirectoryLoader:

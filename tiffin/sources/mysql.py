@@ -11,6 +11,7 @@ from typing import IO, Any
 from tiffin import process
 from tiffin.errors import BackupFailed, ToolFailed, UsageError
 from tiffin.job import DBConn, RestoreJob, SourceSpec
+from tiffin.sources.beside import Beside, counted_rows
 
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 TRANSACTIONAL = ("InnoDB",)
@@ -107,6 +108,9 @@ class MySQLSource:
         self.client_bin = process.which("mariadb", "mysql") or "mysql"
         self._child: process.Child | None = None
         self._consistency = "lock"
+        self._exact: list[tuple[str, str]] = []
+        self._counting: Beside[dict[str, dict[str, int]]] | None = None
+        self._late: list[str] = []
 
     def _query(self, sql: str) -> list[list[str]]:
         cmd, fds = with_secret(self.client_bin, self.spec.conn, ("-N", "-B", "-e", sql))
@@ -144,7 +148,8 @@ class MySQLSource:
             "tables": {k: sorted(v) for k, v in sorted(tables.items())},
             "dump_tool": self.dump_bin.rsplit("/", 1)[-1],
         }
-        details["rows"], estimated = self._row_counts(scope)
+        self._exact, estimated = self._count_plan(scope)
+        details["rows"] = {}  # counted beside the dump: see finish()
         if estimated:
             details["rows_estimated"] = estimated
         if self.spec.replica:
@@ -171,10 +176,12 @@ class MySQLSource:
         fields = (line.partition(":") for line in out.splitlines() if ":" in line)
         return {k.strip(): v.strip() for k, _, v in fields}
 
-    def _row_counts(self, scope: list[str]) -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
-        """Given the databases in scope, return ({db: {table: rows}} counted exactly, for the
-        smallest tables up to COUNT_TABLE_BYTES each and COUNT_BYTES in all; {db: {table:
-        the server's estimate}} for the others): what drill checks a restored copy with."""
+    def _count_plan(
+        self, scope: list[str]
+    ) -> tuple[list[tuple[str, str]], dict[str, dict[str, int]]]:
+        """Given the databases in scope, return the tables to count exactly, the smallest up
+        to COUNT_TABLE_BYTES each and COUNT_BYTES in all, and {db: {table: the server's
+        estimate}} for the others: what drill checks a restored copy with."""
         exact: list[tuple[str, str]] = []
         estimated: dict[str, dict[str, int]] = {}
         budget = COUNT_BYTES
@@ -190,6 +197,10 @@ class MySQLSource:
                 budget -= int(size)
             else:
                 estimated.setdefault(schema, {})[table] = int(estimate)
+        return exact, estimated
+
+    def _count(self, exact: list[tuple[str, str]]) -> dict[str, dict[str, int]]:
+        """Return {db: {table: rows}} of the tables given, counted exactly."""
         counts: dict[str, dict[str, int]] = {}
         for i in range(0, len(exact), 200):
             batch = exact[i : i + 200]
@@ -200,7 +211,7 @@ class MySQLSource:
             for n, count in self._query(sql):
                 d, t = batch[int(n)]
                 counts.setdefault(d, {})[t] = int(count)
-        return counts, estimated
+        return counts
 
     def _replica_opt(self) -> str:
         if "mariadb" in self.dump_bin:
@@ -216,12 +227,20 @@ class MySQLSource:
         cmd, fds = with_secret(self.dump_bin, self.spec.conn, args)
         reader = process.spawn_reader(cmd, name=self.dump_bin.rsplit("/", 1)[-1], pass_fds=fds)
         self._child = reader.raw.child  # type: ignore[attr-defined]
+        exact = self._exact
+        self._counting = Beside(lambda: self._count(exact), "tiffin-mysql-count")
         return reader
+
+    def finish(self) -> dict[str, Any]:
+        """Return the exact row counts taken beside the dump, or nothing (and a warning) if
+        they could not be taken."""
+        return counted_rows(self._counting, self._late)
 
     def warnings(self) -> list[str]:
         if self._child is None:
-            return []
-        return [ln for ln in self._child.stderr_tail.splitlines() if "warning" in ln.lower()]
+            return list(self._late)
+        tool = [ln for ln in self._child.stderr_tail.splitlines() if "warning" in ln.lower()]
+        return tool + self._late
 
 
 class MySQLLoader:

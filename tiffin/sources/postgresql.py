@@ -16,9 +16,11 @@ from typing import IO, Any
 from tiffin import process
 from tiffin.errors import BackupFailed, ToolFailed
 from tiffin.job import DBConn, RestoreJob, SourceSpec
+from tiffin.sources.beside import Beside, counted_rows
 from tiffin.streams import BLOCK, IterReader, buffered
 
 CLIENT_DIRS = "/usr/lib/postgresql/*/bin"
+PG_WRAPPER = "/usr/share/postgresql-common/pg_wrapper"
 # Errors that a pg_dumpall script meets on any live server and that do no harm.
 BENIGN = (re.compile(r'role "[^"]+" already exists'),)
 # Row counts recorded for drill: exact for tables up to this size, this much in all.
@@ -52,12 +54,21 @@ def client_versions(tool: str) -> dict[int, str]:
         if m and os.access(path, os.X_OK):
             found[int(m.group(1))] = path
     on_path = process.which(tool)
-    if on_path:
+    # Debian's /usr/bin/pg_dump, psql... are one Perl wrapper that runs the newest of the
+    # directories above: asking it its version would only cost a Perl start-up.
+    if on_path and not (found and os.path.realpath(on_path) == PG_WRAPPER):
         out = process.run((on_path, "--version"), name=tool)
         m = re.search(r"(\d+)(?:\.\d+)?", out)
         if m:
             found.setdefault(int(m.group(1)), on_path)
     return found
+
+
+def newest_psql() -> str:
+    """Return the newest psql installed, called directly: Debian's wrapper in /usr/bin adds
+    a Perl start-up (~40 ms) to every call, and any psql reads an older server's catalog."""
+    found = client_versions("psql")
+    return found[max(found)] if found else "psql"
 
 
 def pick_client(tool: str, server_major: int, available: dict[int, str]) -> str:
@@ -114,30 +125,29 @@ class PostgresSource:
         self.spec = spec
         self._cmds: list[tuple[str, ...]] = []
         self._children: list[process.Child] = []
-        self._psql = process.which("psql") or "psql"
+        self._psql = newest_psql()
+        self._exact: dict[str, list[tuple[str, str]]] = {}
+        self._counting: Beside[dict[str, dict[str, int]]] | None = None
+        self._late: list[str] = []
 
     def prepare(self) -> dict[str, Any]:
+        """Read the server's version, its databases and, per database in scope, its
+        extensions, tables and row counts: one psql session for the server, one per database
+        (psql cannot pick the next database from what the last query returned)."""
         conn = self.spec.conn
-        row = _psql(
+        head, *names = _psql(
             conn,
             "postgres",
             "SELECT current_setting('server_version_num'), "
             "current_setting('server_version'), rolsuper FROM pg_roles "
-            "WHERE rolname = current_user",
+            "WHERE rolname = current_user;\n"
+            "SELECT datname FROM pg_database "
+            "WHERE datallowconn AND NOT datistemplate ORDER BY 1;",
             self._psql,
-        )[0]
-        num, version, superuser = int(row[0]), row[1], row[2] == "t"
+        )
+        num, version, superuser = int(head[0]), head[1], head[2] == "t"
         major = num // 10000
-        dbs = [
-            r[0]
-            for r in _psql(
-                conn,
-                "postgres",
-                "SELECT datname FROM pg_database "
-                "WHERE datallowconn AND NOT datistemplate ORDER BY 1",
-                self._psql,
-            )
-        ]
+        dbs = [r[0] for r in names]
         missing = [d for d in self.spec.databases if d not in dbs]
         if missing:
             raise BackupFailed(f"the server has no database named {', '.join(missing)}")
@@ -147,24 +157,13 @@ class PostgresSource:
         rows: dict[str, dict[str, int]] = {}
         estimated: dict[str, dict[str, int]] = {}
         budget = COUNT_BYTES
+        self._exact.clear()
         for db in scope:
-            rows[db], estimate, budget = self._row_counts(db, budget)
+            ext, tables[db], self._exact[db], estimate, budget = self._inventory(db, budget)
+            rows[db] = {}  # counted beside the dump: see finish()
+            extensions[db] = {name: ver for name, ver in ext.items() if name != "plpgsql"}
             if estimate:
                 estimated[db] = estimate
-            ext = _psql(
-                conn, db, "SELECT extname, extversion FROM pg_extension ORDER BY 1", self._psql
-            )
-            extensions[db] = {name: ver for name, ver in ext if name != "plpgsql"}
-            tables[db] = [
-                r[0]
-                for r in _psql(
-                    conn,
-                    db,
-                    "SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname "
-                    "NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
-                    self._psql,
-                )
-            ]
         dump = pick_client("pg_dump", major, client_versions("pg_dump"))
         dumpall = os.path.join(os.path.dirname(dump), "pg_dumpall")
         self._cmds = dump_commands(dumpall, dump, self.spec.databases, superuser)
@@ -184,36 +183,64 @@ class PostgresSource:
             + str(pick_major(self._cmds[0][0])),
         }
 
-    def _row_counts(self, db: str, budget: int) -> tuple[dict[str, int], dict[str, int], int]:
-        """Given a database and the bytes left to count, return ({table: rows} counted
-        exactly, smallest tables first, up to COUNT_TABLE_BYTES each; {table: the server's
-        estimate} for the others; the bytes left): what drill checks a restored copy with."""
+    def _inventory(
+        self, db: str, budget: int
+    ) -> tuple[dict[str, str], list[str], list[tuple[str, str]], dict[str, int], int]:
+        """Given a database and the bytes left to count, return, from one psql session, its
+        {extension: version}, its tables, the (name, quoted name) of those to count exactly
+        (smallest first, up to COUNT_TABLE_BYTES each), {table: the server's estimate} for
+        the others, and the bytes left: what the manifest records and drill checks a restored
+        copy with. Sorted by size, a table is counted when it and every smaller one fit."""
+        # No temp views: a standby, or a role without TEMP, must be backed up too.
+        sql = (
+            (
+                "SELECT 'e', extname, extversion FROM pg_extension ORDER BY 2;\n"
+                "SELECT 't', schemaname || '.' || tablename FROM pg_tables WHERE schemaname "
+                "NOT IN ('pg_catalog', 'information_schema') ORDER BY 2;\n"
+                "WITH rel AS (SELECT n.nspname || '.' || c.relname AS name, "
+                "format('%I.%I', n.nspname, c.relname) AS quoted, pg_relation_size(c.oid) AS size, "
+                "c.reltuples::bigint AS estimate FROM pg_class c JOIN pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN "
+                "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'), "
+                "sized AS (SELECT *, size <= {cap} AND sum(size) OVER (ORDER BY size, name) "
+                "<= {budget} AS exact FROM rel) "
+                "SELECT 'r', name, quoted, size, exact, estimate FROM sized ORDER BY size, name;\n"
+            )
+            .replace("{cap}", str(COUNT_TABLE_BYTES))
+            .replace("{budget}", str(budget))
+        )
+        extensions: dict[str, str] = {}
+        tables: list[str] = []
         exact: list[tuple[str, str]] = []
         estimated: dict[str, int] = {}
-        for name, quoted, size, estimate in _psql(
-            self.spec.conn,
-            db,
-            "SELECT n.nspname || '.' || c.relname, format('%I.%I', n.nspname, c.relname), "
-            "pg_relation_size(c.oid), c.reltuples::bigint FROM pg_class c JOIN pg_namespace n "
-            "ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN "
-            "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 3, 1",
-            self._psql,
-        ):
-            if int(size) <= min(COUNT_TABLE_BYTES, budget):
-                exact.append((name, quoted))
-                budget -= int(size)
-            elif int(estimate) >= 0:
-                estimated[name] = int(estimate)
-        counts: dict[str, int] = {}
-        for i in range(0, len(exact), 200):
-            batch = exact[i : i + 200]
-            sql = " UNION ALL ".join(
-                f"SELECT {n}, count(*) FROM {q}"  # noqa: S608
-                for n, (_, q) in enumerate(batch)
-            )
-            for n, count in _psql(self.spec.conn, db, sql, self._psql):
-                counts[batch[int(n)][0]] = int(count)
-        return counts, estimated, budget
+        for row in _psql(self.spec.conn, db, sql, self._psql):
+            tag, name, *rest = row
+            if tag == "e":
+                extensions[name] = rest[0]
+            elif tag == "t":
+                tables.append(name)
+            elif tag == "r" and rest[2] == "t":
+                exact.append((name, rest[0]))
+                budget -= int(rest[1])
+            elif tag == "r" and int(rest[3]) >= 0:
+                estimated[name] = int(rest[3])
+        return extensions, tables, exact, estimated, budget
+
+    def _count(self, exact: dict[str, list[tuple[str, str]]]) -> dict[str, dict[str, int]]:
+        """Given {db: [(table, quoted name)]}, return {db: {table: rows}} counted exactly, in
+        one psql session per database."""
+        counts: dict[str, dict[str, int]] = {}
+        for db, tables in exact.items():
+            counts[db] = {}
+            for i in range(0, len(tables), 200):
+                batch = tables[i : i + 200]
+                sql = " UNION ALL ".join(
+                    f"SELECT {n}, count(*) FROM {quoted}"  # noqa: S608
+                    for n, (_, quoted) in enumerate(batch)
+                )
+                for n, count in _psql(self.spec.conn, db, sql, self._psql):
+                    counts[db][batch[int(n)][0]] = int(count)
+        return counts
 
     def open(self) -> IO[bytes]:
         env = pg_env(self.spec.conn, "postgres")
@@ -231,15 +258,23 @@ class PostgresSource:
                 finally:
                     reader.close()
 
+        exact = self._exact
+        self._counting = Beside(lambda: self._count(exact), "tiffin-pgsql-count")
         return buffered(IterReader(chunks()))
 
+    def finish(self) -> dict[str, Any]:
+        """Return the exact row counts taken beside the dump, or nothing (and a warning) if
+        they could not be taken."""
+        return counted_rows(self._counting, self._late)
+
     def warnings(self) -> list[str]:
-        return [
+        tool = [
             ln
             for c in self._children
             for ln in c.stderr_tail.splitlines()
             if "warning" in ln.lower()
         ]
+        return tool + self._late
 
 
 def pick_major(path: str) -> int | str:
@@ -253,7 +288,7 @@ class PostgresLoader:
     def __init__(self, job: RestoreJob) -> None:
         self.job = job
         self.conn = job.source.conn
-        self._psql = process.which("psql") or "psql"
+        self._psql = newest_psql()
 
     def check(self, details: dict[str, Any]) -> None:
         if details.get("server") != "pgsql":

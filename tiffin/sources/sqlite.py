@@ -39,9 +39,13 @@ def _quote_ident(name: str) -> str:
 def table_counts(conn: sqlite3.Connection) -> dict[str, int]:
     """Given a connection, return {table: row count} for its user tables (virtual tables whose
     module this SQLite lacks are left out)."""
-    names = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite\\_%' "
-        "ESCAPE '\\' ORDER BY name")]
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite\\_%' "
+            "ESCAPE '\\' ORDER BY name"
+        )
+    ]
     counts: dict[str, int] = {}
     for name in names:
         query = f"SELECT count(*) FROM {_quote_ident(name)}"  # noqa: S608 - a quoted name
@@ -146,7 +150,8 @@ class SqliteSource:
                     dst.execute("PRAGMA journal_mode=DELETE")
                     self._details["tables"] = table_counts(dst)
                     self._details["page_count"] = int(
-                        dst.execute("PRAGMA page_count").fetchone()[0])
+                        dst.execute("PRAGMA page_count").fetchone()[0]
+                    )
                 finally:
                     dst.close()
             finally:
@@ -185,6 +190,10 @@ class SqliteSource:
         dst = _empty_copy(tmp)
         src.backup(dst, pages=-1, sleep=BUSY_SLEEP)
         return dst
+
+    def finish(self) -> dict[str, Any]:
+        """Return no more details: the rows were counted on the copy, before it was read."""
+        return {}
 
     def warnings(self) -> list[str]:
         """Return the non-fatal notes of the dump: none, a copy is whole or fails."""
@@ -246,8 +255,10 @@ class SqliteLoader:
             try:
                 result = [r[0] for r in conn.execute("PRAGMA integrity_check")]
                 if result != ["ok"]:
-                    raise BackupFailed("the restored SQLite database is damaged: "
-                                       + "; ".join(str(r) for r in result[:3]))
+                    raise BackupFailed(
+                        "the restored SQLite database is damaged: "
+                        + "; ".join(str(r) for r in result[:3])
+                    )
                 if journal_mode == "wal":
                     conn.execute("PRAGMA journal_mode=WAL")
                 return len(table_counts(conn))

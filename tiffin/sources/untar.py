@@ -11,7 +11,9 @@ overwrite, renamed) into place, so an existing file is never written through.
 from __future__ import annotations
 
 import contextlib
+import functools
 import grp
+import io
 import os
 import pwd
 import secrets
@@ -31,15 +33,56 @@ def _lstat(path: str) -> os.stat_result | None:
 
 
 def _uid(member: tarfile.TarInfo) -> int:
-    with contextlib.suppress(KeyError):
-        return pwd.getpwnam(member.uname).pw_uid if member.uname else member.uid
-    return member.uid
+    return _user(member.uname, member.uid) if member.uname else member.uid
 
 
 def _gid(member: tarfile.TarInfo) -> int:
+    return _group(member.gname, member.gid) if member.gname else member.gid
+
+
+@functools.lru_cache(maxsize=256)
+def _user(name: str, default: int) -> int:
     with contextlib.suppress(KeyError):
-        return grp.getgrnam(member.gname).gr_gid if member.gname else member.gid
-    return member.gid
+        return pwd.getpwnam(name).pw_uid
+    return default
+
+
+@functools.lru_cache(maxsize=256)
+def _group(name: str, default: int) -> int:
+    with contextlib.suppress(KeyError):
+        return grp.getgrnam(name).gr_gid
+    return default
+
+
+class _Forward(io.RawIOBase):
+    """READER as a file for tarfile's seekable mode ("r:"), which reads a member's data in
+    reads of the size asked, where its stream mode ("r|") reads 10 KiB at a time and copies
+    what it holds at each read. tell() counts the bytes read; seek() only moves forward,
+    reading what it skips, and raises tarfile.StreamError to move back, as the stream mode
+    does."""
+
+    def __init__(self, reader: IO[bytes]) -> None:
+        super().__init__()
+        self._reader = reader
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._reader.read(size)
+        self._pos += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        if whence != os.SEEK_SET or pos < self._pos:
+            raise tarfile.StreamError("seeking backwards is not allowed")
+        while self._pos < pos and self.read(min(BLOCK, pos - self._pos)):
+            pass
+        return self._pos
 
 
 class SafeExtractor:
@@ -62,13 +105,14 @@ class SafeExtractor:
         os.makedirs(self.dest, exist_ok=True)
         self._root = os.path.realpath(self.dest)
         try:
-            with tarfile.open(fileobj=reader, mode="r|") as tar:
+            with tarfile.open(fileobj=_Forward(reader), mode="r:") as tar:
                 while (member := tar.next()) is not None:
                     try:
                         self._extract(tar, member)
                     except OSError as exc:
-                        raise BackupFailed(f"restoring {member.name} failed: "
-                                           f"{exc.strerror or exc}") from None
+                        raise BackupFailed(
+                            f"restoring {member.name} failed: {exc.strerror or exc}"
+                        ) from None
                     # A stream of any length: keep no list of the members seen.
                     tar.members.clear()  # type: ignore[attr-defined]
         except tarfile.TarError as exc:
@@ -98,27 +142,35 @@ class SafeExtractor:
         """Check (creating the missing ones) every parent of NAME: a real directory inside
         DEST, reached through no symlink from the archive."""
         path = self._root
+        linked = False
         for part in name.split("/")[:-1]:
             path = os.path.join(path, part)
             st = _lstat(path)
             if st is None:
                 os.mkdir(path)
                 continue
+            if stat.S_ISDIR(st.st_mode):
+                continue
             if stat.S_ISLNK(st.st_mode):
                 if path in self._symlinks:
-                    raise self._refuse(member, "it would be written through the symlink "
-                                       f"{os.path.relpath(path, self._root)} from the backup")
+                    raise self._refuse(
+                        member,
+                        "it would be written through the symlink "
+                        f"{os.path.relpath(path, self._root)} from the backup",
+                    )
                 if not self._inside(os.path.realpath(path)):
                     raise self._refuse(member, f"it would be written outside {self.dest}")
+                linked = True
             if not os.path.isdir(path):
                 raise self._refuse(member, f"{path} is not a directory")
-        if not self._inside(os.path.realpath(path)):
+        # Through real directories only, PATH is its own realpath: _root is one, and NAME
+        # holds no '..' nor '.'.
+        if linked and not self._inside(os.path.realpath(path)):
             raise self._refuse(member, f"it would be written outside {self.dest}")
 
     def _extract(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
-            raise self._refuse(member, "devices, fifos and other special files are never "
-                               "restored")
+            raise self._refuse(member, "devices, fifos and other special files are never restored")
         name = self._clean(member, member.name)
         if not name:
             if member.isdir():
@@ -147,8 +199,11 @@ class SafeExtractor:
             elif member.islnk():
                 target = self._clean(member, member.linkname)
                 if target not in self._files:
-                    raise self._refuse(member, f"its link target {member.linkname} is not a "
-                                       "file restored from this backup")
+                    raise self._refuse(
+                        member,
+                        f"its link target {member.linkname} is not a "
+                        "file restored from this backup",
+                    )
                 os.link(os.path.join(self._root, target), tmp, follow_symlinks=False)
             else:
                 self._write(tar, member, tmp)
@@ -162,8 +217,9 @@ class SafeExtractor:
             self._symlinks.discard(path)
             self._files.add(name)
 
-    def _data_filter(self, member: tarfile.TarInfo, name: str,
-                     existing: os.stat_result | None) -> None:
+    def _data_filter(
+        self, member: tarfile.TarInfo, name: str, existing: os.stat_result | None
+    ) -> None:
         """Apply tarfile's data_filter as one more layer, its verdict only: the member is
         restored as stored. A symlink's own target may lead anywhere (nothing is written
         through it), and an existing symlink in the member's place is replaced, not followed."""
@@ -188,10 +244,14 @@ class SafeExtractor:
         if src is None:
             raise self._refuse(member, "its data cannot be read")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as out:
+        try:
             while data := src.read(BLOCK):
-                out.write(data)
-        self._attrs(tmp, member)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            self._attrs(fd, member)
+        finally:
+            os.close(fd)
 
     def _publish(self, member: tarfile.TarInfo, tmp: str, path: str, replace: bool) -> None:
         if replace:
@@ -205,13 +265,16 @@ class SafeExtractor:
             # No hard links on this file system: a plain rename, after one more look.
             if os.path.lexists(path):
                 raise self._refuse(
-                    member, f"{path} exists; add --overwrite to replace it") from None
+                    member, f"{path} exists; add --overwrite to replace it"
+                ) from None
             os.rename(tmp, path)
 
-    def _attrs(self, path: str, member: tarfile.TarInfo) -> None:
-        """Restore the owner (as root), mode and mtime of PATH, never following a symlink."""
+    def _attrs(self, path: str | int, member: tarfile.TarInfo) -> None:
+        """Restore the owner (as root), mode and mtime of PATH, a name or the descriptor of a
+        file written, never following a symlink."""
+        follow = isinstance(path, int)  # a descriptor is no link, and refuses False
         if os.geteuid() == 0:
-            os.chown(path, _uid(member), _gid(member), follow_symlinks=False)
+            os.chown(path, _uid(member), _gid(member), follow_symlinks=follow)
         if not member.issym():
             os.chmod(path, member.mode & 0o7777)  # after chown, which clears setuid bits
-        os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
+        os.utime(path, (member.mtime, member.mtime), follow_symlinks=follow)
