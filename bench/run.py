@@ -309,7 +309,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--output", help="also write the tables (markdown) to this file")
     p.add_argument("--tmp", default="/tmp", help="scratch folder")
     args = p.parse_args(argv)
-    args.sources = args.sources.split(",")
+    args.sources = [s for s in args.sources.split(",") if s]  # "" : the upload legs alone
     args.targets = args.targets.split(",")
     return args
 

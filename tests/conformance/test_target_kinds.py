@@ -128,6 +128,23 @@ def test_sftp_relative_path_is_under_home_and_absolute_path_is_not(sshd: SSHServ
         assert (sshd.home / where / NAME).stat().st_mode & 0o777 == 0o600
 
 
+def test_sftp_to_openssh_uses_aes_gcm_and_large_writes(sshd: SSHServer) -> None:
+    """What makes the SSH leg as fast as scp: an AEAD cipher (no HMAC a packet) and 255 KiB
+    SFTP writes, which OpenSSH's sftp-server takes; the bytes arrive whole."""
+    sshd.write_known_hosts(ssh_dir() / "known_hosts")
+    target = SFTPTarget(sftp_url(sshd, "gcm"), key_options(sshd))
+    data = os.urandom(3 << 20)
+    try:
+        target.put(NAME, io.BytesIO(data))
+        transport = target._transport
+        assert transport is not None
+        assert transport.local_cipher == "aes128-gcm@openssh.com"
+        assert target._openssh()
+    finally:
+        target.close()
+    assert (sshd.home / "gcm" / NAME).read_bytes() == data
+
+
 def ftp_url(server: FTPServer, password: str | None, path: str = "") -> TargetURL:
     kind = "ftps" if server.tls else "ftp"
     return TargetURL(kind, server.host, server.port, server.user, password, path)

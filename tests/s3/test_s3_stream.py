@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib
+import io
 import os
 import subprocess
 import sys
 import textwrap
+import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -50,6 +53,22 @@ def test_put_streams_200_mib_in_growing_parts(s3_env: S3Server, bucket: str) -> 
     with target.open("big.sql.gz") as f:
         assert sha256_of(f) == data.sha.hexdigest()
     assert target.stat("big.sql.gz") is not None
+    target.close()
+
+
+def test_every_upload_carries_a_crc32_checksum(s3_env: S3Server, bucket: str) -> None:
+    """S3 checks each body against the x-amz-checksum-crc32 header tiffin computes (moto
+    records it without checking): a whole object carries its CRC-32, a multipart upload is
+    created for CRC-32 and completed with one checksum per part."""
+    target = S3Target(url("s3", bucket), options(), first_part_size=5 * MiB)
+    small = b"tiffin" * 1000
+    target.put("small", io.BytesIO(small))
+    target.put("multi", Generated(12 * MiB).reader())
+    client = s3_env.client()
+    whole = client.head_object(Bucket=bucket, Key="backups/db/small", ChecksumMode="ENABLED")
+    assert whole["ChecksumCRC32"] == base64.b64encode(zlib.crc32(small).to_bytes(4, "big")).decode()
+    multi = client.head_object(Bucket=bucket, Key="backups/db/multi", ChecksumMode="ENABLED")
+    assert multi["ChecksumCRC32"]  # composite: the CRC-32 of its parts' CRC-32s
     target.close()
 
 

@@ -13,6 +13,9 @@ from tiffin.naming import PARTIAL_SUFFIX
 from tiffin.streams import BLOCK
 from tiffin.targets.base import Entry, Stored
 
+WRITEBACK = 32 << 20  # bytes written between two requests to start writing them to disk
+DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None)  # Linux and the BSDs; not macOS
+
 log = logging.getLogger("tiffin")
 
 
@@ -58,7 +61,7 @@ class LocalTarget:
             raise _explain(exc, self.dir) from None
         try:
             os.fchmod(fd, self.mode)
-            written = 0
+            written = flushed = 0
             with os.fdopen(fd, "wb", buffering=0, closefd=True) as out:
                 while True:
                     data = reader.read(BLOCK)
@@ -70,6 +73,12 @@ class LocalTarget:
                             n = out.write(view)
                             view = view[n or 0 :]
                             written += n or 0
+                        if DONTNEED is not None and written - flushed >= WRITEBACK:
+                            # Start writing what came so far to disk now, not at the fsync,
+                            # and let the kernel drop it from its cache once written: a
+                            # backup is not read again soon, the database's pages are.
+                            os.posix_fadvise(fd, flushed, written - flushed, DONTNEED)
+                            flushed = written
                     except OSError as exc:
                         raise _explain(exc, self.dir) from None
                 try:

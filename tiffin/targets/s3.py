@@ -13,8 +13,15 @@ included, and at most IN_FLIGHT_BYTES (256 MiB) are held, though always at least
 
 Retries: botocore's standard mode sends a request again after network errors, throttling and
 5xx answers; tiffin sends a part again when S3 found it damaged (BadDigest: every upload
-carries its Content-MD5). Publishing: put_object and the completion carry If-None-Match: *,
-so S3 itself refuses to replace an object that appeared meanwhile.
+carries the CRC-32 of its body in an x-amz-checksum-crc32 header, as boto3's own transfers
+do, and a multipart upload is created with that algorithm, so S3 checks every part and
+keeps their checksums). The header is computed here, not by botocore: botocore would send it
+over HTTPS as an aws-chunked trailer, which many S3-compatible stores reject or store as
+data. CRC-32 costs a tenth of MD5's CPU, and the moto server completes an upload of
+checksummed parts in half the time.
+
+Publishing: put_object and the completion carry If-None-Match: *, so S3 itself refuses to
+replace an object that appeared meanwhile.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from tiffin.streams import BLOCK
 from tiffin.targets.base import Entry, Stored
 from tiffin.targets.s3config import (
     BodyReader,
-    content_md5,
+    crc32_header,
     error_code,
     explain,
     knows_if_none_match,
@@ -252,15 +259,18 @@ class S3Store:
 
     def _multipart(self, key: str, first: bytearray, reader: IO[bytes]) -> list[int]:
         try:
-            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+            upload_id = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ChecksumAlgorithm="CRC32"
+            )["UploadId"]
         except (ClientError, BotoCoreError) as exc:
             raise self.explain(exc, "start an upload to", key) from exc
         window = _Window(IN_FLIGHT_PARTS, IN_FLIGHT_BYTES)
         failed = threading.Event()
 
-        def part(number: int, data: bytearray, held: int) -> str:
+        def part(number: int, data: bytearray, held: int) -> tuple[str, str]:
             try:
-                return self._send(key, upload_id, number, data, failed=failed)
+                crc = crc32_header(data)
+                return self._send(key, upload_id, number, data, failed=failed, crc=crc), crc
             except BaseException:
                 failed.set()
                 raise
@@ -268,7 +278,7 @@ class S3Store:
                 window.release(held)
 
         pool = ThreadPoolExecutor(IN_FLIGHT_PARTS, thread_name_prefix="tiffin-s3")
-        futures: list[Future[str]] = []
+        futures: list[Future[tuple[str, str]]] = []
         sizes: list[int] = []
         try:
             buf: bytearray | None = first
@@ -291,8 +301,11 @@ class S3Store:
                 buf = read_part(reader, size)
                 if not buf:
                     window.release(size)
-            etags = [f.result() for f in futures]  # the first failed part raises here
-            parts: Any = [{"ETag": e, "PartNumber": i} for i, e in enumerate(etags, 1)]
+            sent = [f.result() for f in futures]  # the first failed part raises here
+            parts: Any = [
+                {"ETag": etag, "ChecksumCRC32": crc, "PartNumber": i}
+                for i, (etag, crc) in enumerate(sent, 1)
+            ]
             self._send(key, upload_id, 0, None, parts)
         except BaseException:
             failed.set()
@@ -314,14 +327,16 @@ class S3Store:
         data: bytearray | None,
         parts: Any = None,
         failed: threading.Event | None = None,
+        crc: str | None = None,
     ) -> str:
         """Send one buffered request (a whole small object, a part, or the completion) with
-        retries; return the ETag. A refusal to replace an existing KEY is AlreadyExists."""
+        retries; return the ETag. CRC: the body's checksum header, if already computed. A
+        refusal to replace an existing KEY is AlreadyExists."""
         kw: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if self.conditional and (upload_id is None or data is None):
             kw["IfNoneMatch"] = "*"
         if data is not None:
-            kw.update(Body=data, ContentMD5=content_md5(data))
+            kw.update(Body=data, ChecksumAlgorithm="CRC32", ChecksumCRC32=crc or crc32_header(data))
         for attempt in range(1, PART_ATTEMPTS + 1):
             try:
                 if upload_id is None:
@@ -344,7 +359,7 @@ class S3Store:
                 if code == "NotImplemented" and self.conditional:
                     # A store without conditional writes: the look-up before put() stands.
                     self.conditional = False
-                    return self._send(key, upload_id, number, data, parts, failed)
+                    return self._send(key, upload_id, number, data, parts, failed, crc)
                 last = attempt == PART_ATTEMPTS or (failed is not None and failed.is_set())
                 if last or not worth_resending(exc):
                     what = f"send part {number} of" if number else "store"

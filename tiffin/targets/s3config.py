@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import base64
 import configparser
-import hashlib
 import io
 import logging
 import os
 import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -182,8 +182,8 @@ def client_config(options: TargetOptions, custom_endpoint: bool, pool: int) -> C
     }
     if custom_endpoint:
         kwargs["s3"] = {"addressing_style": "path"}
-        # Many S3-compatible stores reject the CRC checksums botocore >= 1.36 sends by
-        # default; tiffin sends Content-MD5 with every upload instead.
+        # Many S3-compatible stores reject the aws-chunked trailers botocore >= 1.36 sends
+        # its checksums in over HTTPS by default; tiffin sends a CRC-32 header instead.
         kwargs["request_checksum_calculation"] = "when_required"
         kwargs["response_checksum_validation"] = "when_required"
     try:
@@ -278,9 +278,10 @@ def retried(exc: ClientError | BotoCoreError) -> bool:
     return int(meta.get("RetryAttempts", 0) or 0) > 0
 
 
-def content_md5(data: bytes | bytearray) -> str:
-    """Return the Content-MD5 header of a request body: S3 refuses a body damaged on the way."""
-    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+def crc32_header(data: bytes | bytearray) -> str:
+    """Return the x-amz-checksum-crc32 header of a request body: S3 refuses a body damaged on
+    the way (base64 of the big-endian CRC-32)."""
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
 
 
 def worth_resending(exc: BaseException) -> bool:
