@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from tiffin import __version__, options, process
+from tiffin import __version__, options, process, streams
 from tiffin.errors import ExitStatus, TiffinError, UsageError
 from tiffin.job import BackupJob
 from tiffin.options import OPTIONS, Opt
@@ -349,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     signal.signal(signal.SIGTERM, _on_sigterm)
+    streams.keep_blocks_in_heap()
     try:
         cmd, args, values = parse(argv)
         return COMMANDS[cmd][1](args, values)

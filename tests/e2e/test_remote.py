@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +166,9 @@ def test_seed_lines_work_as_written(s3_server, ftp_server, sshd, mariadb, tmp_pa
         ["mysql", "s3multi", bucket],
     ]
     for line in lines:
+        # Names hold the UTC second: two runs within one second to one bucket (s3, then
+        # s3multi) would be one name, and the second refused as existing already.
+        time.sleep(1.01 - time.time() % 1)
         r = tiffin(["backup", *line, *conn], env)
         assert "completed" in r.stdout
     assert (sshd.home / "backups" / "sql").is_dir()
