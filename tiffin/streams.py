@@ -57,6 +57,19 @@ class IterReader(io.RawIOBase):
         self._buf = self._buf[n:]
         return n
 
+    def read(self, size: int = -1) -> bytes:
+        """Return the next chunk itself, not a copy, when it fits SIZE and none is pending
+        (the common case between stages); else as RawIOBase.read does."""
+        if not self._buf and size >= BLOCK:
+            for chunk in self._chunks:
+                if len(chunk) <= size:
+                    return chunk
+                self._buf = memoryview(chunk)
+                break
+            else:
+                return b""
+        return super().read(size)
+
     def close(self) -> None:
         if not self.closed and self._on_close is not None:
             self._on_close()
@@ -163,6 +176,22 @@ class Prefetch(io.RawIOBase):
         b[:n] = self._buf[:n]
         self._buf = self._buf[n:]
         return n
+
+    def read(self, size: int = -1) -> bytes:
+        """Return the next block itself, not a copy, when it fits SIZE and none is pending
+        (the common case between stages); else as RawIOBase.read does."""
+        if not self._buf and not self._eof and size >= BLOCK:
+            item = self._q.get()
+            if item is self._END:
+                self._eof = True
+                return b""
+            if isinstance(item, BaseException):
+                self._eof = True
+                raise item
+            if len(item) <= size:
+                return bytes(item)
+            self._buf = memoryview(item)
+        return super().read(size)
 
     def close(self) -> None:
         if not self.closed:
