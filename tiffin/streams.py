@@ -189,7 +189,7 @@ class Prefetch(io.RawIOBase):
                 self._eof = True
                 raise item
             if len(item) <= size:
-                return bytes(item)
+                return item  # type: ignore[no-any-return]
             self._buf = memoryview(item)
         return super().read(size)
 

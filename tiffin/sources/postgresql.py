@@ -191,23 +191,18 @@ class PostgresSource:
         (smallest first, up to COUNT_TABLE_BYTES each), {table: the server's estimate} for
         the others, and the bytes left: what the manifest records and drill checks a restored
         copy with. Sorted by size, a table is counted when it and every smaller one fit."""
-        # No temp views: a standby, or a role without TEMP, must be backed up too.
         sql = (
-            (
-                "SELECT 'e', extname, extversion FROM pg_extension ORDER BY 2;\n"
-                "SELECT 't', schemaname || '.' || tablename FROM pg_tables WHERE schemaname "
-                "NOT IN ('pg_catalog', 'information_schema') ORDER BY 2;\n"
-                "WITH rel AS (SELECT n.nspname || '.' || c.relname AS name, "
-                "format('%I.%I', n.nspname, c.relname) AS quoted, pg_relation_size(c.oid) AS size, "
-                "c.reltuples::bigint AS estimate FROM pg_class c JOIN pg_namespace n "
-                "ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN "
-                "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'), "
-                "sized AS (SELECT *, size <= {cap} AND sum(size) OVER (ORDER BY size, name) "
-                "<= {budget} AS exact FROM rel) "
-                "SELECT 'r', name, quoted, size, exact, estimate FROM sized ORDER BY size, name;\n"
-            )
-            .replace("{cap}", str(COUNT_TABLE_BYTES))
-            .replace("{budget}", str(budget))
+            "SELECT 'e', extname, extversion FROM pg_extension ORDER BY 2;\n"  # noqa: S608 - integers
+            "SELECT 't', schemaname || '.' || tablename FROM pg_tables WHERE schemaname "
+            "NOT IN ('pg_catalog', 'information_schema') ORDER BY 2;\n"
+            "WITH rel AS (SELECT n.nspname || '.' || c.relname AS name, "
+            "format('%I.%I', n.nspname, c.relname) AS quoted, pg_relation_size(c.oid) AS size, "
+            "c.reltuples::bigint AS estimate FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN "
+            "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'), "
+            f"sized AS (SELECT *, size <= {COUNT_TABLE_BYTES} AND sum(size) OVER "
+            f"(ORDER BY size, name) <= {budget} AS exact FROM rel) "
+            "SELECT 'r', name, quoted, size, exact, estimate FROM sized ORDER BY size, name;\n"
         )
         extensions: dict[str, str] = {}
         tables: list[str] = []
