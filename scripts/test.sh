@@ -3,19 +3,12 @@
 # Safe to run again: apt and pip skip what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
-need=()
-for pkg in mariadb-server mariadb-client postgresql postgresql-client openssh-server \
-           openssh-client cron pigz zstd sqlite3; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
+apt_install mariadb-server mariadb-client postgresql postgresql-client openssh-server \
+  openssh-client cron pigz zstd sqlite3 python3-venv
 
-[ -x .venv/bin/python ] || python3 -m venv .venv
+make_venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 
 export PATH="$PWD/.venv/bin:$PATH"

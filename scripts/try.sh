@@ -3,13 +3,14 @@
 # into a local folder, then list what was stored and restore the folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/python ] || python3 -m venv .venv
+. scripts/lib.sh
+make_venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e .
 demo=$(mktemp -d /tmp/tiffin-demo.XXXXXX)
 mkdir -p "$demo/data/photos"
 echo "hello from tiffin" > "$demo/data/notes.txt"
 head -c 100000 /dev/urandom > "$demo/data/photos/cat.jpg"
-python3 -c "import sqlite3; c=sqlite3.connect('$demo/app.db'); c.execute('create table t(x)'); c.executemany('insert into t values (?)', [(i,) for i in range(1000)]); c.commit()"
+.venv/bin/python -c "import sqlite3; c=sqlite3.connect('$demo/app.db'); c.execute('create table t(x)'); c.executemany('insert into t values (?)', [(i,) for i in range(1000)]); c.commit()"
 .venv/bin/tiffin backup data local "$demo/backups" --dir "$demo/data"
 .venv/bin/tiffin backup sqlite "file://$demo/backups" --file "$demo/app.db" --compress zstd
 ls -l "$demo/backups"
@@ -20,4 +21,4 @@ name=$(cd "$demo/backups" && ls *.sqlite.zst)
 .venv/bin/tiffin restore local "$demo/backups" "$(cd "$demo/backups" && ls *.data.tar.gz)" \
   --into dir --dir "$demo/restored"
 diff -r "$demo/data" "$demo/restored/data" && echo "restored folder: identical"
-echo "restored rows: $(python3 -c "import sqlite3; print(sqlite3.connect('$demo/restored.db').execute('select count(*) from t').fetchone()[0])")"
+echo "restored rows: $(.venv/bin/python -c "import sqlite3; print(sqlite3.connect('$demo/restored.db').execute('select count(*) from t').fetchone()[0])")"

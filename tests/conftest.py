@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -49,6 +50,11 @@ for _var in ("NO_PROXY", "no_proxy"):
     os.environ[_var] = ",".join([*_hosts, "127.0.0.1", "localhost"])
 
 _session_servers: list[Server] = []
+
+
+def pytest_report_header() -> str:
+    """Name the Python the suite (and the tiffin it runs) proves, first thing in the log."""
+    return f"tiffin runs on: Python {sys.version.split()[0]} ({os.path.realpath(sys.executable)})"
 
 
 def _serve(server: S) -> Generator[S, None, None]:

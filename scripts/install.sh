@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install tiffin for every OS user: a venv of Debian's own Python in PREFIX (default
+# /opt/tiffin) and the command linked into BINDIR (default /usr/local/bin), all readable and
+# runnable by any user (PostgreSQL's archive_command runs as `postgres`, cron jobs as their
+# owner). Run as root, or with sudo. Run it again to upgrade.
+#   bash scripts/install.sh [PREFIX [BINDIR]]
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+prefix=${1:-/opt/tiffin}
+bindir=${2:-/usr/local/bin}
+. "$src/scripts/lib.sh"
+
+umask 022
+make_venv "$prefix"
+"$prefix/bin/pip" install -q --disable-pip-version-check --upgrade "$src"
+chmod -R a+rX "$prefix"
+mkdir -p "$bindir"
+ln -sfn "$prefix/bin/tiffin" "$bindir/tiffin"
+echo "tiffin $("$bindir/tiffin" --version 2>/dev/null | awk '{print $NF}') installed in $prefix on $("$prefix/bin/python" -V 2>&1); command: $bindir/tiffin"

@@ -1,0 +1,112 @@
+"""tiffin on the Python a stock Debian 12 user has (3.11.2), installed so every OS user can
+run it. The suite's header names the interpreter it proves (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import backups, tiffin
+from tests.servers.env import tiffin_env
+
+REPO = Path(__file__).resolve().parents[2]
+DEBIAN_PYTHON = Path("/usr/bin/python3")
+MiB = 1 << 20
+
+
+@pytest.mark.skipif(not DEBIAN_PYTHON.exists(), reason="no Debian /usr/bin/python3 here")
+def test_the_suite_runs_on_debians_own_python():
+    assert os.path.realpath(sys.executable) == os.path.realpath(DEBIAN_PYTHON), (
+        f"the suite runs on {sys.executable} ({sys.version.split()[0]}), not on Debian's "
+        f"{DEBIAN_PYTHON}: make .venv with scripts/test.sh"
+    )
+
+
+def test_folder_restore_and_drill_strip_setuid_and_keep_holes(tmp_path):
+    src = tmp_path / "src" / "data"
+    (src / "shared").mkdir(parents=True)
+    (src / "shared").chmod(0o2775)  # setgid directory
+    tool = src / "tool"
+    tool.write_bytes(b"#!/bin/sh\necho hi\n")
+    tool.chmod(0o4755)  # setuid file
+    sparse = src / "disk.img"
+    with open(sparse, "wb") as f:  # 64 MiB, of which 2 pages hold data
+        f.seek(MiB + 10)
+        f.write(b"middle")
+        f.seek(64 * MiB - 4)
+        f.write(b"tail")
+    assert sparse.stat().st_blocks * 512 < MiB
+    env = tiffin_env(tmp_path / "home", HOSTNAME="debpy")
+    out = tmp_path / "b"
+    tiffin(["backup", "data", "local", str(out), "--dir", str(src)], env)
+    [name] = backups(out)
+
+    dest = tmp_path / "restored"
+    tiffin(["restore", "local", str(out), name, "--into", "dir", "--dir", str(dest)], env)
+    got = dest / "data"
+    assert (got / "tool").read_bytes() == tool.read_bytes()
+    assert (got / "tool").stat().st_mode & 0o7777 == 0o755  # setuid stripped
+    assert (got / "shared").stat().st_mode & 0o7777 == 0o775  # setgid stripped
+    assert (got / "disk.img").stat().st_size == 64 * MiB
+    assert (got / "disk.img").read_bytes() == sparse.read_bytes()
+    assert (got / "disk.img").stat().st_blocks * 512 < MiB, "the zeros came back as data"
+
+    work = tmp_path / "work"
+    work.mkdir()
+    r = tiffin(["drill", "local", str(out), name, "--into", "dir", "--dir", str(work)], env)
+    assert f"Drill of {name} passed" in r.stdout
+    assert list(work.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to install and to switch users")
+def test_the_installed_tiffin_runs_as_another_os_user():
+    """scripts/install.sh as the README shows it, then a folder backup and restore run as
+    `nobody` with the installed command."""
+    top = Path(tempfile.mkdtemp(prefix="tiffin-install-", dir="/tmp"))
+    try:
+        top.chmod(0o755)
+        prefix, bindir = top / "opt", top / "bin"
+        subprocess.run(
+            ["bash", str(REPO / "scripts" / "install.sh"), str(prefix), str(bindir)],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+        home = top / "home"
+        (home / "data").mkdir(parents=True)
+        (home / "data" / "notes.txt").write_text("kept by nobody\n")
+        shutil.chown(home, "nobody", "nogroup")
+        shutil.chown(home / "data", "nobody", "nogroup")
+        shutil.chown(home / "data" / "notes.txt", "nobody", "nogroup")
+        env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "HOSTNAME": "nobody-box"}
+
+        def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [str(bindir / "tiffin"), *args],
+                user="nobody",
+                group="nogroup",
+                extra_groups=[],
+                env=env,
+                cwd=home,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        r = as_nobody("backup", "data", "local", str(home / "b"))
+        assert r.returncode == 0, r.stderr
+        assert "completed" in r.stdout
+        [name] = backups(home / "b")
+        assert (home / "b" / name).stat().st_uid == pwd.getpwnam("nobody").pw_uid
+        r = as_nobody("restore", "local", str(home / "b"), name, "--into", "dir", "--dir", "r")
+        assert r.returncode == 0, r.stderr
+        assert (home / "r" / "data" / "notes.txt").read_text() == "kept by nobody\n"
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
