@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 from pathlib import Path
 
 from .base import Server
 from .env import scrubbed_environ
 from .ports import free_port, port_open
-from .proc import require_executable, run_command
+from .proc import ServerError, require_executable, run_command
 
 __all__ = ["MariaDB"]
 
@@ -60,18 +61,27 @@ class MariaDB(Server):
         first_start = not (self.datadir / "mysql").is_dir()
         if first_start:
             install_db = require_executable("mariadb-install-db")
-            self._run_logged(
-                [
-                    install_db,
-                    "--no-defaults",  # must be first, or /etc/mysql/my.cnf leaks in
-                    f"--datadir={self.datadir}",
-                    "--user=mysql",
-                    "--auth-root-authentication-method=normal",
-                    "--skip-test-db",
-                ],
-                cwd=self.workdir,
-                env=env,
-            )
+            for attempt in (1, 2):
+                try:
+                    self._run_logged(
+                        [
+                            install_db,
+                            "--no-defaults",  # must be first, or /etc/mysql/my.cnf leaks in
+                            f"--datadir={self.datadir}",
+                            "--user=mysql",
+                            "--auth-root-authentication-method=normal",
+                            "--skip-test-db",
+                        ],
+                        cwd=self.workdir,
+                        env=env,
+                    )
+                    break
+                except ServerError as exc:
+                    # mariadbd 10.11.19 seldom crashes (signal 11 in ha_maria::drop_table)
+                    # while bootstrapping on a loaded machine: once more, on a fresh dir.
+                    if attempt == 2 or "got signal" not in str(exc):
+                        raise
+                    shutil.rmtree(self.datadir, ignore_errors=True)
         self._spawn(
             [
                 mariadbd,
