@@ -53,7 +53,6 @@ class Opt:
     metavar: str | None = None
     span: tuple[float, float] | None = None  # int, float, size, mode: the lowest and highest
 
-
     @property
     def dest(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")

@@ -29,6 +29,7 @@ MODULES = (
     "tests.e2e.test_many_tables",
     "tests.e2e.test_secrets_all",
     "tests.fuzz.test_cli_fuzz",
+    "tests.fuzz.test_option_ranges",
 )
 SECTIONS = {
     "fault": "Faults made real",
