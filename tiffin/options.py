@@ -353,6 +353,8 @@ def coerce(opt: Opt, value: Any) -> Any:
             items = value if isinstance(value, list) else [value]
             if not all(isinstance(v, str) for v in items):
                 raise ValueError("expected a string or a list of strings")
+            if any("\x00" in v for v in items):
+                raise ValueError("may not contain a NUL character")
             return tuple(items)
         if opt.span is not None:
             n = _number(opt, value)
@@ -363,6 +365,8 @@ def coerce(opt: Opt, value: Any) -> Any:
             return n
         if not isinstance(value, str):
             raise ValueError("expected a string")
+        if "\x00" in value:  # no file name, host or argument can hold one
+            raise ValueError("may not contain a NUL character")
         if opt.choices and value not in opt.choices:
             raise ValueError(f"expected one of {', '.join(opt.choices)}")
         return value
