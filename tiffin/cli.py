@@ -287,13 +287,12 @@ def cmd_verify(args: list[str], values: dict[str, Any]) -> int:
             verdicts.append(verdict)
     finally:
         target.close()
-    failed = [v.name for v in verdicts if v.state == "FAILED" or (name and not v.ok)]
     if every:
         out(inventory.summary(verdicts))
-    if failed:
-        err(f"tiffin: {', '.join(failed)} failed verification")
-        return ExitStatus.FAILED
-    return ExitStatus.OK
+    problem = inventory.problem(verdicts, every)
+    if problem:
+        err(f"tiffin: {problem}")
+    return ExitStatus.FAILED if problem else ExitStatus.OK
 
 
 @command("prune", "delete backups a --keep-* policy does not keep: HOW WHERE [PATH]")
@@ -362,13 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[cmd][1](args, values)
     except SystemExit as exc:
         return int(exc.code or 0)
-    except OutputClosed:
-        # Quiet, as `cat | head` is; stdout goes to /dev/null so that the exit's own flush
-        # of the closed pipe says nothing either.
+    except OutputClosed:  # quiet, as `cat | head` is; the exit's own flush says nothing either
         process.kill_all()
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitStatus.FAILED
     except UsageError as exc:
         if debug:

@@ -25,6 +25,7 @@ MODULES = (
     "tests.faults.test_target_faults",
     "tests.faults.test_interrupts",
     "tests.faults.test_lock",
+    "tests.faults.test_lifecycle_race",
     "tests.e2e.test_hostile",
     "tests.e2e.test_many_tables",
     "tests.e2e.test_secrets_all",
