@@ -28,9 +28,11 @@ MODULES = (
     "tests.faults.test_lifecycle_race",
     "tests.e2e.test_hostile",
     "tests.e2e.test_many_tables",
+    "tests.e2e.test_no_traceback",
     "tests.e2e.test_secrets_all",
     "tests.fuzz.test_cli_fuzz",
     "tests.fuzz.test_option_ranges",
+    "tests.fuzz.test_manifest_fuzz",
 )
 SECTIONS = {
     "fault": "Faults made real",
