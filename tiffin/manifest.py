@@ -17,8 +17,8 @@ from tiffin.schema import AnyOf, Fields, Hex, Invalid, List, Map, Optional, chec
 
 FORMAT = 1
 # The largest manifest tiffin writes or reads. The writer keeps under it (to_json drops the
-# per-table details first, which is what grows with a server's size: 20,000 tables of
-# 200-character names take about 8 MB), so every manifest written is read back; the reader
+# per-table details first, which is what grows with a server's size: 20,000 SQLite tables of
+# 200-character names take about 4.3 MB), so every manifest written is read back; the reader
 # refuses anything larger, so a hostile "manifest" of gigabytes cannot exhaust memory.
 MAX_BYTES = 64 << 20
 # What to_json drops, in this order, when a manifest would be larger than MAX_BYTES.

@@ -39,11 +39,12 @@ def lifecycle(target: Path, backup: list[str], env: dict[str, str]) -> str:
 @tried(
     "hostile",
     "A source of 20,000 tables (a manifest over 1 MiB)",
-    "a SQLite file of 20,000 tables with 200-character names (a manifest of about 9 MB), "
+    "a SQLite file of 20,000 tables with 200-character names (a manifest of about 4.3 MB), "
     "and a PostgreSQL database of 20,000 tables created in one session; backed up twice to a "
     "folder, then `list`, `verify --all`, `prune --keep-last 1`, `restore` and `drill`",
     "both backups list as complete and verify OK; prune keeps the newest; the restored copy "
-    "holds all 20,000 tables; drill passes (sqlite)",
+    "holds all 20,000 tables; drill passes (sqlite). Tables per source: 20,000; backups "
+    "reported damaged or unrestorable: 0",
 )
 @pytest.mark.parametrize("source", ["sqlite", "pgsql"])
 def test_a_source_of_20000_tables_backs_up_lists_verifies_restores_and_prunes(
