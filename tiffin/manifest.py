@@ -88,7 +88,7 @@ class Manifest:
     def to_json(self) -> bytes:
         """Return the manifest's bytes, under MAX_BYTES: per-table details are left out (and
         their keys listed under source.omitted) when they would not fit. Raise IntegrityError
-        if even without them it does not fit."""
+        if even without them it does not fit, or if it would not read back."""
         data = asdict(self)
         data["parts"] = [asdict(p) for p in self.parts]
         data["encryption"] = {"recipients": list(self.encryption)} if self.encryption else None
@@ -101,6 +101,7 @@ class Manifest:
                 continue
             raw = (json.dumps({**data, "source": source}, indent=2) + "\n").encode()
             if len(raw) <= MAX_BYTES:
+                Manifest.from_json(raw, self.name)  # what is written must read back
                 return raw
         raise IntegrityError(f"the manifest of {self.name} would be larger than {MAX_BYTES} bytes")
 
