@@ -6,6 +6,7 @@ of a frozen Job only through the builders at the end of this module.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -332,7 +333,7 @@ def _number(opt: Opt, value: Any) -> float:
         except UsageError as exc:
             raise ValueError(str(exc)) from None
     if isinstance(value, int) or (isinstance(value, str) and _INT.fullmatch(value)):
-        return int(value)
+        return int(value) if len(str(value)) < 40 else math.inf  # out of every span
     if opt.kind == "int":
         raise ValueError("expected a whole number")
     if isinstance(value, float) or (isinstance(value, str) and _FLOAT.fullmatch(value)):
