@@ -6,9 +6,7 @@ of a frozen Job only through the builders at the end of this module.
 
 from __future__ import annotations
 
-import math
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +27,8 @@ from tiffin.job import (
     parse_url,
 )
 from tiffin.naming import check_label, check_name, default_label
+from tiffin.numbers import number
+from tiffin.numbers import parse_size as parse_size  # where callers have found it
 
 BACKUP = "backup"
 RESTORE = "restore"
@@ -301,45 +301,6 @@ NUMERIC = frozenset({"int", "float", "size", "mode"})
 # Every number an option takes has its range in the table: none is typed without one.
 assert all(o.span for o in OPTIONS if o.kind in NUMERIC), "a numeric option lacks its span"
 
-# ASCII digits only: str.isdigit() and int() also take other scripts' digits and '²'.
-_INT = re.compile(r"[+-]?[0-9]+")
-_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
-_MODE = re.compile(r"(0o)?[0-7]{1,4}")
-_SIZE = re.compile(r"^\s*([0-9]+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """Given '4G', '4GiB', '1M' or '123', return bytes (binary multiples). Raise UsageError."""
-    m = _SIZE.match(str(text))
-    if not m or len(m.group(1)) > 30:
-        raise UsageError(f"the size {text!r} must be bytes or a number with K, M, G or T")
-    n = int(m.group(1)) << (10 * " KMGT".index((m.group(2) or " ").upper()))
-    if n <= 0:
-        raise UsageError(f"the size {text!r} must be more than 0")
-    return n
-
-
-def _number(opt: Opt, value: Any) -> float:
-    """Given a numeric option and its raw value, return the number. Raise ValueError."""
-    if isinstance(value, bool):
-        raise ValueError("expected a number, not true or false")
-    if opt.kind == "mode":
-        if isinstance(value, int | str) and _MODE.fullmatch(str(value)):
-            return int(str(value), 8)  # a TOML integer's digits are octal too: mode = 600
-        raise ValueError("expected an octal file mode such as 0600")
-    if opt.kind == "size":
-        try:
-            return value if isinstance(value, int) else parse_size(str(value))
-        except UsageError as exc:
-            raise ValueError(str(exc)) from None
-    if isinstance(value, int) or (isinstance(value, str) and _INT.fullmatch(value)):
-        return int(value) if len(str(value)) < 40 else math.inf  # out of every span
-    if opt.kind == "int":
-        raise ValueError("expected a whole number")
-    if isinstance(value, float) or (isinstance(value, str) and _FLOAT.fullmatch(value)):
-        return float(value)
-    raise ValueError("expected a number")
-
 
 def coerce(opt: Opt, value: Any) -> Any:
     """Given an option and a raw value (argparse string or TOML value), return the typed value,
@@ -358,7 +319,7 @@ def coerce(opt: Opt, value: Any) -> Any:
                 raise ValueError("may not contain a NUL character")
             return tuple(items)
         if opt.span is not None:
-            n = _number(opt, value)
+            n = number(opt.kind, value)
             low, high = opt.span
             if not low <= n <= high:  # also nan, which compares false with everything
                 shown = [oct(int(x)) if opt.kind == "mode" else f"{x:,}" for x in (low, high)]
