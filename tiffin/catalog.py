@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tiffin.errors import BackupFailed, IntegrityError, NotFound
-from tiffin.manifest import Manifest
+from tiffin.manifest import MAX_BYTES, Manifest
 from tiffin.naming import MANIFEST_SUFFIX, parse_name
 from tiffin.targets.base import Target
 
@@ -34,11 +34,18 @@ def read_manifest(target: Target, name: str) -> Manifest:
     """Given a target and a backup name, return its manifest. Raise NotFound if it has none,
     IntegrityError if it is not valid."""
     stream = target.open(name + MANIFEST_SUFFIX)
+    chunks: list[bytes] = []
+    got = 0
     try:
-        raw = stream.read(1 << 20)
+        while got <= MAX_BYTES:  # one byte more than the limit tells a manifest too large
+            chunk = stream.read(min(1 << 20, MAX_BYTES + 1 - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
     finally:
         stream.close()
-    return Manifest.from_json(raw, name)
+    return Manifest.from_json(b"".join(chunks), name)
 
 
 def scan(target: Target, with_manifests: bool = False) -> list[Backup]:

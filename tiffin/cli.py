@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -11,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from tiffin import __version__, options, process, streams
-from tiffin.errors import ExitStatus, TiffinError, UsageError
+from tiffin.errors import ExitStatus, OutputClosed, TiffinError, UsageError, os_error_text
 from tiffin.job import BackupJob
 from tiffin.options import OPTIONS, Opt
 
@@ -121,7 +122,10 @@ def parse(argv: Sequence[str]) -> tuple[str, list[str], dict[str, Any]]:
 
 
 def out(line: str = "") -> None:
-    print(line, flush=True)
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        raise OutputClosed("standard output was closed") from None
 
 
 def err(line: str) -> None:
@@ -173,6 +177,9 @@ def cmd_run(args: list[str], values: dict[str, Any]) -> int:
         except TiffinError as exc:
             failed += 1
             err(report.failure_line(getattr(exc, "name", None) or f"of job {name}", str(exc)))
+        except OSError as exc:
+            failed += 1
+            err(report.failure_line(f"of job {name}", os_error_text(exc)))
         except Exception as exc:  # one job's surprise must not keep the others from running
             failed += 1
             err(report.failure_line(f"of job {name}", f"unexpected error: {exc!r}"))
@@ -280,13 +287,12 @@ def cmd_verify(args: list[str], values: dict[str, Any]) -> int:
             verdicts.append(verdict)
     finally:
         target.close()
-    failed = [v.name for v in verdicts if v.state == "FAILED" or (name and not v.ok)]
     if every:
         out(inventory.summary(verdicts))
-    if failed:
-        err(f"tiffin: {', '.join(failed)} failed verification")
-        return ExitStatus.FAILED
-    return ExitStatus.OK
+    problem = inventory.problem(verdicts, every)
+    if problem:
+        err(f"tiffin: {problem}")
+    return ExitStatus.FAILED if problem else ExitStatus.OK
 
 
 @command("prune", "delete backups a --keep-* policy does not keep: HOW WHERE [PATH]")
@@ -355,6 +361,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[cmd][1](args, values)
     except SystemExit as exc:
         return int(exc.code or 0)
+    except OutputClosed:  # quiet, as `cat | head` is; the exit's own flush says nothing either
+        process.kill_all()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitStatus.FAILED
     except UsageError as exc:
         if debug:
             traceback.print_exc()
@@ -369,6 +379,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         process.kill_all()
         err("tiffin: interrupted; stopped and cleaned up, nothing was published")
+        return ExitStatus.FAILED
+    except OSError as exc:  # one that no module closer to it explained
+        process.kill_all()
+        if debug:
+            traceback.print_exc()
+        err(f"tiffin: {os_error_text(exc)}")
         return ExitStatus.FAILED
     except Exception as exc:
         process.kill_all()

@@ -56,6 +56,8 @@ def _typed(table: Mapping[str, Any], where: str, errors: list[str]) -> dict[str,
         if key in TARGET_KEYS:
             if not isinstance(raw, str) or not raw:
                 errors.append(f"{path}: expected a string")
+            elif "\x00" in raw:
+                errors.append(f"{path}: may not contain a NUL character")
             elif key == "what" and raw.lower() not in WHATS:
                 errors.append(f"{path}: expected one of mysql, pgsql, data, sqlite")
             elif key == "to" and not looks_like_url(raw):
@@ -190,6 +192,8 @@ def load_env_files(paths: Iterable[str]) -> None:
                 continue
             key, sep, value = line.partition("=")
             key = key.strip().removeprefix("export ").strip()
+            if "\x00" in line:
+                raise UsageError(f"--env-file {path}, line {number}: holds a NUL byte (not text)")
             if not sep or not _ENV_KEY.match(key):
                 # The line itself may be a secret: only its number is shown.
                 raise UsageError(f"--env-file {path}, line {number}: expected KEY=VALUE")

@@ -58,3 +58,13 @@ class ToolFailed(BackupFailed):
         if self.stderr_tail:
             msg += ": " + self.stderr_tail
         super().__init__(msg)
+
+
+class OutputClosed(TiffinError):
+    """The reader of standard output went away (`| head`): end quietly, as a Unix filter does."""
+
+
+def os_error_text(exc: OSError) -> str:
+    """Given an OSError nobody closer to it explained, return one sentence for the user."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    return f"cannot use {exc.filename}: {what}" if exc.filename else what

@@ -26,6 +26,8 @@ from tiffin.streams import BLOCK, HashingReader
 from tiffin.targets.base import Target
 
 MISSING = "missing"  # a manifest whose backup is gone
+VANISHED = "its manifest vanished"  # listed, then gone before it was read: being removed
+REMOVED = "REMOVED"  # a verdict: removed whole (by a prune) while verify ran
 
 
 def iso(t: datetime) -> str:
@@ -83,7 +85,7 @@ def _manifest(target: Target, name: str) -> tuple[Manifest | None, str]:
     try:
         return read_manifest(target, name), ""
     except NotFound:
-        return None, "its manifest vanished"
+        return None, VANISHED
     except BackupFailed as exc:
         return None, str(exc)
 
@@ -127,7 +129,7 @@ def survey(target: Target) -> list[Item]:
             items.append(Item(b, INCOMPLETE, problem="it has no manifest"))
         else:
             m, why = _manifest(target, e.name)
-            state = COMPLETE if m else INCOMPLETE if why.endswith("vanished") else DAMAGED
+            state = COMPLETE if m else INCOMPLETE if why == VANISHED else DAMAGED
             items.append(Item(b, state, m, why))
     named = {i.name for i in items if i.state != PARTIAL}
     for base, e in manifests.items():
@@ -202,6 +204,8 @@ class Verdict:
         return self.state == "OK"
 
     def line(self) -> str:
+        if self.state == REMOVED:
+            return f"REMOVED {self.name}: it was removed while being verified"
         if self.ok:
             note = f"; {self.reason}" if self.reason else ""
             return f"OK {self.name} ({self.size} bytes, sha256 {self.sha256}{note})"
@@ -275,6 +279,8 @@ def verify_one(target: Target, item: Item, identity: str | None = None) -> Verdi
     stored bytes and return the Verdict: sizes and sha256 (each chunk's too) against the
     manifest, and that the stream decrypts and decompresses to its end."""
     name, m = item.name, item.manifest
+    if item.problem == VANISHED:
+        return Verdict(name, REMOVED)
     if item.state in (INCOMPLETE, PARTIAL):
         return Verdict(name, "INCOMPLETE", reason=item.problem)
     if m is None:
@@ -282,9 +288,11 @@ def verify_one(target: Target, item: Item, identity: str | None = None) -> Verdi
     stages, note = _decoders(name, identity)
     try:
         stored: IO[bytes] = target.open(name)
-    except NotFound:
-        return Verdict(name, "FAILED", reason="its bytes are gone (the manifest is still here)")
     except TargetError as exc:
+        if _removed(target, name):
+            return Verdict(name, REMOVED)
+        if isinstance(exc, NotFound):
+            exc = NotFound("its bytes are gone (the manifest is still here)")
         return Verdict(name, "FAILED", reason=str(exc))
     parts = PartsCheck(stored, m.parts) if m.parts else None
     raw = HashingReader(cast(IO[bytes], parts) if parts is not None else stored)
@@ -304,7 +312,7 @@ def verify_one(target: Target, item: Item, identity: str | None = None) -> Verdi
         while stream.read(BLOCK):  # the rest, after a stream that did not decode
             pass
     except TargetError as exc:
-        return Verdict(name, "FAILED", reason=str(exc))
+        return Verdict(name, REMOVED if _removed(target, name) else "FAILED", reason=str(exc))
     finally:
         stream.close()
     problems = []
@@ -321,6 +329,14 @@ def verify_one(target: Target, item: Item, identity: str | None = None) -> Verdi
     if m.parts:
         note = f"{len(m.parts)} chunks" + (f"; {note}" if note else "")
     return Verdict(name, "OK", raw.size, raw.sha256, note)
+
+
+def _removed(target: Target, name: str) -> bool:
+    """Whether NAME's manifest, read before, is gone: removed whole (manifest first), not lost."""
+    try:
+        return target.stat(name + MANIFEST_SUFFIX) is None
+    except TargetError:
+        return False
 
 
 def pick(target: Target, name: str | None, label: str | None = None) -> list[Item]:
@@ -360,10 +376,21 @@ def verify_args(args: list[str], every: bool, identity: str | None) -> tuple[Tar
 def summary(verdicts: list[Verdict]) -> str:
     """Given the verdicts of verify --all, return its last line."""
     count = {s: sum(v.state == s for v in verdicts) for s in ("OK", "FAILED", "INCOMPLETE")}
+    removed = sum(v.state == REMOVED for v in verdicts)
     return (
         f"Verified {len(verdicts)} backups: {count['OK']} OK, {count['FAILED']} FAILED, "
-        f"{count['INCOMPLETE']} incomplete."
+        f"{count['INCOMPLETE']} incomplete"
+        + (f", {removed} removed while being verified." if removed else ".")
     )
+
+
+def problem(verdicts: list[Verdict], every: bool) -> str:
+    """Given verify's verdicts, return why it fails (exit 1), or ''. With --all, a backup
+    removed meanwhile is no failure; a NAME asked for and removed is, and is said so."""
+    if not every and verdicts and verdicts[0].state == REMOVED:
+        return f"{verdicts[0].name} was removed while being verified"
+    failed = [v.name for v in verdicts if v.state == "FAILED" or (not every and not v.ok)]
+    return f"{', '.join(failed)} failed verification" if failed else ""
 
 
 def verify(target: Target, items: list[Item], identity: str | None = None) -> Iterator[Verdict]:

@@ -1,4 +1,9 @@
-"""The manifest written beside each complete backup, after every byte is stored."""
+"""The manifest written beside each complete backup, after every byte is stored.
+
+A manifest read back is input from strangers: from_json holds it to SCHEMA (every field its
+readers use, with its type and range; unknown fields are tolerated, for a newer tiffin's
+sake) and to MAX_BYTES, so that every reader gets either a valid Manifest or one clear error.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,53 @@ from typing import Any
 
 from tiffin import __version__
 from tiffin.errors import IntegrityError
+from tiffin.schema import AnyOf, Fields, Hex, Invalid, List, Map, Optional, check
 
 FORMAT = 1
+# The largest manifest tiffin writes or reads. The writer keeps under it (to_json drops the
+# per-table details first, which is what grows with a server's size: 20,000 SQLite tables of
+# 200-character names take about 4.3 MB), so every manifest written is read back; the reader
+# refuses anything larger, so a hostile "manifest" of gigabytes cannot exhaust memory.
+MAX_BYTES = 64 << 20
+# What to_json drops, in this order, when a manifest would be larger than MAX_BYTES.
+TRIMMABLE = ("rows_estimated", "rows", "engines", "extensions", "tables")
+WHATS = ("mysql", "pgsql", "sqlite", "data")
+
+_TABLES = Map(List(str))  # mysql, pgsql: {database: [table, ...]}
+_COUNTS = Map(Map(int))  # mysql, pgsql: {database: {table: rows}}
+SOURCE = Fields(
+    {
+        "server": str,
+        "consistency": str,
+        "databases": List(str),
+        "single_database": bool,
+        "roles": bool,
+        "engines": Map(int),
+        "extensions": Map(Map(str)),
+        "tables": AnyOf(_TABLES, Map(int)),  # sqlite: {table: rows}
+        "rows": _COUNTS,
+        "rows_estimated": _COUNTS,
+        "journal_mode": str,
+        "files": int,
+        "bytes": int,
+        "omitted": List(str),
+    }
+)
+PART = Fields({"name": str, "size": int, "sha256": Hex(64)}, frozenset({"name", "size", "sha256"}))
+REQUIRED = ("name", "what", "label", "started", "finished", "size", "sha256", "compression")
+SCHEMA = Fields(
+    {
+        **dict.fromkeys(("name", "what", "label", "started", "finished", "compression"), str),
+        "size": int,
+        "sha256": Hex(64),
+        "parts": Optional(List(PART)),
+        "encryption": Optional(Fields({"recipients": List(str)})),
+        "source": Optional(SOURCE),
+        "tool": str,
+        "format": int,
+    },
+    frozenset(REQUIRED),
+)
 
 
 @dataclass(frozen=True)
@@ -36,39 +86,63 @@ class Manifest:
     format: int = FORMAT
 
     def to_json(self) -> bytes:
+        """Return the manifest's bytes, under MAX_BYTES: per-table details are left out (and
+        their keys listed under source.omitted) when they would not fit. Raise IntegrityError
+        if even without them it does not fit, or if it would not read back."""
         data = asdict(self)
         data["parts"] = [asdict(p) for p in self.parts]
         data["encryption"] = {"recipients": list(self.encryption)} if self.encryption else None
-        return (json.dumps(data, indent=2, sort_keys=False) + "\n").encode()
+        source = dict(self.source)
+        for key in ("", *TRIMMABLE):
+            if key in source:
+                del source[key]
+                source["omitted"] = [*source.get("omitted", ()), key]
+            elif key:
+                continue
+            raw = (json.dumps({**data, "source": source}, indent=2) + "\n").encode()
+            if len(raw) <= MAX_BYTES:
+                Manifest.from_json(raw, self.name)  # what is written must read back
+                return raw
+        raise IntegrityError(f"the manifest of {self.name} would be larger than {MAX_BYTES} bytes")
 
     @classmethod
     def from_json(cls, raw: bytes, name: str) -> Manifest:
         """Given a manifest's bytes, return it. Raise IntegrityError if it is not a valid one."""
+        if len(raw) > MAX_BYTES:
+            raise IntegrityError(
+                f"the manifest of {name} is larger than {MAX_BYTES >> 20} MiB, "
+                "more than tiffin ever writes"
+            )
         try:
             data = json.loads(raw)
-            enc = data.get("encryption") or {}
-            m = cls(
-                name=str(data["name"]),
-                what=str(data["what"]),
-                label=str(data["label"]),
-                started=str(data["started"]),
-                finished=str(data["finished"]),
-                size=int(data["size"]),
-                sha256=str(data["sha256"]),
-                compression=str(data["compression"]),
-                parts=tuple(
-                    Part(str(p["name"]), int(p["size"]), str(p["sha256"]))
-                    for p in data.get("parts") or ()
-                ),
-                encryption=tuple(str(r) for r in enc.get("recipients", ())),
-                source=dict(data.get("source") or {}),
-                tool=str(data.get("tool", "")),
-                format=int(data.get("format", FORMAT)),
+            check(data, SCHEMA, "manifest")
+        except RecursionError:
+            raise IntegrityError(f"the manifest of {name} is not valid: nested too deep") from None
+        except (ValueError, UnicodeDecodeError) as exc:  # Invalid and JSON errors
+            why = str(exc) if isinstance(exc, Invalid) else f"not JSON ({exc})"
+            raise IntegrityError(f"the manifest of {name} is not valid: {why}") from None
+        if data["name"] != name:
+            raise IntegrityError(f"the manifest of {name} names another backup ({data['name']})")
+        if data["what"] not in WHATS:
+            raise IntegrityError(
+                f"the manifest of {name} is of an unknown kind {data['what']!r} "
+                "(made by a newer tiffin?)"
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise IntegrityError(f"the manifest of {name} is not valid: {exc}") from None
-        if m.name != name:
-            raise IntegrityError(f"the manifest of {name} names another backup ({m.name})")
-        if m.size < 0 or len(m.sha256) != 64:
-            raise IntegrityError(f"the manifest of {name} holds an impossible size or checksum")
-        return m
+        source = data.get("source") or {}
+        if source.get("single_database") and not source.get("databases"):
+            raise IntegrityError(f"the manifest of {name} names no database for its one database")
+        return cls(
+            name=data["name"],
+            what=data["what"],
+            label=data["label"],
+            started=data["started"],
+            finished=data["finished"],
+            size=data["size"],
+            sha256=data["sha256"],
+            compression=data["compression"],
+            parts=tuple(Part(p["name"], p["size"], p["sha256"]) for p in data.get("parts") or ()),
+            encryption=tuple((data.get("encryption") or {}).get("recipients", ())),
+            source=source,
+            tool=data.get("tool", ""),
+            format=data.get("format", FORMAT),
+        )

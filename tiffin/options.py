@@ -7,7 +7,6 @@ of a frozen Job only through the builders at the end of this module.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,8 @@ from tiffin.job import (
     parse_url,
 )
 from tiffin.naming import check_label, check_name, default_label
+from tiffin.numbers import number
+from tiffin.numbers import parse_size as parse_size  # where callers have found it
 
 BACKUP = "backup"
 RESTORE = "restore"
@@ -51,6 +52,7 @@ class Opt:
     kind: str = "str"  # str, int, float, size, flag, list, mode
     choices: tuple[str, ...] = ()
     metavar: str | None = None
+    span: tuple[float, float] | None = None  # int, float, size, mode: the lowest and highest
 
     @property
     def dest(self) -> str:
@@ -60,7 +62,7 @@ class Opt:
 OPTIONS: tuple[Opt, ...] = (
     # the source and its connection
     Opt("--host", "database server host (default: the client's own default)", DB_CMDS),
-    Opt("--port", "database server port", DB_CMDS, "int"),
+    Opt("--port", "database server port", DB_CMDS, "int", span=(1, 65535)),
     Opt("--user", "database user", DB_CMDS),
     Opt("--socket", "database server's Unix socket", DB_CMDS),
     Opt(
@@ -116,13 +118,14 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(
         "--compress", "gzip (default), zstd or none", BACKUP_CMDS, choices=("gzip", "zstd", "none")
     ),
-    Opt("--compress-level", "compression level", BACKUP_CMDS, "int", metavar="N"),
+    Opt("--compress-level", "compression level", BACKUP_CMDS, "int", metavar="N", span=(0, 22)),
     Opt(
         "--compress-threads",
         "compression threads (default: all cores)",
         BACKUP_CMDS,
         "int",
         metavar="N",
+        span=(0, 256),
     ),
     Opt(
         "--encrypt-to",
@@ -137,8 +140,15 @@ OPTIONS: tuple[Opt, ...] = (
         BACKUP_CMDS,
         "size",
         metavar="SIZE",
+        span=(1, 5 << 40),  # an S3 object is at most 5 TiB
     ),
-    Opt("--mode", "local: file mode of new backups (default 0600)", BACKUP_CMDS, "mode"),
+    Opt(
+        "--mode",
+        "local: file mode of new backups (default 0600)",
+        BACKUP_CMDS,
+        "mode",
+        span=(0, 0o777),  # permission bits only: never setuid, setgid or sticky
+    ),
     # reporting
     Opt(
         "--min-ratio",
@@ -146,6 +156,7 @@ OPTIONS: tuple[Opt, ...] = (
         BACKUP_CMDS,
         "float",
         metavar="R",
+        span=(0, 1),
     ),
     Opt(
         "--email",
@@ -188,13 +199,21 @@ OPTIONS: tuple[Opt, ...] = (
         metavar="FILE",
     ),
     # retention
-    Opt("--keep-last", "keep the N newest backups", BACKUP_CMDS | {PRUNE}, "int", metavar="N"),
+    Opt(
+        "--keep-last",
+        "keep the N newest backups",
+        BACKUP_CMDS | {PRUNE},
+        "int",
+        metavar="N",
+        span=(0, 1_000_000),
+    ),
     Opt(
         "--keep-hourly",
         "keep the newest backup of each of the last N hours",
         BACKUP_CMDS | {PRUNE},
         "int",
         metavar="N",
+        span=(0, 1_000_000),
     ),
     Opt(
         "--keep-daily",
@@ -202,6 +221,7 @@ OPTIONS: tuple[Opt, ...] = (
         BACKUP_CMDS | {PRUNE},
         "int",
         metavar="N",
+        span=(0, 1_000_000),
     ),
     Opt(
         "--keep-weekly",
@@ -209,6 +229,7 @@ OPTIONS: tuple[Opt, ...] = (
         BACKUP_CMDS | {PRUNE},
         "int",
         metavar="N",
+        span=(0, 1_000_000),
     ),
     Opt(
         "--keep-monthly",
@@ -216,6 +237,7 @@ OPTIONS: tuple[Opt, ...] = (
         BACKUP_CMDS | {PRUNE},
         "int",
         metavar="N",
+        span=(0, 1_000_000),
     ),
     Opt(
         "--keep-yearly",
@@ -223,6 +245,7 @@ OPTIONS: tuple[Opt, ...] = (
         BACKUP_CMDS | {PRUNE},
         "int",
         metavar="N",
+        span=(0, 1_000_000),
     ),
     # the target
     Opt(
@@ -249,6 +272,7 @@ OPTIONS: tuple[Opt, ...] = (
         TARGET_CMDS,
         "float",
         metavar="SECONDS",
+        span=(0.01, 86400),
     ),
     # restore
     Opt(
@@ -273,24 +297,15 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("--overwrite", "replace existing files", frozenset({RESTORE}), "flag"),
 )
 BY_DEST = {o.dest: o for o in OPTIONS}
-
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """Given '4G', '4GiB', '1M' or '123', return bytes (binary multiples). Raise UsageError."""
-    m = _SIZE.match(str(text))
-    if not m:
-        raise UsageError(f"the size {text!r} must be bytes or a number with K, M, G or T")
-    n = int(m.group(1)) << (10 * " KMGT".index((m.group(2) or " ").upper()))
-    if n <= 0:
-        raise UsageError(f"the size {text!r} must be more than 0")
-    return n
+NUMERIC = frozenset({"int", "float", "size", "mode"})
+# Every number an option takes has its range in the table: none is typed without one.
+assert all(o.span for o in OPTIONS if o.kind in NUMERIC), "a numeric option lacks its span"
 
 
 def coerce(opt: Opt, value: Any) -> Any:
-    """Given an option and a raw value (argparse string or TOML value), return the typed value.
-    Raise UsageError with the option's name if it does not fit."""
+    """Given an option and a raw value (argparse string or TOML value), return the typed value,
+    numbers within the option's span. Raise UsageError with the option's name if it does not
+    fit."""
     try:
         if opt.kind == "flag":
             if not isinstance(value, bool):
@@ -300,21 +315,20 @@ def coerce(opt: Opt, value: Any) -> Any:
             items = value if isinstance(value, list) else [value]
             if not all(isinstance(v, str) for v in items):
                 raise ValueError("expected a string or a list of strings")
+            if any("\x00" in v for v in items):
+                raise ValueError("may not contain a NUL character")
             return tuple(items)
-        if opt.kind == "int":
-            if isinstance(value, bool) or not (isinstance(value, int) or str(value).isdigit()):
-                raise ValueError("expected a whole number")
-            return int(value)
-        if opt.kind == "float":
-            if isinstance(value, bool):
-                raise ValueError("expected a number")
-            return float(value)
-        if opt.kind == "size":
-            return value if isinstance(value, int) and value > 0 else parse_size(str(value))
-        if opt.kind == "mode":
-            return int(str(value), 8)
+        if opt.span is not None:
+            n = number(opt.kind, value)
+            low, high = opt.span
+            if not low <= n <= high:  # also nan, which compares false with everything
+                shown = [oct(int(x)) if opt.kind == "mode" else f"{x:,}" for x in (low, high)]
+                raise ValueError(f"expected a number from {shown[0]} to {shown[1]}")
+            return n
         if not isinstance(value, str):
             raise ValueError("expected a string")
+        if "\x00" in value:  # no file name, host or argument can hold one
+            raise ValueError("may not contain a NUL character")
         if opt.choices and value not in opt.choices:
             raise ValueError(f"expected one of {', '.join(opt.choices)}")
         return value

@@ -15,7 +15,14 @@ from typing import IO, Any, cast
 from tiffin import lock, process
 from tiffin.catalog import previous_complete, read_manifest, resolve
 from tiffin.codecs import Codec, compressor
-from tiffin.errors import BackupFailed, IntegrityError, NotFound, TiffinError, UsageError
+from tiffin.errors import (
+    BackupFailed,
+    IntegrityError,
+    NotFound,
+    OutputClosed,
+    TiffinError,
+    UsageError,
+)
 from tiffin.job import BackupJob, RestoreJob, SourceSpec
 from tiffin.manifest import Manifest
 from tiffin.naming import MANIFEST_SUFFIX, check_name, make_name, parse_name
@@ -317,9 +324,12 @@ def _write_output(target: Target, name: str, manifest: Manifest | None, job: Res
     try:
         if out == "-":
             sink = sys.stdout.buffer
-            while data := stream.read(BLOCK):
-                sink.write(data)
-            sink.flush()
+            try:
+                while data := stream.read(BLOCK):
+                    sink.write(data)
+                sink.flush()
+            except BrokenPipeError:
+                raise OutputClosed("standard output was closed") from None
             check_stored(raw, manifest, name)
             return "written to standard output"
         path = os.path.abspath(os.path.expanduser(out))

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Literal
 
 from tiffin import __version__, notify
-from tiffin.errors import TiffinError
+from tiffin.errors import TiffinError, os_error_text
 from tiffin.job import BackupJob
 from tiffin.pipeline import BackupResult
 
@@ -173,6 +173,8 @@ class Report:
             reason = "interrupted; stopped and cleaned up, nothing was published"
         elif isinstance(exc, TiffinError):
             reason = str(exc)
+        elif isinstance(exc, OSError):
+            reason = os_error_text(exc)
         else:
             reason = f"unexpected error: {type(exc).__name__}: {exc}"
         return redact(failure_line(name, reason), self.secrets)

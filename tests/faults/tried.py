@@ -25,9 +25,14 @@ MODULES = (
     "tests.faults.test_target_faults",
     "tests.faults.test_interrupts",
     "tests.faults.test_lock",
+    "tests.faults.test_lifecycle_race",
     "tests.e2e.test_hostile",
+    "tests.e2e.test_many_tables",
+    "tests.e2e.test_no_traceback",
     "tests.e2e.test_secrets_all",
     "tests.fuzz.test_cli_fuzz",
+    "tests.fuzz.test_option_ranges",
+    "tests.fuzz.test_manifest_fuzz",
 )
 SECTIONS = {
     "fault": "Faults made real",

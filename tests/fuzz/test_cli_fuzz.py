@@ -46,6 +46,8 @@ SAFE_VALUES = {  # options whose value names a host or a URL: loopback only
     "--endpoint-url": st.sampled_from([f"http://127.0.0.1:{PORT}", "http://[::1]:9", "nope"]),
     "--ping-url": st.sampled_from([f"http://127.0.0.1:{PORT}/p", "ftp://127.0.0.1/x", "x"]),
 }
+# Files that are not what an option expects: binary, NUL-separated, a folder, a device.
+ODD_FILES = ["/proc/self/environ", "/proc/self/cmdline", "/dev/null", "data", "data/f.txt"]
 FLAGS = {o.flag: o for o in OPTIONS}
 EXTRA_FLAGS = ["--json", "--all", "--dry-run", "--list", "--systemd", "--nope", "-x", "--"]
 
@@ -62,6 +64,8 @@ def value_for(flag: str) -> st.SearchStrategy[str]:
     if flag in SAFE_VALUES:
         return SAFE_VALUES[flag]
     opt = FLAGS.get(flag)
+    if opt is not None and opt.metavar == "FILE" and flag != "--output":  # files read
+        return st.sampled_from(ODD_FILES) | TEXT
     if opt is not None and opt.choices:
         return st.sampled_from(opt.choices) | TEXT
     if opt is not None and opt.kind in ("int", "float", "size", "mode"):
@@ -85,7 +89,9 @@ def wheres(root: Path) -> st.SearchStrategy[str]:
     host = st.sampled_from([*LOOPBACK, "", "bad host", "[::1", "h:99999"]) | TEXT
     port = st.sampled_from(["", f":{PORT}", ":0", ":65536", ":x", ":"])
     composed = st.builds(lambda u, h, p: f"{u}@{h}{p}", user, host, port)
-    return composed | st.sampled_from([str(root / "t"), "t", "a/../t", "bucket", "b/c"]) | TEXT
+    # data/f.txt: a file where the local target folder should be
+    places = [str(root / "t"), "t", "a/../t", "bucket", "b/c", str(root / "data/f.txt")]
+    return composed | st.sampled_from(places) | TEXT
 
 
 def urls(root: Path) -> st.SearchStrategy[str]:
@@ -128,8 +134,9 @@ def check(outcome: Outcome, argv: list[str]) -> None:
     "fuzz",
     "Random command lines",
     "hypothesis draws (120 examples; FUZZ_EXAMPLES=N for more) a command (or an unknown "
-    "one), positionals from the words tiffin knows plus random text, and random options "
-    "with values typed or not",
+    "one), positionals from the words tiffin knows plus random text (a file where the "
+    "target folder should be too), and random options with values typed or not (a file "
+    "option may name /proc/self/environ, a folder or a device)",
     "never a traceback or an unexpected error; exit 2 is one `tiffin: …` sentence with "
     "nothing contacted; nothing written outside the temp folder; no network beyond loopback",
 )
@@ -231,11 +238,14 @@ def configs(draw: st.DrawFn, root: Path) -> str:
                 f"sftp://u@127.0.0.1:{PORT}/x",
                 "nope",
                 "file:///",
+                f"file://{root}/t\x00x",
+                f"file://{root}/data/f.txt",
             ]
         ),
         "what": st.sampled_from([*WHATS, "oracle"]),
         "host": st.sampled_from(LOOPBACK),
-        "dir": st.sampled_from(["data", "missing", str(root / "data")]),
+        "dir": st.sampled_from(["data", "missing", str(root / "data"), "da\x00ta"]),
+        "path": st.sampled_from(["sub", "a\x00b", "data/f.txt"]) | TEXT,
         "ping_url": SAFE_VALUES["--ping-url"],
         "endpoint_url": SAFE_VALUES["--endpoint-url"],
         "socket": SAFE_VALUES["--socket"],
@@ -256,7 +266,8 @@ def configs(draw: st.DrawFn, root: Path) -> str:
     "fuzz",
     "Random TOML configs",
     "`tiffin run --config FILE` with FILE drawn as [defaults] and [jobs.NAME] tables of known "
-    "and unknown keys holding values of every TOML type, or cut short, or random text",
+    "and unknown keys holding values of every TOML type (a NUL in `dir`, `to` or `path`), or "
+    "cut short, or random text",
     "as for random command lines; exit 2 names each error of the file under one first line",
 )
 def test_random_toml_configs(box: Sandbox) -> None:

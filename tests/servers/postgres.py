@@ -76,6 +76,10 @@ class Postgres(Server):
                 "synchronous_commit=off",
                 "-c",
                 "full_page_writes=off",
+                # pg_dump locks every table of a database in one transaction: a server of
+                # 20,000 tables needs room for them (64 x 100 connections by default).
+                "-c",
+                "max_locks_per_transaction=512",
             ],
             stop_signal=signal.SIGINT,  # fast shutdown
             **self._as_postgres(),

@@ -107,7 +107,7 @@ to = "ssh://u:pw@h/x"
 [jobs.c]
 what = "data"
 to = "file:///b"
-min_ratio = 3
+compress_level = 12
 """
     with pytest.raises(config.ConfigError) as info:
         config.parse(text, "t.toml")

@@ -138,6 +138,8 @@ class LocalTarget:
             st = os.stat(self._path(name), follow_symlinks=False)
         except FileNotFoundError:
             return None
+        except OSError as exc:  # e.g. a file where the folder should be
+            raise TargetError(f"cannot use {self.dir} as a folder: {exc.strerror}") from None
         return Entry(name, st.st_size, st.st_mtime)
 
     def remove(self, name: str) -> None:
