@@ -33,8 +33,10 @@ def number(kind: str, value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a number, not true or false")
     if kind == "mode":
-        if isinstance(value, int | str) and _MODE.fullmatch(str(value)):
-            return int(str(value), 8)  # a TOML integer's digits are octal too: mode = 600
+        if isinstance(value, int):  # TOML's 0o640 and 416 are the same integer, 640 another
+            raise ValueError('write a file mode as a quoted string of octal digits, like "0640"')
+        if isinstance(value, str) and _MODE.fullmatch(value):
+            return int(value, 8)
         raise ValueError("expected an octal file mode such as 0600")
     if kind == "size":
         try:

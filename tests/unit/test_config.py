@@ -156,3 +156,17 @@ def test_path_goes_under_the_target_as_on_the_command_line(to, path, expected):
 def test_path_may_not_climb_out():
     with pytest.raises(config.ConfigError, match=r"jobs\.a: .*'\.\.'"):
         config.parse('[jobs.a]\nwhat = "data"\nto = "file:///b"\npath = "../x"\n', "t.toml")
+
+
+@pytest.mark.parametrize("written", ["0o640", "640", "416"])
+def test_a_toml_integer_mode_is_refused_not_misread(written):
+    """0o640, 416 and 640 are integers TOML cannot tell apart from what the user meant."""
+    text = f'[jobs.a]\nwhat = "data"\nto = "file:///b"\nmode = {written}\n'
+    with pytest.raises(UsageError, match='quoted string of octal digits, like "0640"'):
+        config.parse(text, "/etc/t.toml")
+    assert (
+        config.parse(text.replace(f"= {written}", '= "0640"'), "/etc/t.toml")[
+            "a"
+        ].target_options.mode
+        == 0o640
+    )
