@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -114,9 +113,11 @@ def job_env(job: BackupJob, with_target_password: bool = True) -> dict[str, str]
     env = {n: os.environ[n] for n in names if os.environ.get(n)}
     if with_target_password and job.target.password is not None:
         env["TIFFIN_FTP_PASSWORD"] = job.target.password
-    for key, value in env.items():
-        if "\n" in value or "\r" in value:
-            raise UsageError(f"{key} holds a line break: it cannot be kept for the scheduled job")
+    for key, value in env.items():  # the secrets file holds KEY=VALUE lines, as config reads
+        if any(c in value for c in "\n\r\0"):
+            raise UsageError(
+                f"{key} holds a line break or NUL: it cannot be kept for the scheduled job"
+            )
     return env
 
 
@@ -187,8 +188,9 @@ def remove_file(path: str) -> bool:
         return False
 
 
-def command_of(plan: Plan, secrets: str | None) -> list[str]:
-    return [*plan.argv, *(["--env-file", secrets] if secrets else [])]
+def command_of(plan: Plan) -> list[str]:
+    """Given a plan, return its command: its argv, then --env-file naming its secrets file."""
+    return [*plan.argv, *(["--env-file", secrets_path(plan.job_id)] if plan.env else [])]
 
 
 # ---------------------------------------------------------------- crontab
@@ -228,18 +230,19 @@ def schedule_cron(plans: Sequence[Plan], when: str | None) -> list[str]:
     tab = cron.parse_crontab(text)
     times = {jid: t for jid, t, _ in tab.jobs()}
     report: list[str] = []
+    for plan in plans:  # every line is made (or refused) before any file is written
+        time = when or times.get(plan.job_id) or cron.random_time()
+        line = cron.job_line(time, cron.command_text(command_of(plan)), plan.job_id)
+        tab = tab.with_job(plan.job_id, line)
+        report += [f"Scheduled tiffin job {plan.job_id} in the crontab:", f"  {line}"]
+        if plan.env:
+            report.append(f"  its secrets are in {secrets_path(plan.job_id)} (mode 0600)")
     written: list[str] = []
     try:
         for plan in plans:
             secrets = write_secrets(plan)
             if secrets:
                 written.append(secrets)
-            time = when or times.get(plan.job_id) or cron.random_time()
-            line = cron.job_line(time, cron.command_text(command_of(plan, secrets)), plan.job_id)
-            tab = tab.with_job(plan.job_id, line)
-            report += [f"Scheduled tiffin job {plan.job_id} in the crontab:", f"  {line}"]
-            if secrets:
-                report.append(f"  its secrets are in {secrets} (mode 0600)")
         write_crontab(cron.render_crontab(tab))
     except BaseException:
         for path in written:  # a secret of a job that did not make it into the crontab
@@ -257,12 +260,34 @@ def unit_path(jid: str, suffix: str) -> str:
 
 
 def exec_text(argv: Sequence[str]) -> str:
-    """Given a command, return it for a unit's ExecStart= (systemd expands % and $)."""
-    quoted = " ".join(shlex.quote(a) for a in argv)
-    return quoted.replace("\\", "\\\\").replace("%", "%%").replace("$", "$$")
+    """Given a command, return it for a unit's ExecStart=: each argument a double-quoted word
+    in which systemd (systemd.syntax(7)) unescapes C escapes, `%%` and `$$`. Anything but
+    printable ASCII is written as an escape, so the unit file stays one line of ASCII. Raise
+    UsageError if an argument cannot be said (a NUL; text that is not UTF-8)."""
+    return " ".join(f'"{_unit_escape(a)}"' for a in argv)
 
 
-def unit_files(plan: Plan, secrets: str | None, when: str | None) -> tuple[str, str]:
+def _unit_escape(arg: str) -> str:
+    out: list[str] = []
+    for c in arg:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif c == "%":
+            out.append("%%")
+        elif c == "$":
+            out.append("$$")
+        elif " " <= c <= "~":
+            out.append(c)
+        elif c == "\0" or "\ud800" <= c <= "\udfff":
+            raise UsageError("an argument holds a NUL or is not UTF-8: systemd cannot run it")
+        elif ord(c) < 0x80:
+            out.append(f"\\x{ord(c):02x}")
+        else:
+            out.append(f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}")
+    return "".join(out)
+
+
+def unit_files(plan: Plan, when: str | None) -> tuple[str, str]:
     """Given a plan, its secrets file and a cron time (None: a random time of day, fixed per
     machine), return the text of its .service and .timer."""
     if when is None:
@@ -273,7 +298,7 @@ def unit_files(plan: Plan, secrets: str | None, when: str | None) -> tuple[str, 
         f"# tiffin:{plan.job_id} (written by tiffin schedule --systemd)\n"
         f"[Unit]\nDescription=tiffin backup job {plan.job_id}\n"
         "Wants=network-online.target\nAfter=network-online.target\n\n"
-        f"[Service]\nType=oneshot\nExecStart={exec_text(command_of(plan, secrets))}\n"
+        f"[Service]\nType=oneshot\nExecStart={exec_text(command_of(plan))}\n"
     )
     timer = (
         f"# tiffin:{plan.job_id} (written by tiffin schedule --systemd)\n"
@@ -289,17 +314,17 @@ def schedule_systemd(plans: Sequence[Plan], when: str | None) -> list[str]:
     the user, including how to enable them. The crontab is not touched."""
     if when is not None:
         cron.on_calendar(when)  # refused before any file is written
+    units = [(plan, *unit_files(plan, when)) for plan in plans]  # refused before any write
     report: list[str] = []
-    for plan in plans:
-        secrets = write_secrets(plan)
-        service, timer = unit_files(plan, secrets, when)
+    for plan, service, timer in units:
+        write_secrets(plan)
         _write_private(unit_path(plan.job_id, "service"), service, 0o644)
         _write_private(unit_path(plan.job_id, "timer"), timer, 0o644)
         unit = f"tiffin-{plan.job_id}.timer"
         report += [
             f"Scheduled tiffin job {plan.job_id} as {unit_path(plan.job_id, 'timer')}"
             f" (and .service):",
-            f"  ExecStart={exec_text(command_of(plan, secrets))}",
+            f"  ExecStart={exec_text(command_of(plan))}",
             f"  enable it with: systemctl --user daemon-reload && "
             f"systemctl --user enable --now {unit}",
             "  (and, to run while you are logged out: loginctl enable-linger $USER)",
