@@ -114,9 +114,10 @@ def job_env(job: BackupJob, with_target_password: bool = True) -> dict[str, str]
     if with_target_password and job.target.password is not None:
         env["TIFFIN_FTP_PASSWORD"] = job.target.password
     for key, value in env.items():  # the secrets file holds KEY=VALUE lines, as config reads
-        if any(c in value for c in "\n\r\0"):
+        if any(c in "\n\r\0" or "\ud800" <= c <= "\udfff" for c in value):
             raise UsageError(
-                f"{key} holds a line break or NUL: it cannot be kept for the scheduled job"
+                f"{key} holds a line break, a NUL or bytes that are not UTF-8: it cannot be "
+                "kept for the scheduled job"
             )
     return env
 
