@@ -15,6 +15,7 @@ from typing import Any
 from tiffin import cron, options, process
 from tiffin.errors import TiffinError, ToolFailed, UsageError
 from tiffin.job import BackupJob
+from tiffin.units import exec_text, unit_files
 
 SECRETS_DIR = "~/.config/tiffin/secrets"
 SYSTEMD_DIR = "~/.config/systemd/user"
@@ -94,8 +95,14 @@ def option_args(values: Mapping[str, Any], skip: frozenset[str] = frozenset()) -
             elif opt.dest in PATH_DESTS:
                 args += [opt.flag, os.path.abspath(os.path.expanduser(str(item)))]
             else:
-                args += [opt.flag, str(item)]
+                args += option_value(opt.flag, str(item))
     return args
+
+
+def option_value(flag: str, value: str) -> list[str]:
+    """Given an option and its value, return them as argv words that argparse reads back: a
+    value starting with '-' would be taken for an option, so it is joined with '='."""
+    return [f"{flag}={value}"] if value.startswith("-") else [flag, value]
 
 
 def job_env(job: BackupJob, with_target_password: bool = True) -> dict[str, str]:
@@ -130,8 +137,7 @@ def plan_backup(job: BackupJob, values: Mapping[str, Any]) -> Plan:
         "backup",
         job.source.what,
         job.target.redacted(),
-        "--label",
-        job.label,
+        *option_value("--label", job.label),
         *option_args(values, skip=frozenset({"label"})),
     ]
     return Plan(job_id(identity(job)), tuple(argv), job_env(job))
@@ -139,7 +145,10 @@ def plan_backup(job: BackupJob, values: Mapping[str, Any]) -> Plan:
 
 def plan_config(path: str, name: str, job: BackupJob, values: Mapping[str, Any]) -> Plan:
     """Given a config file, one of its jobs and the run options, return the plan that runs it."""
-    argv = [*tiffin_argv(), "run", name, "--config", path, *option_args(values)]
+    if name.startswith("-"):  # after "--", or argparse would take the name for an option
+        argv = [*tiffin_argv(), "run", "--config", path, *option_args(values), "--", name]
+    else:
+        argv = [*tiffin_argv(), "run", name, "--config", path, *option_args(values)]
     return Plan(job_id(["config", path, name]), tuple(argv), job_env(job, False))
 
 
@@ -190,8 +199,12 @@ def remove_file(path: str) -> bool:
 
 
 def command_of(plan: Plan) -> list[str]:
-    """Given a plan, return its command: its argv, then --env-file naming its secrets file."""
-    return [*plan.argv, *(["--env-file", secrets_path(plan.job_id)] if plan.env else [])]
+    """Given a plan, return its command: its argv with --env-file naming its secrets file (before
+    a "--" that ends the options)."""
+    if not plan.env:
+        return list(plan.argv)
+    end = plan.argv.index("--") if "--" in plan.argv else len(plan.argv)
+    return [*plan.argv[:end], "--env-file", secrets_path(plan.job_id), *plan.argv[end:]]
 
 
 # ---------------------------------------------------------------- crontab
@@ -260,62 +273,12 @@ def unit_path(jid: str, suffix: str) -> str:
     return os.path.join(_dir(SYSTEMD_DIR), f"tiffin-{jid}.{suffix}")
 
 
-def exec_text(argv: Sequence[str]) -> str:
-    """Given a command, return it for a unit's ExecStart=: each argument a double-quoted word
-    in which systemd (systemd.syntax(7)) unescapes C escapes, `%%` and `$$`. Anything but
-    printable ASCII is written as an escape, so the unit file stays one line of ASCII. Raise
-    UsageError if an argument cannot be said (a NUL; text that is not UTF-8)."""
-    return " ".join(f'"{_unit_escape(a)}"' for a in argv)
-
-
-def _unit_escape(arg: str) -> str:
-    out: list[str] = []
-    for c in arg:
-        if c in '"\\':
-            out.append("\\" + c)
-        elif c == "%":
-            out.append("%%")
-        elif c == "$":
-            out.append("$$")
-        elif " " <= c <= "~":
-            out.append(c)
-        elif c == "\0" or "\ud800" <= c <= "\udfff":
-            raise UsageError("an argument holds a NUL or is not UTF-8: systemd cannot run it")
-        elif ord(c) < 0x80:
-            out.append(f"\\x{ord(c):02x}")
-        else:
-            out.append(f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}")
-    return "".join(out)
-
-
-def unit_files(plan: Plan, when: str | None) -> tuple[str, str]:
-    """Given a plan, its secrets file and a cron time (None: a random time of day, fixed per
-    machine), return the text of its .service and .timer."""
-    if when is None:
-        calendar, delay = "daily", "RandomizedDelaySec=1d\nFixedRandomDelay=true"
-    else:
-        calendar, delay = cron.on_calendar(when), "RandomizedDelaySec=0"
-    service = (
-        f"# tiffin:{plan.job_id} (written by tiffin schedule --systemd)\n"
-        f"[Unit]\nDescription=tiffin backup job {plan.job_id}\n"
-        "Wants=network-online.target\nAfter=network-online.target\n\n"
-        f"[Service]\nType=oneshot\nExecStart={exec_text(command_of(plan))}\n"
-    )
-    timer = (
-        f"# tiffin:{plan.job_id} (written by tiffin schedule --systemd)\n"
-        f"[Unit]\nDescription=Run tiffin backup job {plan.job_id}\n\n"
-        f"[Timer]\nOnCalendar={calendar}\n{delay}\nPersistent=true\n\n"
-        "[Install]\nWantedBy=timers.target\n"
-    )
-    return service, timer
-
-
 def schedule_systemd(plans: Sequence[Plan], when: str | None) -> list[str]:
     """Given plans and a cron time (None: random), write their user units; return what to tell
     the user, including how to enable them. The crontab is not touched."""
     if when is not None:
         cron.on_calendar(when)  # refused before any file is written
-    units = [(plan, *unit_files(plan, when)) for plan in plans]  # refused before any write
+    units = [(plan, *unit_files(plan.job_id, command_of(plan), when)) for plan in plans]
     report: list[str] = []
     for plan, service, timer in units:
         write_secrets(plan)

@@ -24,7 +24,7 @@ from tests.readers import (
     printed_argv,
     run_as_cron,
 )
-from tiffin import config, cron, schedule
+from tiffin import config, cron, schedule, units
 from tiffin.errors import UsageError
 from tiffin.job import TargetURL, parse_target, parse_url
 
@@ -117,8 +117,7 @@ SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 def test_an_exec_start_line_reads_back_exactly(
     args: list[str], check: int, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    plan = schedule.Plan("a1b2c3d4", ("/bin/true", *args))
-    service, _ = schedule.unit_files(plan, "0 3 * * *")
+    service, _ = units.unit_files("a1b2c3d4", ["/bin/true", *args], "0 3 * * *")
     service.encode("ascii")
     [value] = [ln[len("ExecStart=") :] for ln in service.split("\n") if ln.startswith("Exec")]
     assert exec_start_argv(value) == ["/bin/true", *args]
