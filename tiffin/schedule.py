@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tiffin import cron, options, process
+from tiffin import cron, options, process, safefile
 from tiffin.errors import TiffinError, ToolFailed, UsageError
 from tiffin.job import BackupJob
 from tiffin.units import exec_text, unit_files
@@ -164,18 +164,10 @@ def secrets_path(jid: str) -> str:
 
 
 def _write_private(path: str, text: str, mode: int = 0o600) -> None:
-    """Write TEXT to PATH atomically; the file has MODE from its first byte."""
+    """Write TEXT to PATH atomically; the file has MODE from its first byte, and nothing that
+    stands at PATH or its temp name is written through."""
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    temp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+    safefile.write_new(path, text.encode("utf-8"), mode)
 
 
 def write_secrets(plan: Plan) -> str | None:
