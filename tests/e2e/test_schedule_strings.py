@@ -84,6 +84,14 @@ def test_a_scheduled_line_runs_with_exactly_its_folder_and_pattern(
     assert name.startswith("cron-host_")
 
 
+@tried(
+    "hostile",
+    "A scheduled job that cannot be kept",
+    "`tiffin schedule` of an FTP password holding \\n or \\r (a secrets file line would end "
+    "there), and of a --dir holding \\n (a crontab line would end there)",
+    "exit 2, one `tiffin:` line without the password; the crontab is not written, no "
+    "secrets file is made",
+)
 @pytest.mark.parametrize(
     "bad",
     ["a\nb", "a\rb"],

@@ -28,6 +28,11 @@ MODULES = (
     "tests.e2e.test_hostile",
     "tests.e2e.test_secrets_all",
     "tests.fuzz.test_cli_fuzz",
+    "tests.unit.test_roundtrip_strings",
+    "tests.e2e.test_schedule_strings",
+    "tests.e2e.test_password_forms",
+    "tests.e2e.test_db_passwords",
+    "tests.e2e.test_planted_links",
 )
 SECTIONS = {
     "fault": "Faults made real",

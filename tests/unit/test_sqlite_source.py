@@ -45,8 +45,9 @@ def make_db(path: Path, journal_mode: str, rows: int = 20_000) -> None:
     conn.execute("CREATE TABLE log (id INTEGER PRIMARY KEY, amount INTEGER, note TEXT)")
     conn.execute("BEGIN")
     conn.execute("INSERT INTO accounts VALUES ('a', ?), ('b', 0)", (TOTAL,))
-    conn.executemany("INSERT INTO log (amount, note) VALUES (0, ?)",
-                     (("seed" * 50,) for _ in range(rows)))
+    conn.executemany(
+        "INSERT INTO log (amount, note) VALUES (0, ?)", (("seed" * 50,) for _ in range(rows))
+    )
     conn.execute("COMMIT")
     conn.close()
 
@@ -78,13 +79,20 @@ def start_writer(path: Path, procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 def restore_job(dest: Path, overwrite: bool = False) -> RestoreJob:
-    return RestoreJob(TargetURL("local", path="/b"), "n", into="sqlite",
-                      source=SourceSpec("sqlite", file=str(dest)), overwrite=overwrite)
+    return RestoreJob(
+        TargetURL("local", path="/b"),
+        "n",
+        into="sqlite",
+        source=SourceSpec("sqlite", file=str(dest)),
+        overwrite=overwrite,
+    )
 
 
 @pytest.mark.parametrize("journal_mode", ["wal", "delete"])
 def test_dump_under_concurrent_writes_is_consistent_and_round_trips(
-    journal_mode: str, tmp_path: Path, writer: list[subprocess.Popen[bytes]],
+    journal_mode: str,
+    tmp_path: Path,
+    writer: list[subprocess.Popen[bytes]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     db = tmp_path / "app.db"
