@@ -183,8 +183,9 @@ def load_env_files(paths: Iterable[str]) -> None:
     for path in paths:
         full = os.path.expanduser(path)
         try:
-            with open(full, encoding="utf-8") as f:
-                lines = f.read().splitlines()
+            with open(full, encoding="utf-8", newline="") as f:
+                # Lines end at "\n" (or "\r\n") only: a value keeps any \x0c, \x85, U+2028.
+                lines = [ln.removesuffix("\r") for ln in f.read().split("\n")]
         except OSError as exc:
             raise UsageError(f"cannot read --env-file {path}: {exc.strerror}") from None
         for number, line in enumerate(lines, 1):

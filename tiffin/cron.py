@@ -18,6 +18,8 @@ from tiffin.errors import UsageError
 BEGIN = "# BEGIN tiffin (managed by tiffin schedule; edit with tiffin schedule/unschedule)"
 END = "# END tiffin"
 MAILTO = 'MAILTO=""'
+# Debian's cron (Vixie cron's MAX_COMMAND) keeps 999 bytes of a command and drops the rest.
+MAX_COMMAND = 999
 _TAG = re.compile(r"\s#\s*tiffin:([A-Za-z0-9]+)\s*$")
 _AT = re.compile(r"^(\d{1,2}):(\d{2})$")
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -168,12 +170,40 @@ def _systemd_field(text: str, field: tuple[str, int, int, tuple[str, ...]]) -> s
 
 
 def command_text(argv: Sequence[str]) -> str:
-    """Given a command's arguments, return it as a crontab command: shell-quoted, with cron's
-    `%` escaped. Raise UsageError if an argument holds a line break (it would end the line)."""
+    """Given a command's arguments, return it as a crontab command that cron hands to /bin/sh
+    as exactly these arguments. Raise UsageError if cron cannot: a line break or NUL in an
+    argument, text that is not UTF-8, or a command longer than cron keeps (it cuts it short).
+
+    Cron ends the line at "\n" only; in the command it turns an unescaped `%` into the end of
+    the command and `\\%` into `%`, where a backslash before `\\%` would escape nothing. So each
+    `%` stands outside the shell's quotes, as `\\%`, between quoted pieces that never end in a
+    backslash outside quotes."""
     for arg in argv:
-        if "\n" in arg or "\r" in arg:
-            raise UsageError(f"the argument {arg[:40]!r}... holds a line break: cron cannot run it")
-    return " ".join(shlex.quote(a) for a in argv).replace("%", "\\%")
+        bad = next((c for c in ("\n", "\0") if c in arg), None)
+        if bad is not None:
+            what = "a line break" if bad == "\n" else "a NUL character"
+            raise UsageError(f"an argument holds {what}: cron cannot run it ({_shown(arg)})")
+        if any("\ud800" <= c <= "\udfff" for c in arg):
+            raise UsageError(f"an argument is not UTF-8 text: cron cannot keep it ({_shown(arg)})")
+    text = " ".join("\\%".join(shlex.quote(piece) for piece in a.split("%")) for a in argv)
+    if len(text.encode()) > MAX_COMMAND:
+        raise UsageError(
+            f"the scheduled command would be {len(text.encode())} bytes long: cron keeps "
+            f"{MAX_COMMAND} at most (shorten the paths or put the job in a config file)"
+        )
+    return text
+
+
+def _shown(arg: str) -> str:
+    return repr(arg[:40]) + ("..." if len(arg) > 40 else "")
+
+
+def crontab_lines(text: str) -> list[str]:
+    """Given a crontab's text, return its lines with their line ends, split as cron splits
+    them: at "\n" only (str.splitlines() also splits at \r, \x0c, \x85, U+2028 ...)."""
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    return lines if lines[-1] else lines[:-1]
 
 
 def job_line(time: str, command: str, job_id: str) -> str:
@@ -230,10 +260,10 @@ class Crontab:
 def parse_crontab(text: str) -> Crontab:
     """Given a crontab's text, return it cut around tiffin's block. Raise UsageError if the
     block's markers are broken (then the crontab is left for the user to fix)."""
-    lines = text.splitlines(keepends=True)
-    starts = [i for i, line in enumerate(lines) if line.rstrip("\r\n") == BEGIN]
+    lines = crontab_lines(text)
+    starts = [i for i, line in enumerate(lines) if line.removesuffix("\n") == BEGIN]
     if not starts:
-        if any(line.rstrip("\r\n") == END for line in lines):
+        if any(line.removesuffix("\n") == END for line in lines):
             raise UsageError(
                 f"the crontab holds {END!r} without its BEGIN line: fix it, crontab -e"
             )
@@ -241,10 +271,10 @@ def parse_crontab(text: str) -> Crontab:
     if len(starts) > 1:
         raise UsageError("the crontab holds two tiffin blocks: remove one (crontab -e)")
     begin = starts[0]
-    ends = [i for i in range(begin + 1, len(lines)) if lines[i].rstrip("\r\n") == END]
+    ends = [i for i in range(begin + 1, len(lines)) if lines[i].removesuffix("\n") == END]
     if not ends:
         raise UsageError(f"the crontab's tiffin block has no {END!r} line: fix it (crontab -e)")
-    inner = [line.rstrip("\r\n") for line in lines[begin + 1 : ends[0]]]
+    inner = [line.removesuffix("\n") for line in lines[begin + 1 : ends[0]]]
     block = tuple(line for line in inner if line.strip() != MAILTO)
     return Crontab("".join(lines[:begin]), block, "".join(lines[ends[0] + 1 :]), True)
 

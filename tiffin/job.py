@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, field, replace
-from urllib.parse import quote, unquote, urlsplit
 
 from tiffin.errors import UsageError
+from tiffin.urls import encode, host_text, redact, split_hostport, split_url
+from tiffin.urls import looks_like_url as looks_like_url
 
 HOWS = ("local", "ftp", "ftps", "ssh", "sftp", "s3", "s3multi")
 SCHEMES = {
@@ -48,13 +49,13 @@ class TargetURL:
     def redacted(self) -> str:
         """Return the target as a URL without its password, fit for reports and logs."""
         if self.kind == "local":
-            return "file://" + quote(self.path, safe="/:@~")
+            return "file://" + encode(self.path, safe="/:~")
         if self.kind in ("s3", "s3multi"):
-            return f"{self.kind}://{self.host}/{quote(self.path, safe='/:@~')}".rstrip("/")
-        auth = f"{quote(self.user or '', safe='')}@" if self.user else ""
+            return f"{self.kind}://{self.host}/{encode(self.path, safe='/:~')}".rstrip("/")
+        auth = f"{encode(self.user)}@" if self.user else ""
         port = f":{self.port}" if self.port else ""
         path = self.path if self.path.startswith("/") else ("/~/" + self.path if self.path else "")
-        return f"{self.kind}://{auth}{self.host}{port}{quote(path, safe='/:@~')}"
+        return f"{self.kind}://{auth}{host_text(self.host)}{port}{encode(path, safe='/:~')}"
 
     def with_password(self, password: str | None) -> TargetURL:
         return replace(self, password=password)
@@ -66,12 +67,6 @@ def _join(a: str, b: str) -> str:
     if b.startswith("/") or not a:
         return b
     return a.rstrip("/") + "/" + b
-
-
-def _port(text: str, where: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise UsageError(f"the port in {where!r} must be a number from 1 to 65535")
-    return int(text)
 
 
 def _clean_path(path: str, where: str) -> str:
@@ -99,10 +94,12 @@ def parse_target(how: str, where: str, path: str | None = None) -> TargetURL:
         return TargetURL("local", path=os.path.normpath(_join(base, sub.lstrip("/"))))
     if kind in ("s3", "s3multi"):
         if not where or "/" in where or "@" in where:
-            raise UsageError(f"{kind} needs a bucket name as WHERE, got {where!r}")
+            shown = "" if "@" in where or ":" in where else f", got {where!r}"
+            raise UsageError(f"{kind} needs a bucket name as WHERE{shown}")
         return TargetURL(kind, host=where, path=sub.strip("/"))
     if "@" not in where:
-        raise UsageError(f"{how} needs USER@HOST[:PORT] as WHERE, got {where.rsplit(':', 1)[0]!r}")
+        shown = "" if ":" in where else f", got {where!r}"  # USER:PASSWORD without its @HOST
+        raise UsageError(f"{how} needs USER@HOST[:PORT] as WHERE{shown}")
     userinfo, hostport = where.rsplit("@", 1)
     password: str | None = None
     if kind in ("ftp", "ftps") and ":" in userinfo:
@@ -111,7 +108,7 @@ def parse_target(how: str, where: str, path: str | None = None) -> TargetURL:
         raise UsageError(
             "SSH takes no password in WHERE: use a key (--ssh-key FILE or ~/.ssh/id_*)"
         )
-    host, port = _split_hostport(hostport, kind)
+    host, port = split_hostport(hostport, repr(hostport))
     if not userinfo or not host:
         raise UsageError(f"{how} needs USER@HOST[:PORT] as WHERE")
     _check_host(host)
@@ -134,69 +131,40 @@ def _check_host(host: str) -> None:
         raise UsageError(f"{host!r} is not a valid host name")
 
 
-def _split_hostport(hostport: str, kind: str) -> tuple[str, int | None]:
-    if hostport.startswith("["):
-        host, _, rest = hostport[1:].partition("]")
-        port = _port(rest[1:], hostport) if rest.startswith(":") else None
-        return host, port
-    if ":" in hostport:
-        host, p = hostport.rsplit(":", 1)
-        return host, _port(p, hostport)
-    return hostport, None
-
-
 def parse_url(url: str) -> TargetURL:
     """Given a target URL (file://, ftp://, ftps://, sftp://, ssh://, s3://, s3multi://),
-    return a TargetURL. Raise UsageError if malformed."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise UsageError(f"the URL {redact_url_text(url)!r} is malformed: {exc}") from None
-    kind = SCHEMES.get(parts.scheme.lower())
+    return a TargetURL. Raise UsageError if malformed (quoting no part that may be secret)."""
+    parts = split_url(url)
+    kind = SCHEMES.get(parts.scheme)
     if kind is None:
         raise UsageError(f"unknown URL scheme {parts.scheme!r}: use one of {', '.join(SCHEMES)}")
-    path = _clean_path(unquote(parts.path), unquote(parts.path))
+    shown = f"the {parts.scheme}:// URL"
+    path = _clean_path(parts.path, parts.path)
     if kind == "local":
-        if parts.netloc not in ("", "localhost") or not path:
+        if parts.user is not None or parts.port or parts.host not in ("", "localhost") or not path:
             raise UsageError("a file:// URL names a local folder: file:///var/backups")
         return TargetURL("local", path=os.path.normpath(os.path.expanduser(path or "/")))
-    if not parts.hostname:
-        raise UsageError(f"the URL {redact_url_text(url)!r} names no host or bucket")
+    if not parts.host:
+        raise UsageError(f"{shown} names no host or bucket")
     if kind in ("s3", "s3multi"):
-        return TargetURL(kind, host=parts.hostname, path=path.strip("/"))
-    _check_host(parts.hostname)
+        if parts.user is not None or parts.port:
+            raise UsageError(f"{shown} takes no user, password or port: s3://BUCKET/PATH")
+        return TargetURL(kind, host=parts.host, path=path.strip("/"))
+    _check_host(parts.host)
     if path.startswith("/~/") or path == "/~":
         path = path[3:]
-    password = unquote(parts.password) if parts.password is not None else None
-    if kind == "sftp" and password:
+    if kind == "sftp" and parts.password:
         raise UsageError("SSH takes no password in the URL: use a key (--ssh-key FILE)")
-    if not parts.username:
-        raise UsageError(f"the URL {redact_url_text(url)!r} names no user (USER@HOST)")
+    if not parts.user:
+        raise UsageError(f"{shown} names no user (USER@HOST)")
     return TargetURL(
-        kind,
-        host=parts.hostname,
-        port=port,
-        user=unquote(parts.username),
-        password=password,
-        path=path,
+        kind, host=parts.host, port=parts.port, user=parts.user, password=parts.password, path=path
     )
 
 
 def redact_url_text(text: str) -> str:
     """Given raw user text that may hold a URL with a password, return it without the password."""
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return "<url>"
-    if parts.password is None:
-        return text
-    netloc = parts.netloc.replace(":" + parts.password + "@", "@", 1)
-    return parts._replace(netloc=netloc).geturl()
-
-
-def looks_like_url(text: str) -> bool:
-    return "://" in text
+    return redact(text)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import os
 import time
 from types import TracebackType
 
+from tiffin import safefile
 from tiffin.errors import BackupFailed
 
 log = logging.getLogger("tiffin")
@@ -89,7 +90,7 @@ def hold(label: str, what: str, target: str) -> Lock:
     path = lock_path(label, what, target)
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        fd = safefile.open_lock(path)  # Planted (a link, a fifo ...) is not passed over
     except OSError as exc:
         log.warning(
             "cannot make the lock file %s (%s): this run does not guard against a concurrent one",

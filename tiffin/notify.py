@@ -18,11 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from tiffin import process
 from tiffin.errors import TiffinError, UsageError
 from tiffin.job import redact_url_text
+from tiffin.urls import host_text, split_url
 
 SMTP_PORTS = {"smtp": 25, "smtps": 465, "smtp+starttls": 587}
 SENDMAIL_DIRS = ("/usr/sbin", "/usr/lib")
@@ -45,31 +46,26 @@ class SmtpSettings:
 
     def redacted(self) -> str:
         user = f"{self.user}@" if self.user else ""
-        return f"{self.scheme}://{user}{self.host}:{self.port}"
+        return f"{self.scheme}://{user}{host_text(self.host)}:{self.port}"
 
 
 def parse_smtp_url(url: str) -> SmtpSettings:
     """Given TIFFIN_SMTP_URL (smtp://, smtps:// or smtp+starttls://, with USER:PASSWORD@
     URL-encoded if needed), return its settings. Raise UsageError if it is malformed."""
-    shown = redact_url_text(url)
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError as exc:
-        raise UsageError(f"TIFFIN_SMTP_URL {shown!r} is malformed: {exc}") from None
-    scheme = parts.scheme.lower()
+    parts = split_url(url.strip(), "TIFFIN_SMTP_URL")
+    scheme = parts.scheme
     if scheme not in SMTP_PORTS:
         raise UsageError(
-            f"TIFFIN_SMTP_URL {shown!r}: use smtp://, smtps:// or smtp+starttls://HOST[:PORT]"
+            f"TIFFIN_SMTP_URL ({scheme}://…): use smtp://, smtps:// or smtp+starttls://HOST[:PORT]"
         )
-    if not parts.hostname:
-        raise UsageError(f"TIFFIN_SMTP_URL {shown!r} names no host")
+    if not parts.host:
+        raise UsageError(f"TIFFIN_SMTP_URL ({scheme}://…) names no host")
     return SmtpSettings(
         scheme=scheme,
-        host=parts.hostname,
-        port=port or SMTP_PORTS[scheme],
-        user=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password is not None else None,
+        host=parts.host,
+        port=parts.port or SMTP_PORTS[scheme],
+        user=parts.user or None,
+        password=parts.password,
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any, cast
 
-from tiffin import lock, process
+from tiffin import lock, process, safefile
 from tiffin.catalog import previous_complete, read_manifest, resolve
 from tiffin.codecs import Codec, compressor
 from tiffin.errors import (
@@ -337,17 +337,26 @@ def _write_output(target: Target, name: str, manifest: Manifest | None, job: Res
             raise BackupFailed(f"{path} exists; add --overwrite to replace it")
         temp = path + ".partial"
         try:
-            with open(temp, "wb") as f:
+            fd = safefile.create(temp)  # nothing planted at NAME.partial is written through
+        except OSError as exc:
+            raise BackupFailed(f"cannot write {temp}: {exc.strerror or exc}") from None
+        try:
+            with os.fdopen(fd, "wb") as f:
                 while data := stream.read(BLOCK):
                     f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             check_stored(raw, manifest, name)
-            os.replace(temp, path)
+            if job.overwrite:
+                os.replace(temp, path)  # replaces a link itself, never its target
+            else:
+                os.link(temp, path)  # refuses a name that appeared meanwhile
+        except FileExistsError:
+            raise BackupFailed(f"{path} appeared while writing; add --overwrite") from None
         except OSError as exc:
             raise BackupFailed(f"cannot write {path}: {exc.strerror or exc}") from None
         finally:
-            if os.path.exists(temp):
+            if os.path.lexists(temp):
                 os.unlink(temp)
         return f"written to {path}"
     finally:

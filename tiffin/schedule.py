@@ -6,16 +6,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tiffin import cron, options, process
+from tiffin import cron, options, process, safefile
 from tiffin.errors import TiffinError, ToolFailed, UsageError
 from tiffin.job import BackupJob
+from tiffin.units import exec_text, unit_files
 
 SECRETS_DIR = "~/.config/tiffin/secrets"
 SYSTEMD_DIR = "~/.config/systemd/user"
@@ -95,8 +95,14 @@ def option_args(values: Mapping[str, Any], skip: frozenset[str] = frozenset()) -
             elif opt.dest in PATH_DESTS:
                 args += [opt.flag, os.path.abspath(os.path.expanduser(str(item)))]
             else:
-                args += [opt.flag, str(item)]
+                args += option_value(opt.flag, str(item))
     return args
+
+
+def option_value(flag: str, value: str) -> list[str]:
+    """Given an option and its value, return them as argv words that argparse reads back: a
+    value starting with '-' would be taken for an option, so it is joined with '='."""
+    return [f"{flag}={value}"] if value.startswith("-") else [flag, value]
 
 
 def job_env(job: BackupJob, with_target_password: bool = True) -> dict[str, str]:
@@ -114,9 +120,12 @@ def job_env(job: BackupJob, with_target_password: bool = True) -> dict[str, str]
     env = {n: os.environ[n] for n in names if os.environ.get(n)}
     if with_target_password and job.target.password is not None:
         env["TIFFIN_FTP_PASSWORD"] = job.target.password
-    for key, value in env.items():
-        if "\n" in value or "\r" in value:
-            raise UsageError(f"{key} holds a line break: it cannot be kept for the scheduled job")
+    for key, value in env.items():  # the secrets file holds KEY=VALUE lines, as config reads
+        if any(c in "\n\r\0" or "\ud800" <= c <= "\udfff" for c in value):
+            raise UsageError(
+                f"{key} holds a line break, a NUL or bytes that are not UTF-8: it cannot be "
+                "kept for the scheduled job"
+            )
     return env
 
 
@@ -128,8 +137,7 @@ def plan_backup(job: BackupJob, values: Mapping[str, Any]) -> Plan:
         "backup",
         job.source.what,
         job.target.redacted(),
-        "--label",
-        job.label,
+        *option_value("--label", job.label),
         *option_args(values, skip=frozenset({"label"})),
     ]
     return Plan(job_id(identity(job)), tuple(argv), job_env(job))
@@ -137,7 +145,10 @@ def plan_backup(job: BackupJob, values: Mapping[str, Any]) -> Plan:
 
 def plan_config(path: str, name: str, job: BackupJob, values: Mapping[str, Any]) -> Plan:
     """Given a config file, one of its jobs and the run options, return the plan that runs it."""
-    argv = [*tiffin_argv(), "run", name, "--config", path, *option_args(values)]
+    if name.startswith("-"):  # after "--", or argparse would take the name for an option
+        argv = [*tiffin_argv(), "run", "--config", path, *option_args(values), "--", name]
+    else:
+        argv = [*tiffin_argv(), "run", name, "--config", path, *option_args(values)]
     return Plan(job_id(["config", path, name]), tuple(argv), job_env(job, False))
 
 
@@ -153,18 +164,10 @@ def secrets_path(jid: str) -> str:
 
 
 def _write_private(path: str, text: str, mode: int = 0o600) -> None:
-    """Write TEXT to PATH atomically; the file has MODE from its first byte."""
+    """Write TEXT to PATH atomically; the file has MODE from its first byte, and nothing that
+    stands at PATH or its temp name is written through."""
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    temp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+    safefile.write_new(path, text.encode("utf-8"), mode)
 
 
 def write_secrets(plan: Plan) -> str | None:
@@ -187,8 +190,13 @@ def remove_file(path: str) -> bool:
         return False
 
 
-def command_of(plan: Plan, secrets: str | None) -> list[str]:
-    return [*plan.argv, *(["--env-file", secrets] if secrets else [])]
+def command_of(plan: Plan) -> list[str]:
+    """Given a plan, return its command: its argv with --env-file naming its secrets file (before
+    a "--" that ends the options)."""
+    if not plan.env:
+        return list(plan.argv)
+    end = plan.argv.index("--") if "--" in plan.argv else len(plan.argv)
+    return [*plan.argv[:end], "--env-file", secrets_path(plan.job_id), *plan.argv[end:]]
 
 
 # ---------------------------------------------------------------- crontab
@@ -228,18 +236,19 @@ def schedule_cron(plans: Sequence[Plan], when: str | None) -> list[str]:
     tab = cron.parse_crontab(text)
     times = {jid: t for jid, t, _ in tab.jobs()}
     report: list[str] = []
+    for plan in plans:  # every line is made (or refused) before any file is written
+        time = when or times.get(plan.job_id) or cron.random_time()
+        line = cron.job_line(time, cron.command_text(command_of(plan)), plan.job_id)
+        tab = tab.with_job(plan.job_id, line)
+        report += [f"Scheduled tiffin job {plan.job_id} in the crontab:", f"  {line}"]
+        if plan.env:
+            report.append(f"  its secrets are in {secrets_path(plan.job_id)} (mode 0600)")
     written: list[str] = []
     try:
         for plan in plans:
             secrets = write_secrets(plan)
             if secrets:
                 written.append(secrets)
-            time = when or times.get(plan.job_id) or cron.random_time()
-            line = cron.job_line(time, cron.command_text(command_of(plan, secrets)), plan.job_id)
-            tab = tab.with_job(plan.job_id, line)
-            report += [f"Scheduled tiffin job {plan.job_id} in the crontab:", f"  {line}"]
-            if secrets:
-                report.append(f"  its secrets are in {secrets} (mode 0600)")
         write_crontab(cron.render_crontab(tab))
     except BaseException:
         for path in written:  # a secret of a job that did not make it into the crontab
@@ -256,50 +265,22 @@ def unit_path(jid: str, suffix: str) -> str:
     return os.path.join(_dir(SYSTEMD_DIR), f"tiffin-{jid}.{suffix}")
 
 
-def exec_text(argv: Sequence[str]) -> str:
-    """Given a command, return it for a unit's ExecStart= (systemd expands % and $)."""
-    quoted = " ".join(shlex.quote(a) for a in argv)
-    return quoted.replace("\\", "\\\\").replace("%", "%%").replace("$", "$$")
-
-
-def unit_files(plan: Plan, secrets: str | None, when: str | None) -> tuple[str, str]:
-    """Given a plan, its secrets file and a cron time (None: a random time of day, fixed per
-    machine), return the text of its .service and .timer."""
-    if when is None:
-        calendar, delay = "daily", "RandomizedDelaySec=1d\nFixedRandomDelay=true"
-    else:
-        calendar, delay = cron.on_calendar(when), "RandomizedDelaySec=0"
-    service = (
-        f"# tiffin:{plan.job_id} (written by tiffin schedule --systemd)\n"
-        f"[Unit]\nDescription=tiffin backup job {plan.job_id}\n"
-        "Wants=network-online.target\nAfter=network-online.target\n\n"
-        f"[Service]\nType=oneshot\nExecStart={exec_text(command_of(plan, secrets))}\n"
-    )
-    timer = (
-        f"# tiffin:{plan.job_id} (written by tiffin schedule --systemd)\n"
-        f"[Unit]\nDescription=Run tiffin backup job {plan.job_id}\n\n"
-        f"[Timer]\nOnCalendar={calendar}\n{delay}\nPersistent=true\n\n"
-        "[Install]\nWantedBy=timers.target\n"
-    )
-    return service, timer
-
-
 def schedule_systemd(plans: Sequence[Plan], when: str | None) -> list[str]:
     """Given plans and a cron time (None: random), write their user units; return what to tell
     the user, including how to enable them. The crontab is not touched."""
     if when is not None:
         cron.on_calendar(when)  # refused before any file is written
+    units = [(plan, *unit_files(plan.job_id, command_of(plan), when)) for plan in plans]
     report: list[str] = []
-    for plan in plans:
-        secrets = write_secrets(plan)
-        service, timer = unit_files(plan, secrets, when)
+    for plan, service, timer in units:
+        write_secrets(plan)
         _write_private(unit_path(plan.job_id, "service"), service, 0o644)
         _write_private(unit_path(plan.job_id, "timer"), timer, 0o644)
         unit = f"tiffin-{plan.job_id}.timer"
         report += [
             f"Scheduled tiffin job {plan.job_id} as {unit_path(plan.job_id, 'timer')}"
             f" (and .service):",
-            f"  ExecStart={exec_text(command_of(plan, secrets))}",
+            f"  ExecStart={exec_text(command_of(plan))}",
             f"  enable it with: systemctl --user daemon-reload && "
             f"systemctl --user enable --now {unit}",
             "  (and, to run while you are logged out: loginctl enable-linger $USER)",

@@ -305,7 +305,8 @@ def test_systemd_writes_a_service_and_timer_and_leaves_the_crontab(crontab, tmp_
     service = (units / f"tiffin-{jid}.service").read_text()
     assert "OnCalendar=*-*-* 4:15:00" in timer.read_text()
     assert "RandomizedDelaySec=0" in timer.read_text()
-    assert f"ExecStart={tiffin_exe()} backup mysql file://{tmp_path}/b --label sd-host" in service
+    words = [tiffin_exe(), "backup", "mysql", f"file://{tmp_path}/b", "--label", "sd-host"]
+    assert "ExecStart=" + " ".join(f'"{w}"' for w in words) in service
     assert "--env-file" in service and "Db-Pass-1234" not in service + timer.read_text()
     assert f"systemctl --user enable --now tiffin-{jid}.timer" in r.stdout
     tiffin(["schedule", "data", "local", str(tmp_path / "c"), "--systemd"], env)

@@ -45,6 +45,23 @@ def conn_options(conn: DBConn) -> tuple[str, ...]:
     return tuple(opts)
 
 
+# How the clients' option-file reader (mysys my_default.c) reads a value: it ends at a line
+# break, a '#' outside quotes starts a comment, blanks at either end and one pair of quotes
+# around it are dropped, then \n \t \r \b \s \" \' \\ are unescaped. So the value goes in
+# double quotes with these escaped; a line longer than its 4 KiB buffer would be cut.
+_OPTION_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b"}
+OPTION_LINE_MAX = 4000
+
+
+def option_value(value: str) -> str:
+    """Given a value, return it as an option file writes it so that the clients read it back
+    exactly. Raise UsageError if no option file can hold it (a NUL; too long)."""
+    text = '"' + "".join(_OPTION_ESCAPES.get(c, c) for c in value) + '"'
+    if "\0" in value or len(text.encode("utf-8", "surrogateescape")) > OPTION_LINE_MAX:
+        raise UsageError("the database password holds a NUL or is over 4000 bytes long")
+    return text
+
+
 def with_secret(
     binary: str, conn: DBConn, args: tuple[str, ...]
 ) -> tuple[tuple[str, ...], list[int]]:
@@ -52,8 +69,8 @@ def with_secret(
     the descriptors to pass: the password, if any, in a pipe read as the first option."""
     if conn.password is None:
         return (binary, *conn_options(conn), *args), []
-    body = "[client]\npassword=" + conn.password.replace("\\", "\\\\") + "\n"
-    fd = process.secret_pipe(body.encode())
+    body = "[client]\npassword=" + option_value(conn.password) + "\n"
+    fd = process.secret_pipe(body.encode("utf-8", "surrogateescape"))
     return (binary, f"--defaults-extra-file=/dev/fd/{fd}", *conn_options(conn), *args), [fd]
 
 

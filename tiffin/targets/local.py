@@ -7,6 +7,7 @@ import logging
 import os
 from typing import IO
 
+from tiffin import safefile
 from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.naming import PARTIAL_SUFFIX
@@ -54,13 +55,12 @@ class LocalTarget:
         if os.path.lexists(final):
             raise AlreadyExists(f"{final} exists already; tiffin never overwrites a backup")
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, self.mode)
-        except FileExistsError:
-            raise AlreadyExists(f"{temp} exists: is another run writing {name}?") from None
+            fd = safefile.create(temp, self.mode)
+        except safefile.Planted as exc:
+            raise AlreadyExists(f"{exc} (or is another run writing {name}?)") from None
         except OSError as exc:
             raise _explain(exc, self.dir) from None
         try:
-            os.fchmod(fd, self.mode)
             written = flushed = 0
             with os.fdopen(fd, "wb", buffering=0, closefd=True) as out:
                 while True:
