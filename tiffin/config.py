@@ -188,6 +188,8 @@ def load_env_files(paths: Iterable[str]) -> None:
                 lines = [ln.removesuffix("\r") for ln in f.read().split("\n")]
         except OSError as exc:
             raise UsageError(f"cannot read --env-file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"--env-file {path} is not UTF-8 text") from None
         for number, line in enumerate(lines, 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue

@@ -74,6 +74,9 @@ def env_file_not_text(tmp: Path, env: dict[str, str]) -> None:
     argv = ["backup", "data", "local", str(tmp / "b"), "--dir", str(tmp)]
     r = tiffin([*argv, "--env-file", "/proc/self/environ"], env, expect=None)
     one_sentence(r, 2, "--env-file /proc/self/environ, line 1: holds a NUL byte")
+    (tmp / "latin1.env").write_bytes(b"TIFFIN_DB_PASSWORD=caf\xe9\n")
+    r = tiffin([*argv, "--env-file", str(tmp / "latin1.env")], env, expect=None)
+    one_sentence(r, 2, f"--env-file {tmp / 'latin1.env'} is not UTF-8 text")
     assert not (tmp / "b").exists()
 
 
@@ -110,8 +113,8 @@ CASES: dict[str, Callable[[Path, dict[str, str]], None]] = {
     "Cases that once ended in a traceback or an unexpected error",
     "run as a user would: a NUL (\\u0000) in a TOML job's `dir`, `to` or `path`; a file where "
     "the local target folder should be (backup, list, verify, prune, restore); `restore "
-    "--output -` whose reader closes the pipe after 100 bytes; `--env-file /proc/self/environ`; "
-    "drill and restore of a manifest whose fields have the wrong types",
+    "--output -` whose reader closes the pipe after 100 bytes; `--env-file /proc/self/environ` "
+    "and a Latin-1 env file; drill and restore of a manifest whose fields have the wrong types",
     "exit 2 naming the key or line (NUL, env file), exit 1 with one sentence (`Not a "
     "directory`, `the manifest of NAME is not valid: manifest.source.tables …`), or, for the "
     "closed pipe, exit 1 with nothing said; never a traceback or an unexpected error",
