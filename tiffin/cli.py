@@ -348,6 +348,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="tiffin: %(message)s",
         stream=sys.stderr,
     )
+    # Both handlers are installed whatever was inherited: a shell runs `cmd &` and nohup
+    # with SIGINT ignored, and Python then leaves it ignored, so Ctrl-C or `kill -INT`
+    # would not stop a run and clean it up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_sigterm)
     streams.keep_blocks_in_heap()
     try:
