@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from tiffin import __version__, notify, options
+from tiffin import __version__, notify, options, process
 from tiffin.catalog import read_manifest, scan
 from tiffin.drillsql import MySQLScratch, PostgresScratch
 from tiffin.errors import BackupFailed, NotFound, TiffinError, UsageError
@@ -273,6 +273,7 @@ def run(job: DrillJob) -> DrillResult:
     space and return the result. Raise DrillFailed (naming the backup) if the backup cannot
     be read or loaded or a check fails; TargetError if the target cannot be reached."""
     t0 = time.monotonic()
+    process.set_patience(job.target_options.timeout)  # bounds every wait on the server too
     what = WHAT_OF[job.into]
     target = make_target(job.target, job.target_options)
     try:

@@ -93,6 +93,7 @@ def backup(
     if anything fails; nothing is then left under the backup's name, and no manifest. WATCH,
     if given, wraps the reader of the stored bytes (a progress line counts them)."""
     started = now()
+    process.set_patience(job.target_options.timeout)  # bounds every wait on the source too
     name = job.name or make_name(
         job.label, job.source.what, started, job.compress, bool(job.encrypt_to)
     )
@@ -274,6 +275,7 @@ def verify_stored(target: Target, name: str, manifest: Manifest) -> None:
 def restore(job: RestoreJob) -> RestoreResult:
     """Given a restore job, load or write the backup. Raise a TiffinError if anything fails."""
     t0 = time.monotonic()
+    process.set_patience(job.target_options.timeout)  # bounds every wait on the server too
     if job.into and job.into not in LOADERS:
         raise UsageError(f"--into takes one of {', '.join(LOADERS)}")
     loader = LOADERS[job.into](job) if job.into else None

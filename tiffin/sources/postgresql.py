@@ -8,6 +8,7 @@ Debian's /usr/lib/postgresql/N/bin, else the run fails at once naming both versi
 from __future__ import annotations
 
 import glob
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import IO, Any
 from tiffin import process
 from tiffin.errors import BackupFailed, ToolFailed
 from tiffin.job import DBConn, RestoreJob, SourceSpec
+from tiffin.sources.base import address
 from tiffin.sources.beside import Beside, counted_rows
 from tiffin.streams import BLOCK, IterReader, buffered
 
@@ -41,8 +43,24 @@ def pg_env(conn: DBConn, database: str | None = None) -> dict[str, str]:
         env["PGPASSWORD"] = conn.password
     if database:
         env["PGDATABASE"] = database
-    env.setdefault("PGCONNECT_TIMEOUT", "30")
+    # libpq's connect_timeout (2 s at least) covers a server that accepts and never answers.
+    env["PGCONNECT_TIMEOUT"] = str(max(2, math.ceil(process.patience())))
     return env
+
+
+def server_of(conn: DBConn, psql: str = "psql") -> process.Server:
+    """Given a connection, return the server every child waits on, with a ping (a fresh
+    session's SELECT 1) that tells a busy server from a hung one."""
+
+    def ping() -> None:
+        process.run(
+            (psql, "-X", "-w", "-q", "-A", "-t", "-c", "SELECT 1"),
+            name="psql",
+            env=pg_env(conn, "postgres"),
+        )
+
+    where = address(conn.host, conn.port, None)
+    return process.Server(f"the PostgreSQL server at {where}", ping)
 
 
 def client_versions(tool: str) -> dict[int, str]:
@@ -114,6 +132,7 @@ def _psql(conn: DBConn, database: str, sql: str, psql: str = "psql") -> list[lis
         name="psql",
         input=sql.encode(),
         env=pg_env(conn, database),
+        server=server_of(conn, psql),
     )
     return [line.split("\t") for line in out.splitlines() if line]
 
@@ -239,10 +258,13 @@ class PostgresSource:
 
     def open(self) -> IO[bytes]:
         env = pg_env(self.spec.conn, "postgres")
+        server = server_of(self.spec.conn, self._psql)
 
         def chunks() -> Iterator[bytes]:
             for cmd in self._cmds:
-                reader = process.spawn_reader(cmd, name=os.path.basename(cmd[0]), env=env)
+                reader = process.spawn_reader(
+                    cmd, name=os.path.basename(cmd[0]), env=env, server=server
+                )
                 self._children.append(reader.raw.child)  # type: ignore[attr-defined]
                 try:
                     while True:
@@ -284,6 +306,7 @@ class PostgresLoader:
         self.job = job
         self.conn = job.source.conn
         self._psql = newest_psql()
+        self.server = server_of(self.conn, self._psql)
 
     def check(self, details: dict[str, Any]) -> None:
         if details.get("server") != "pgsql":
@@ -360,12 +383,16 @@ class PostgresLoader:
                 "ON_ERROR_STOP=1",
                 "--single-transaction",
             )
-            child = process.feed(cmd, reader, name="psql", env=pg_env(self.conn, db))
+            child = process.feed(
+                cmd, reader, name="psql", env=pg_env(self.conn, db), server=self.server
+            )
             if child.proc.returncode != 0:
                 raise ToolFailed("psql", child.proc.returncode, child.stderr_tail)
             return f"loaded into database {db}"
         cmd = (self._psql, "-X", "-w", "-q")
-        child = process.feed(cmd, reader, name="psql", env=pg_env(self.conn, "postgres"))
+        child = process.feed(
+            cmd, reader, name="psql", env=pg_env(self.conn, "postgres"), server=self.server
+        )
         errors = [
             ln
             for ln in child.error_lines
