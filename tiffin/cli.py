@@ -353,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # would not stop a run and clean it up.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    process.begin()
     streams.keep_blocks_in_heap()
     try:
         cmd, args, values = parse(argv)
@@ -380,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         err(f"tiffin: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)")
         return ExitStatus.FAILED
+    finally:
+        process.end()  # children lead process groups of their own: none may outlive tiffin
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,6 +27,7 @@ log = logging.getLogger("tiffin")
 
 _LIVE: set[subprocess.Popen[bytes]] = set()
 _LIVE_LOCK = threading.Lock()
+_ENDED = threading.Event()
 
 # Seconds a child that talks to a server may go without progress (--timeout): see Server.
 _PATIENCE = [120.0]
@@ -63,6 +65,11 @@ class Server:
         return True
 
 
+# What a client says when its connect timeout (--connect-timeout, libpq's connect_timeout)
+# expired: the server took the connection and never answered.
+NO_GREETING = re.compile(r"system error: 110|\(110\)|timeout expired")
+
+
 class Stalled(BackupFailed):
     """A child made no progress for patience() seconds and its server did not answer."""
 
@@ -94,6 +101,18 @@ def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
     if extra:
         env.update(extra)
     return env
+
+
+def begin() -> None:
+    """Allow children again (a new run of tiffin.cli.main in the same process)."""
+    _ENDED.clear()
+
+
+def end() -> None:
+    """Kill every child still running and start no other: tiffin is about to exit, and a
+    child of its own process group would outlive it (a row count beside a failed dump)."""
+    _ENDED.set()
+    kill_all()
 
 
 def kill_all() -> None:
@@ -142,6 +161,10 @@ class Child:
         self._tail: deque[str] = deque(maxlen=12)
         self.error_lines: deque[str] = deque(maxlen=200)
         fds = tuple(pass_fds)
+        if _ENDED.is_set():
+            for fd in fds:
+                os.close(fd)
+            raise BackupFailed(f"{self.name} was not started: tiffin is ending")
         log.debug("running %s", " ".join(self.cmd))
         try:
             self.proc = subprocess.Popen(
@@ -188,7 +211,14 @@ class Child:
             return
 
     def raise_if_stalled(self) -> None:
-        """Raise Stalled if the child was killed for making no progress."""
+        """Raise Stalled if the ended child was killed for making no progress, or gave up
+        connecting to its server (its own connect timeout)."""
+        rc = self.proc.returncode
+        if rc and self.server is not None and NO_GREETING.search(self.stderr_tail):
+            raise Stalled(
+                f"{self.server.name} stopped answering: {self.name} could not connect within "
+                f"{patience():g} seconds ({self.stderr_tail.splitlines()[-1].strip()})"
+            )
         if self.stalled is None:
             return
         if self.server is None:

@@ -44,9 +44,16 @@ def conn_options(conn: DBConn) -> tuple[str, ...]:
         opts += ["--socket", conn.socket]
     if conn.user:
         opts += ["--user", conn.user]
-    # A server that accepts the connection but never greets (hung, frozen) is given up on.
-    opts.append(f"--connect-timeout={max(1, math.ceil(process.patience()))}")
     return tuple(opts)
+
+
+def connect_timeout(binary: str) -> tuple[str, ...]:
+    """Given a client binary, return its option that gives up on a server that accepts the
+    connection and never greets (hung, frozen): the client has one, the dump tool does not
+    (its watchdog ends it, see process.Server)."""
+    if binary.rsplit("/", 1)[-1].endswith("dump"):
+        return ()
+    return (f"--connect-timeout={max(1, math.ceil(process.patience()))}",)
 
 
 def server_of(client_bin: str, conn: DBConn) -> process.Server:
@@ -66,11 +73,12 @@ def with_secret(
 ) -> tuple[tuple[str, ...], list[int]]:
     """Given a client binary, a connection and its other arguments, return the command and
     the descriptors to pass: the password, if any, in a pipe read as the first option."""
+    opts = (*conn_options(conn), *connect_timeout(binary))
     if conn.password is None:
-        return (binary, *conn_options(conn), *args), []
+        return (binary, *opts, *args), []
     body = "[client]\npassword=" + conn.password.replace("\\", "\\\\") + "\n"
     fd = process.secret_pipe(body.encode())
-    return (binary, f"--defaults-extra-file=/dev/fd/{fd}", *conn_options(conn), *args), [fd]
+    return (binary, f"--defaults-extra-file=/dev/fd/{fd}", *opts, *args), [fd]
 
 
 def dump_command(
