@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import tiffin
-from tests.faults.conftest import BIG_DB, Source
+from tests.faults.conftest import Source
 from tests.faults.midstream import (
     LABEL,
     alive,
@@ -26,6 +26,7 @@ from tests.faults.midstream import (
 )
 from tests.faults.places import Place
 from tests.faults.tried import tried
+from tests.servers.env import tiffin_env
 
 SOURCES = ["mysql", "pgsql"]
 SERVER = {"mysql": "the MySQL server at 127.0.0.1:", "pgsql": "the PostgreSQL server at 127.0.0.1:"}
@@ -48,9 +49,9 @@ def clients_of(port: int) -> list[tuple[int, str]]:
             continue
         if not argv or not os.path.basename(argv[0].decode(errors="replace")).startswith(CLIENTS):
             continue
-        if str(port).encode() in argv or f"PGPORT={port}".encode() in env:
-            if alive(int(entry)):
-                found.append((int(entry), argv[0].decode(errors="replace")))
+        talks = str(port).encode() in argv or f"PGPORT={port}".encode() in env
+        if talks and alive(int(entry)):
+            found.append((int(entry), argv[0].decode(errors="replace")))
     return found
 
 
@@ -149,8 +150,6 @@ def _backup_of(source: Source, folder: Path) -> str:
 
 
 def _env() -> dict[str, str]:
-    from tests.servers.env import tiffin_env
-
     return tiffin_env()
 
 
