@@ -205,7 +205,7 @@ def test_server_frozen_during_restore(source: Source, stored: Path) -> None:
 @tried(
     "fault",
     "The database server is frozen when drill starts",
-    "the server and every process of it are sent SIGSTOP, then `drill latest --into "
+    "the server and every process of it are sent SIGSTOP, then `drill NAME --into "
     "mysql|pgsql --timeout 3` runs (its first wait is the scratch database's creation, its "
     "last the clean-up); the server is thawed afterwards",
     "exit 1 within 60 s, one `Drill of NAME FAILED: ... did not answer within 3 seconds` "
