@@ -26,6 +26,7 @@ MODULES = (
     "tests.faults.test_target_faults",
     "tests.faults.test_interrupts",
     "tests.faults.test_lock",
+    "tests.faults.test_sources_apart",
     "tests.e2e.test_hostile",
     "tests.e2e.test_secrets_all",
     "tests.fuzz.test_cli_fuzz",
