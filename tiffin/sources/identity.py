@@ -42,7 +42,7 @@ def key(ident: Mapping[str, Any] | None) -> str | None:
     if not isinstance(ident, Mapping):
         return None
     canonical = json.dumps(ident, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def key_of(details: Mapping[str, Any] | None) -> str | None:
