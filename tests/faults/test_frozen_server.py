@@ -22,7 +22,6 @@ from tests.faults.midstream import (
     children_of,
     running,
     wait_for,
-    written,
 )
 from tests.faults.places import Place
 from tests.faults.tried import tried
@@ -153,14 +152,26 @@ def _env() -> dict[str, str]:
     return tiffin_env()
 
 
-def _loader_started(run_pid: int, what: str) -> bool:
+def _read(pid: int) -> int:
+    """Return the bytes PID has read so far (0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _loading(run_pid: int, what: str) -> bool:
+    """Whether the client that loads the dump is connected and has read 4 MB of it."""
     mark = "--binary-mode" if what == "mysql" else "--single-transaction"
     for pid, _ in children_of(run_pid):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
         except OSError:
             continue
-        if mark in argv and written(pid) == 0:
+        if mark in argv and _read(pid) >= 4 << 20:
             return True
     return False
 
@@ -169,7 +180,7 @@ def _loader_started(run_pid: int, what: str) -> bool:
     "fault",
     "The database server is frozen during `restore --into`",
     "a 60 MB dump is restored `--into mysql|pgsql --database NEW --timeout 3`; once the "
-    "client that loads it has started, the server and every process of it are sent SIGSTOP; "
+    "client that loads it has read 4 MB, the server and every process of it are sent SIGSTOP; "
     "the server is thawed afterwards",
     "exit 1 within 60 s, one `tiffin: the MySQL|PostgreSQL server at HOST:PORT stopped "
     "answering: mysql|psql made no progress for 3 seconds and was stopped` line; no client "
@@ -192,7 +203,7 @@ def test_server_frozen_during_restore(source: Source, stored: Path) -> None:
         *FROZEN,
     ]
     with running(args, {**_env(), **source.env}) as run:
-        wait_for(lambda: _loader_started(run.proc.pid, source.what), "the load to start", 60)
+        wait_for(lambda: _loading(run.proc.pid, source.what), "the load to be under way", 60)
         with source.server.paused():
             run.finish(timeout=BOUND)
     assert run.proc.returncode == 1, run.err

@@ -97,6 +97,13 @@ def test_two_folders_backed_up_at_once_never_fail_each_other(place: Place, tmp_p
         assert inside in (["only-in-a"], ["only-in-b"]), (name, inside)
 
 
+@tried(
+    "fault",
+    "Two runs on this machine pick a name in the same second",
+    "a name is claimed (as a run holds it from its start) before a second run of the same "
+    "label, kind and target picks its name for the same second",
+    "the second run takes the next second's name; the claim is free again once released",
+)
 def test_a_name_claimed_by_another_run_is_skipped(tmp_path: Path) -> None:
     """Two runs on this machine in the same second: the second takes the next second, even
     before the first has stored a byte (its claim on the name is what it meets)."""
