@@ -7,6 +7,7 @@ The server is thawed (SIGCONT) whatever happens."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -243,3 +244,49 @@ def test_server_frozen_during_drill(source: Source, stored: Path) -> None:
     assert len(lines) == 1 and "did not answer within 3 seconds" in lines[0], run.err
     assert clients_of(source.server.port) == []  # type: ignore[union-attr]
     finish_within_bound(run.started)
+
+
+LOCKED_DB = "faults_lockwait"
+HOLD = 8  # seconds the lock is held: more than twice --timeout
+HOLDER = {
+    "mysql": f"LOCK TABLES t WRITE; SELECT SLEEP({HOLD}); UNLOCK TABLES;",
+    "pgsql": f"BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({HOLD}); COMMIT;",
+}
+WAITING = {
+    "mysql": "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP%'",
+    "pgsql": "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'",
+}
+
+
+@tried(
+    "fault",
+    "A dump waits for a lock longer than --timeout (the server answers)",
+    f"a session holds a write lock on the only table (MariaDB `LOCK TABLES t WRITE`, "
+    f"PostgreSQL `LOCK TABLE t IN ACCESS EXCLUSIVE MODE`) for {HOLD} s; `backup --timeout 2` "
+    "of that database runs meanwhile",
+    "the backup waits (its server answers a fresh `SELECT 1` every 2 s) and completes, exit "
+    "0, once the lock is released: no progress alone never stops a dump",
+)
+@pytest.mark.parametrize("source", SOURCES, indirect=True)
+@pytest.mark.parametrize("place", ["local"], indirect=True)
+def test_a_dump_waiting_for_a_lock_is_not_stopped(source: Source, place: Place) -> None:
+    server = source.server
+    if source.what == "mysql":
+        server.sql(f"CREATE DATABASE IF NOT EXISTS {LOCKED_DB}")
+        server.sql("CREATE TABLE IF NOT EXISTS t (i INT) ENGINE=InnoDB", LOCKED_DB)
+    else:
+        if server.sql(f"SELECT count(*) FROM pg_database WHERE datname = '{LOCKED_DB}'") == "0":
+            server.sql(f'CREATE DATABASE "{LOCKED_DB}"')
+        server.sql("CREATE TABLE IF NOT EXISTS t (i int)", LOCKED_DB)
+    holder = threading.Thread(target=server.sql, args=(HOLDER[source.what], LOCKED_DB))
+    holder.start()
+    try:
+        wait_for(lambda: server.sql(WAITING[source.what]) == "1", "the lock to be held")
+        args = [*source.server.conn_args(), "--database", LOCKED_DB, "--timeout", "2"]
+        r = tiffin(backup_args(source.what, place, *args), {**place.env, **source.env})
+        assert not holder.is_alive(), "the backup ended before the lock was released"
+        assert " completed." in r.stdout, r.stdout
+    finally:
+        holder.join()
+    [item] = place.listing()
+    assert item["complete"], item
