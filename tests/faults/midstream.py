@@ -63,11 +63,11 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def written(pid: int) -> int:
-    """Return the bytes PID has written so far (0 once it is gone)."""
+def written(pid: int, field: str = "wchar") -> int:
+    """Return the bytes PID has written so far (FIELD rchar: read), 0 once it is gone."""
     try:
         for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-            if line.startswith("wchar:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
         pass

@@ -23,6 +23,7 @@ from tests.faults.midstream import (
     children_of,
     running,
     wait_for,
+    written,
 )
 from tests.faults.places import Place
 from tests.faults.tried import tried
@@ -153,17 +154,6 @@ def _env() -> dict[str, str]:
     return tiffin_env()
 
 
-def _read(pid: int) -> int:
-    """Return the bytes PID has read so far (0 once it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-            if line.startswith("rchar:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def _loading(run_pid: int, what: str) -> bool:
     """Whether the client that loads the dump is connected and has read 4 MB of it."""
     mark = "--binary-mode" if what == "mysql" else "--single-transaction"
@@ -172,7 +162,7 @@ def _loading(run_pid: int, what: str) -> bool:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
         except OSError:
             continue
-        if mark in argv and _read(pid) >= 4 << 20:
+        if mark in argv and written(pid, "rchar") >= 4 << 20:
             return True
     return False
 
