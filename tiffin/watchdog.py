@@ -48,7 +48,9 @@ class Server:
 
 # What a client says when its connect timeout (--connect-timeout, libpq's connect_timeout)
 # expired: the server took the connection and never answered.
-NO_GREETING = re.compile(r"system error: 110|\(110\)|timeout expired")
+# (MariaDB: "... system error: 110" or "Can't connect to server on 'HOST' (110)"; libpq:
+# "connection to server at ... failed: timeout expired"), at the end of a line.
+NO_GREETING = re.compile(r"(system error: 110|\(110\)|failed: timeout expired)\s*$", re.M)
 
 
 class Stalled(BackupFailed):
