@@ -58,12 +58,12 @@ def test_a_silent_child_of_a_server_that_answers_waits() -> None:
 
 
 def test_a_child_with_no_server_is_bounded_by_its_timeout() -> None:
-    with pytest.raises(process.Stalled, match="^sleep did not answer within 0.5 seconds$"):
+    with pytest.raises(process.Stalled, match=r"^sleep did not answer within 0\.5 seconds$"):
         process.run(("sleep", "60"), name="sleep")
 
 
 def test_a_load_whose_server_hangs_is_killed() -> None:
     """feed(): a child that stops taking bytes (its pipe full) is a child without progress."""
-    with open("/dev/zero", "rb") as zeros:
-        with pytest.raises(process.Stalled, match="stopped answering: load made no progress"):
-            process.feed(("sleep", "60"), zeros, name="load", server=process.Server("S", hung))
+    stalled = pytest.raises(process.Stalled, match="stopped answering: load made no progress")
+    with open("/dev/zero", "rb") as zeros, stalled:
+        process.feed(("sleep", "60"), zeros, name="load", server=process.Server("S", hung))
