@@ -272,8 +272,8 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("--force", "restore a backup that has no manifest", frozenset({RESTORE}), "flag"),
     Opt(
         "--source-id",
-        "restore latest: the newest backup of this source (source_id in `list --json`)",
-        frozenset({RESTORE}),
+        "latest: the newest backup of this source only (its source_id in `list --json`)",
+        frozenset({RESTORE, DRILL}),
         metavar="ID",
     ),
     Opt("--overwrite", "replace existing files", frozenset({RESTORE}), "flag"),
