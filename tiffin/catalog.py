@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from tiffin import lock
 from tiffin.errors import BackupFailed, IntegrityError, NotFound
 from tiffin.manifest import MAX_BYTES, Manifest
-from tiffin.naming import MANIFEST_SUFFIX, parse_name
+from tiffin.naming import MANIFEST_SUFFIX, PARTIAL_SUFFIX, parse_name
+from tiffin.sources.identity import key_of
 from tiffin.targets.base import Target
+
+# How many seconds past its start a backup's name may be, when runs of other sources took
+# the names of the seconds before (see free_name).
+NAME_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -87,19 +94,31 @@ def scan(target: Target, with_manifests: bool = False) -> list[Backup]:
     return out
 
 
-def resolve(target: Target, name: str, label: str | None = None) -> str:
+def resolve(target: Target, name: str, label: str | None = None, source: str | None = None) -> str:
     """Given NAME or 'latest', return the backup name to use. 'latest' is the newest complete
-    backup (of LABEL when given). Raise NotFound if there is none."""
+    backup (of LABEL, and of the source whose identity key is SOURCE, when given). Raise
+    NotFound if there is none."""
     if name != "latest":
         return name
     for b in scan(target):
-        if b.complete and (label is None or b.label == label):
-            return b.name
-    raise NotFound("there is no complete backup here to restore as 'latest'")
+        if not b.complete or (label is not None and b.label != label):
+            continue
+        if source is not None:
+            try:
+                if key_of(read_manifest(target, b.name).source) != source:
+                    continue
+            except BackupFailed:
+                continue
+        return b.name
+    of = f" of the source {source}" if source is not None else ""
+    raise NotFound(f"there is no complete backup{of} here to restore as 'latest'")
 
 
-def previous_complete(target: Target, label: str, what: str, kind: str) -> Backup | None:
-    """Return the newest complete backup of LABEL and WHAT at TARGET, or None."""
+def previous_complete(
+    target: Target, label: str, what: str, kind: str, source: str | None = None
+) -> Backup | None:
+    """Return the newest complete backup of LABEL, WHAT and the source whose identity key is
+    SOURCE (None: a manifest that records none) at TARGET, or None."""
     for b in scan(target):
         if not b.complete or b.label != label or b.kind != kind:
             continue
@@ -107,6 +126,28 @@ def previous_complete(target: Target, label: str, what: str, kind: str) -> Backu
             m = read_manifest(target, b.name)
         except BackupFailed:
             continue
-        if m.what == what:
+        if m.what == what and key_of(m.source) == source:
             return Backup(b.name, b.label, b.kind, b.created, m.size, True, False, m)
     return None
+
+
+def free_name(
+    target: Target, where: str, when: datetime, name_of: Callable[[datetime], str]
+) -> tuple[str, lock.Lock]:
+    """Given a target (WHERE: its URL without password), the time a backup started and how
+    its name reads at a time, return the name of the first second from WHEN that no backup
+    at the target holds (complete or not) and no other run on this machine has claimed, and
+    the claim on it (release it when the backup ends). A backup is never overwritten, and
+    never fails because a backup of another source took its second: it takes the next one
+    (SPEC §2's name form is kept). Raise BackupFailed if NAME_SECONDS seconds are taken."""
+    for step in range(NAME_SECONDS):
+        name = name_of(when + timedelta(seconds=step))
+        claim = lock.claim(where, name)
+        if claim is None:
+            continue
+        if target.stat(name) is None and target.stat(name + PARTIAL_SUFFIX) is None:
+            return name, claim
+        claim.close()
+    raise BackupFailed(
+        f"every backup name of the {NAME_SECONDS} seconds from {name_of(when)} is taken at {where}"
+    )

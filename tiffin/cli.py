@@ -354,7 +354,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="tiffin: %(message)s",
         stream=sys.stderr,
     )
+    # Both handlers are installed whatever was inherited: a shell runs `cmd &` and nohup
+    # with SIGINT ignored, and Python then leaves it ignored, so Ctrl-C or `kill -INT`
+    # would not stop a run and clean it up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    process.begin()
     streams.keep_blocks_in_heap()
     try:
         cmd, args, values = parse(argv)
@@ -392,6 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         err(f"tiffin: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)")
         return ExitStatus.FAILED
+    finally:
+        process.end()  # children lead process groups of their own: none may outlive tiffin
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from tiffin import __version__, notify, options
+from tiffin import __version__, notify, options, process
 from tiffin.catalog import read_manifest, scan
 from tiffin.drillsql import MySQLScratch, PostgresScratch
 from tiffin.errors import BackupFailed, NotFound, TiffinError, UsageError
@@ -42,6 +42,7 @@ from tiffin.manifest import Manifest
 from tiffin.naming import check_name, default_label
 from tiffin.pipeline import check_stored, decoded
 from tiffin.sources.directory import DirectoryLoader
+from tiffin.sources.identity import key_of
 from tiffin.sources.sqlite import SqliteLoader, table_counts
 from tiffin.targets import Target, make_target
 
@@ -72,6 +73,7 @@ class DrillJob:
     workdir: str | None = None  # where the scratch folder of a dir/sqlite drill goes
     emails: tuple[str, ...] = ()
     ping_url: str | None = None
+    source_id: str | None = None  # `latest` of this source only (tiffin/sources/identity.py)
 
 
 @dataclass(frozen=True)
@@ -104,19 +106,23 @@ def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
         workdir=values.get("dir"),
         emails=notify.check_addresses(values.get("email") or ()),
         ping_url=notify.check_ping_url(values["ping_url"]) if values.get("ping_url") else None,
+        source_id=values.get("source_id"),
     )
 
 
-def _latest(target: Target, what: str, label: str | None) -> tuple[str, Manifest]:
+def _latest(
+    target: Target, what: str, label: str | None, source: str | None = None
+) -> tuple[str, Manifest]:
     for b in scan(target):
         if b.complete and (label is None or b.label == label):
             try:
                 m = read_manifest(target, b.name)
             except BackupFailed:
                 continue
-            if m.what == what:
+            if m.what == what and (source is None or key_of(m.source) == source):
                 return b.name, m
-    raise NotFound(f"there is no complete {what} backup here to drill as 'latest'")
+    of = f" of the source {source}" if source is not None else ""
+    raise NotFound(f"there is no complete {what} backup{of} here to drill as 'latest'")
 
 
 def check_tables(
@@ -275,11 +281,12 @@ def run(job: DrillJob) -> DrillResult:
     space and return the result. Raise DrillFailed (naming the backup) if the backup cannot
     be read or loaded or a check fails; TargetError if the target cannot be reached."""
     t0 = time.monotonic()
+    process.set_patience(job.target_options.timeout)  # bounds every wait on the server too
     what = WHAT_OF[job.into]
     target = make_target(job.target, job.target_options)
     try:
         if job.name == "latest":
-            name, manifest = _latest(target, what, job.label)
+            name, manifest = _latest(target, what, job.label, job.source_id)
         else:
             name = job.name
             try:

@@ -22,6 +22,7 @@ from tiffin.job import WHATS, TargetURL
 from tiffin.manifest import Manifest, Part
 from tiffin.naming import MANIFEST_SUFFIX, check_name, parse_name
 from tiffin.prune import COMPLETE, DAMAGED, INCOMPLETE, PARTIAL, Candidate, kind_of
+from tiffin.sources.identity import key_of
 from tiffin.streams import BLOCK, HashingReader
 from tiffin.targets.base import Target
 
@@ -58,7 +59,8 @@ class Item:
         mtime = self.backup.mtime
         modified = datetime.fromtimestamp(mtime, UTC) if mtime is not None else None
         b = self.backup
-        return Candidate(b.name, b.label, self.what, b.created, self.state, modified)
+        source = key_of(self.manifest.source) if self.manifest else None
+        return Candidate(b.name, b.label, self.what, b.created, self.state, modified, source)
 
     def to_json(self) -> dict[str, Any]:
         m = self.manifest
@@ -77,6 +79,7 @@ class Item:
             "sha256": m.sha256 if m else None,
             "finished": m.finished if m else None,
             "parts": len(m.parts) if m else None,
+            "source_id": key_of(m.source) if m else None,
         }
 
 

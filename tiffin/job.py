@@ -245,3 +245,4 @@ class RestoreJob:
     overwrite: bool = False
     quiet: bool = False
     debug: bool = False
+    source_id: str | None = None  # `latest` of this source only (tiffin/sources/identity.py)

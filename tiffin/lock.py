@@ -1,7 +1,9 @@
-"""One run at a time per job: a lock per LABEL, WHAT and target, held for the whole backup.
+"""One run at a time per job: a lock per LABEL, WHAT, source and target, held for the whole
+backup. Backups of different sources (two folders, two servers) never block each other.
 
 The lock is an flock(2) on ~/.cache/tiffin/locks/HASH.lock, HASH the sha256 of the label,
-the source kind and the target's URL without its password (its folder included). The kernel
+the source kind, the source's identity key (tiffin/sources/identity.py) and the target's URL
+without its password (its folder included). The kernel
 releases an flock when its holder ends, however it ends (SIGKILL, a crash, a reboot), so a
 stale lock never blocks the next run and the file itself is never removed: removing a lock
 file while another run waits on it would let a third one take a lock on a new file.
@@ -40,10 +42,30 @@ def lock_dir() -> str:
     return os.path.join(os.path.expanduser("~"), ".cache", "tiffin", "locks")
 
 
-def lock_path(label: str, what: str, target: str) -> str:
-    """Given a label, a source kind and a target URL without password, return its lock file."""
-    key = "\0".join((label, what, target)).encode("utf-8", "surrogateescape")
+def lock_path(label: str, what: str, target: str, source: str = "") -> str:
+    """Given a label, a source kind, a target URL without password and the source's identity
+    key, return its lock file."""
+    key = "\0".join((label, what, target, source)).encode("utf-8", "surrogateescape")
     return os.path.join(lock_dir(), hashlib.sha256(key).hexdigest()[:32] + ".lock")
+
+
+def claim(target: str, name: str) -> Lock | None:
+    """Given a target URL without password and a backup name, take the claim on that name
+    for this run (an flock, as for hold()); return it, or None if another run on this
+    machine holds it: two runs that start in the same second never pick the same name."""
+    key = "\0".join(("name", target, name)).encode("utf-8", "surrogateescape")
+    path = os.path.join(lock_dir(), hashlib.sha256(key).hexdigest()[:32] + ".name.lock")
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return Lock(None, path)  # no guard, as for hold(); the target still never overwrites
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return Lock(fd, path)
 
 
 def _holder(fd: int) -> str:
@@ -82,12 +104,12 @@ class Lock:
         self.close()
 
 
-def hold(label: str, what: str, target: str) -> Lock:
-    """Given a job's label, source kind and target URL without password, take its lock and
-    return it. Raise Busy, naming the other run's pid, if another run holds it. If the lock
-    file cannot be made at all (a read-only home), log why and return an empty Lock: a
-    backup matters more than the guard against a concurrent one."""
-    path = lock_path(label, what, target)
+def hold(label: str, what: str, target: str, source: str = "") -> Lock:
+    """Given a job's label, source kind, target URL without password and source identity
+    key, take its lock and return it. Raise Busy, naming the other run's pid, if another run
+    holds it. If the lock file cannot be made at all (a read-only home), log why and return
+    an empty Lock: a backup matters more than the guard against a concurrent one."""
+    path = lock_path(label, what, target, source)
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         fd = safefile.open_lock(path)  # Planted (a link, a fifo ...) is not passed over
@@ -110,8 +132,8 @@ def hold(label: str, what: str, target: str) -> Lock:
             log.warning("cannot lock %s (%s): no guard against a concurrent run", path, exc)
             return Lock(None, path)
         raise Busy(
-            f"another tiffin run is backing up {label} ({what}) to {target} (pid {pid}); "
-            "this one did not start, so that the two never interleave"
+            f"another tiffin run is backing up {label} ({what}) to {target} (pid {pid}) from "
+            "the same source; this one did not start, so that the two never interleave"
         ) from None
     try:
         os.ftruncate(fd, 0)

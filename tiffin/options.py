@@ -294,6 +294,12 @@ OPTIONS: tuple[Opt, ...] = (
         metavar="FILE",
     ),
     Opt("--force", "restore a backup that has no manifest", frozenset({RESTORE}), "flag"),
+    Opt(
+        "--source-id",
+        "latest: the newest backup of this source only (its source_id in `list --json`)",
+        frozenset({RESTORE, DRILL}),
+        metavar="ID",
+    ),
     Opt("--overwrite", "replace existing files", frozenset({RESTORE}), "flag"),
 )
 BY_DEST = {o.dest: o for o in OPTIONS}
@@ -486,6 +492,7 @@ def restore_job(positional: list[str], values: Mapping[str, Any]) -> RestoreJob:
         identity=values.get("identity"),
         force=bool(values.get("force")),
         overwrite=bool(values.get("overwrite")),
+        source_id=values.get("source_id"),
         quiet=bool(values.get("quiet")),
         debug=bool(values.get("debug")),
     )

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import IO, Any, cast
 
 from tiffin import lock, process, safefile
-from tiffin.catalog import previous_complete, read_manifest, resolve
+from tiffin.catalog import free_name, previous_complete, read_manifest, resolve
 from tiffin.codecs import Codec, compressor
 from tiffin.errors import (
     BackupFailed,
@@ -28,6 +28,7 @@ from tiffin.manifest import Manifest
 from tiffin.naming import MANIFEST_SUFFIX, check_name, make_name, parse_name
 from tiffin.sources.base import Loader, Source
 from tiffin.sources.directory import DirectoryLoader, DirectorySource
+from tiffin.sources.identity import identity, key
 from tiffin.sources.mysql import MySQLLoader, MySQLSource
 from tiffin.sources.postgresql import PostgresLoader, PostgresSource
 from tiffin.sources.sqlite import SqliteLoader, SqliteSource
@@ -100,13 +101,17 @@ def backup(
     if anything fails; nothing is then left under the backup's name, and no manifest. WATCH,
     if given, wraps the reader of the stored bytes (a progress line counts them)."""
     started = now()
-    name = job.name or make_name(
-        job.label, job.source.what, started, job.compress, bool(job.encrypt_to)
-    )
+    process.set_patience(job.target_options.timeout)  # bounds every wait on the source too
+
+    def name_of(when: datetime) -> str:
+        return make_name(job.label, job.source.what, when, job.compress, bool(job.encrypt_to))
+
+    name = job.name or name_of(started)
     source = SOURCES[job.source.what](job.source)
+    where = job.target.redacted()
     try:
-        # One run at a time per label, source kind and target (see tiffin/lock.py).
-        held = lock.hold(job.label, job.source.what, job.target.redacted())
+        # One run at a time per label, source kind, source and target (see tiffin/lock.py).
+        held = lock.hold(job.label, job.source.what, where, key(identity(job.source)) or "")
     except TiffinError as exc:
         raise RunFailed(name, exc) from exc
     with held:
@@ -116,7 +121,10 @@ def backup(
             raise
         except TiffinError as exc:
             raise RunFailed(name, exc) from exc
+        claim = None
         try:
+            if not job.name:
+                name, claim = free_name(target, where, started, name_of)
             return _backup(job, name, started, source, target, now, watch)
         except UsageError:
             raise
@@ -128,6 +136,8 @@ def backup(
                 name, "interrupted; stopped and cleaned up, nothing was published"
             ) from exc
         finally:
+            if claim is not None:
+                claim.close()
             target.close()
 
 
@@ -144,7 +154,9 @@ def _backup(
         raise BackupFailed(f"{name} exists already at the target; tiffin never overwrites a backup")
     details = source.prepare()
     parsed = parse_name(name)
-    previous = previous_complete(target, job.label, job.source.what, parsed.kind if parsed else "")
+    ident = identity(job.source)
+    kind = parsed.kind if parsed else ""
+    previous = previous_complete(target, job.label, job.source.what, kind, key(ident))
     stream: IO[bytes] = source.open()
     try:
         # Blocks pass from stage to stage as they are (Prefetch.read hands on the block it
@@ -166,7 +178,7 @@ def _backup(
     if stored.size != hashing.size:
         target.remove(name)
         raise IntegrityError(f"the target stored {stored.size} bytes of {hashing.size} sent")
-    details = {**details, **source.finish()}
+    details = {**details, **source.finish(), "identity": ident}
     finished = now()
     manifest = Manifest(
         name=name,
@@ -210,12 +222,13 @@ def _backup(
 
 def prune_after_backup(target: Target, job: BackupJob) -> tuple[tuple[str, ...], str | None]:
     """Given the target a backup was just published to, apply the job's --keep-* policy to the
-    job's LABEL and WHAT. Return the names deleted and, if pruning failed, why: the backup
-    itself is complete either way, so a failed prune is a warning, not a failed backup."""
+    job's LABEL, WHAT and source. Return the names deleted and, if pruning failed, why: the
+    backup itself is complete either way, so a failed prune is a warning, not a failed one."""
     from tiffin.prune import apply_policy
 
     try:
-        decisions = apply_policy(target, job.retention, job.label, job.source.what)
+        source = key(identity(job.source))
+        decisions = apply_policy(target, job.retention, job.label, job.source.what, source=source)
     except TiffinError as exc:
         return (), f"the backup is complete, but pruning old backups failed: {exc}"
     return tuple(d.name for d in decisions if not d.keep), None
@@ -281,12 +294,13 @@ def verify_stored(target: Target, name: str, manifest: Manifest) -> None:
 def restore(job: RestoreJob) -> RestoreResult:
     """Given a restore job, load or write the backup. Raise a TiffinError if anything fails."""
     t0 = time.monotonic()
+    process.set_patience(job.target_options.timeout)  # bounds every wait on the server too
     if job.into and job.into not in LOADERS:
         raise UsageError(f"--into takes one of {', '.join(LOADERS)}")
     loader = LOADERS[job.into](job) if job.into else None
     target = make_target(job.target, job.target_options)
     try:
-        name = check_name(resolve(target, job.name))
+        name = check_name(resolve(target, job.name, source=job.source_id))
         decoders_for(name, job.identity)  # bad name or missing identity: before any transfer
         if target.stat(name) is None:
             raise NotFound(f"there is no backup named {name} at {job.target.redacted()}")

@@ -14,16 +14,21 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO
 
 from tiffin.errors import BackupFailed, ToolFailed
+from tiffin.watchdog import NO_GREETING, Server, Stalled, patience, set_patience
+
+__all__ = ["Server", "Stalled", "patience", "set_patience"]  # the watchdog's rules, re-exported
 
 log = logging.getLogger("tiffin")
 
 _LIVE: set[subprocess.Popen[bytes]] = set()
 _LIVE_LOCK = threading.Lock()
+_ENDED = threading.Event()
 
 
 def which(*names: str) -> str | None:
@@ -55,14 +60,34 @@ def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
     return env
 
 
+def begin() -> None:
+    """Allow children again (a new run of tiffin.cli.main in the same process)."""
+    _ENDED.clear()
+
+
+def end() -> None:
+    """Kill every child still running and start no other: tiffin is about to exit, and a
+    child of its own process group would outlive it (a row count beside a failed dump)."""
+    _ENDED.set()
+    kill_all()
+
+
 def kill_all() -> None:
     """Kill every child still running (on SIGTERM/SIGINT of tiffin itself)."""
     with _LIVE_LOCK:
         procs = list(_LIVE)
     for p in procs:
-        if p.poll() is None:
+        _kill_group(p)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL PROC and its process group (each child leads one of its own), unless reaped."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
             try:
-                p.kill()
+                proc.kill()
             except OSError:
                 pass
 
@@ -81,12 +106,22 @@ class Child:
         stdin: int | IO[bytes] | None = subprocess.DEVNULL,
         stdout: int | IO[bytes] | None = subprocess.PIPE,
         cwd: str | None = None,
+        server: Server | None = None,
+        watch: float | None = None,
     ) -> None:
         self.name = name or os.path.basename(cmd[0])
+        self.server = server
+        self.stalled: float | None = None  # the seconds without progress, once killed for it
+        self._progress = time.monotonic()
+        self._ended = threading.Event()
         self.cmd = tuple(cmd)
         self._tail: deque[str] = deque(maxlen=12)
         self.error_lines: deque[str] = deque(maxlen=200)
         fds = tuple(pass_fds)
+        if _ENDED.is_set():
+            for fd in fds:
+                os.close(fd)
+            raise BackupFailed(f"{self.name} was not started: tiffin is ending")
         log.debug("running %s", " ".join(self.cmd))
         try:
             self.proc = subprocess.Popen(
@@ -97,6 +132,7 @@ class Child:
                 env=_env(env),
                 pass_fds=fds,
                 cwd=cwd,
+                process_group=0,  # its own group: a stalled child is killed with its own
             )
         except FileNotFoundError:
             raise BackupFailed(f"{self.name} is not installed (looked for {cmd[0]})") from None
@@ -107,6 +143,47 @@ class Child:
             _LIVE.add(self.proc)
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
+        seconds = watch if watch is not None else (patience() if server else None)
+        if seconds:
+            threading.Thread(target=self._watch, args=(seconds,), daemon=True).start()
+
+    def progressed(self) -> None:
+        """Note that bytes flowed from or to the child just now."""
+        self._progress = time.monotonic()
+
+    def _watch(self, seconds: float) -> None:
+        """Kill the child (its group) once it made no progress for SECONDS and its server, if
+        it has one with a ping, does not answer either (see Server)."""
+        while not self._ended.wait(min(1.0, seconds / 4)):
+            if time.monotonic() - self._progress < seconds:
+                continue
+            if self.server is not None and self.server.answers():
+                self.progressed()  # the server works: the child waits on it (a lock ...)
+                continue
+            if self._ended.is_set():
+                return
+            self.stalled = seconds
+            log.debug("%s made no progress for %g s: killing it", self.name, seconds)
+            _kill_group(self.proc)
+            return
+
+    def raise_if_stalled(self) -> None:
+        """Raise Stalled if the ended child was killed for making no progress, or gave up
+        connecting to its server (its own connect timeout)."""
+        rc = self.proc.returncode
+        if rc and self.server is not None and NO_GREETING.search(self.stderr_tail):
+            raise Stalled(
+                f"{self.server.name} stopped answering: {self.name} could not connect within "
+                f"{patience():g} seconds ({self.stderr_tail.splitlines()[-1].strip()})"
+            )
+        if self.stalled is None:
+            return
+        if self.server is None:
+            raise Stalled(f"{self.name} did not answer within {self.stalled:g} seconds")
+        raise Stalled(
+            f"{self.server.name} stopped answering: {self.name} made no progress for "
+            f"{self.stalled:g} seconds and was stopped"
+        )
 
     def _drain(self) -> None:
         assert self.proc.stderr is not None
@@ -129,6 +206,7 @@ class Child:
         except subprocess.TimeoutExpired:
             self.kill()
             rc = self.proc.wait()
+        self._ended.set()
         self._reader.join(5)
         with _LIVE_LOCK:
             _LIVE.discard(self.proc)
@@ -137,15 +215,12 @@ class Child:
     def check(self, timeout: float | None = None) -> None:
         """Wait for the child to end. Raise ToolFailed, quoting its stderr, unless it exited 0."""
         rc = self.wait(timeout)
+        self.raise_if_stalled()
         if rc != 0:
             raise ToolFailed(self.name, rc, self.stderr_tail)
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGKILL)
-            except OSError:
-                pass
+        _kill_group(self.proc)
 
     def abort(self) -> None:
         """Kill the child and reap it; nothing is raised."""
@@ -177,6 +252,7 @@ class ToolOutput(io.RawIOBase):
         if self._done:
             return 0
         n = self._out.readinto(b)  # type: ignore[attr-defined]
+        self.child.progressed()
         if n == 0:
             self._done = True
             self.child.check()
@@ -196,10 +272,12 @@ def spawn_reader(
     name: str | None = None,
     env: Mapping[str, str] | None = None,
     pass_fds: Iterable[int] = (),
+    server: Server | None = None,
 ) -> io.BufferedReader:
     """Start CMD and return a buffered reader of its stdout that raises ToolFailed at the end
-    unless CMD exits 0. Closing the reader early kills CMD."""
-    child = Child(cmd, name=name, env=env, pass_fds=pass_fds)
+    unless CMD exits 0. Closing the reader early kills CMD. With SERVER, CMD is killed, and
+    the reader raises Stalled, when it sends nothing for patience() seconds (see Server)."""
+    child = Child(cmd, name=name, env=env, pass_fds=pass_fds, server=server)
     return io.BufferedReader(ToolOutput(child), buffer_size=1 << 20)
 
 
@@ -210,16 +288,20 @@ def run(
     input: bytes | None = None,
     env: Mapping[str, str] | None = None,
     pass_fds: Iterable[int] = (),
-    timeout: float | None = 120,
+    timeout: float | None = None,
+    server: Server | None = None,
 ) -> str:
     """Run CMD to its end, feeding INPUT; return its stdout as text. Raise ToolFailed, quoting
-    its stderr, unless it exits 0."""
+    its stderr, unless it exits 0. CMD is killed, and Stalled raised, once it ran TIMEOUT
+    seconds (default patience()) without ending, and SERVER, if given, does not answer."""
     child = Child(
         cmd,
         name=name,
         env=env,
         pass_fds=pass_fds,
         stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        server=server,
+        watch=timeout or patience(),
     )
     assert child.proc.stdout is not None
 
@@ -234,24 +316,8 @@ def run(
     if input is not None:
         threading.Thread(target=send, daemon=True).start()
     # stderr is drained by the Child's own thread (kept for the error message), so only
-    # stdout is read here; a timer kills a child that does not answer.
-    fired = threading.Event()
-
-    def expire() -> None:
-        fired.set()
-        child.kill()
-
-    timer = threading.Timer(timeout, expire) if timeout else None
-    if timer:
-        timer.start()
-    try:
-        out = child.proc.stdout.read()
-    finally:
-        if timer:
-            timer.cancel()
-    if fired.is_set():
-        child.wait()
-        raise BackupFailed(f"{child.name} did not answer within {timeout:.0f} seconds")
+    # stdout is read here; the Child's watchdog kills a child that does not answer.
+    out = child.proc.stdout.read()
     child.check()
     return out.decode("utf-8", "replace")
 
@@ -264,11 +330,20 @@ def feed(
     env: Mapping[str, str] | None = None,
     pass_fds: Iterable[int] = (),
     block: int = 1 << 20,
+    server: Server | None = None,
 ) -> Child:
     """Run CMD with READER's bytes on its stdin, to the end. Return the ended Child (check its
-    status and stderr). If reading fails, CMD is killed and the error propagates."""
+    status and stderr). If reading fails, CMD is killed and the error propagates. With SERVER,
+    CMD is killed, and Stalled raised, when it takes no byte for patience() seconds and SERVER
+    does not answer (see Server)."""
     child = Child(
-        cmd, name=name, env=env, pass_fds=pass_fds, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+        cmd,
+        name=name,
+        env=env,
+        pass_fds=pass_fds,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        server=server,
     )
     assert child.proc.stdin is not None
     try:
@@ -276,10 +351,12 @@ def feed(
             data = reader.read(block)
             if not data:
                 break
+            child.progressed()
             try:
                 child.proc.stdin.write(data)
             except BrokenPipeError:
                 break
+            child.progressed()
         try:
             child.proc.stdin.close()
         except BrokenPipeError:
@@ -288,4 +365,5 @@ def feed(
         child.abort()
         raise
     child.wait()
+    child.raise_if_stalled()
     return child

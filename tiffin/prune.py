@@ -1,8 +1,11 @@
 """Retention by a GFS policy, with restic's meaning, computed from what the target holds.
 
 The policy is pure: plan() sees only the backups (their UTC names and manifests) and the
-time now; no state is kept anywhere else. Backups are grouped by (LABEL, WHAT) and each
-group is pruned on its own. Within a group, newest first:
+time now; no state is kept anywhere else. Backups are grouped by (LABEL, WHAT, source: the
+identity key its manifest records, see tiffin/sources/identity.py) and each group is pruned
+on its own: two folders backed up under one label never prune each other's backups.
+Manifests written before identities were recorded form a group of their own. Within a
+group, newest first:
 
 - `--keep-last N` keeps the N newest complete backups;
 - `--keep-hourly/daily/weekly/monthly/yearly N` keeps, for each of the last N hours, days,
@@ -58,6 +61,7 @@ class Candidate:
     created: datetime
     state: str = COMPLETE
     modified: datetime | None = None
+    source: str | None = None  # the source's identity key, when the manifest records one
 
     @property
     def complete(self) -> bool:
@@ -131,10 +135,10 @@ def plan(backups: Iterable[Candidate], retention: Retention, now: datetime) -> l
     no I/O. Raise UsageError if the policy keeps nothing (no --keep-* given)."""
     require(retention)
     ordered = sorted(backups, key=lambda b: (b.created, b.name), reverse=True)
-    groups: dict[tuple[str, str], list[Candidate]] = {}
+    groups: dict[tuple[str, str, str | None], list[Candidate]] = {}
     for b in ordered:
         if b.complete:
-            groups.setdefault((b.label, b.what), []).append(b)
+            groups.setdefault((b.label, b.what, b.source), []).append(b)
     kept: dict[str, list[str]] = {}
     for group in groups.values():
         kept.update(_rules(group, retention))
@@ -191,10 +195,13 @@ def kind_of(what: str) -> str:
     return "sql" if what in ("mysql", "pgsql", "sql") else what
 
 
-def matches(b: Candidate, label: str | None, what: str | None) -> bool:
-    """Whether B belongs to LABEL and WHAT (None: any). An incomplete backup, whose WHAT only
-    its name tells (sql for both mysql and pgsql), matches on that."""
+def matches(b: Candidate, label: str | None, what: str | None, source: str | None = None) -> bool:
+    """Whether B belongs to LABEL, WHAT and the source of identity key SOURCE (None: any).
+    An incomplete backup, whose WHAT only its name tells (sql for both mysql and pgsql) and
+    whose source nothing tells, matches on its name."""
     if label is not None and b.label != label:
+        return False
+    if source is not None and b.complete and b.source != source:
         return False
     if what is None or what in (b.what, kind_of(b.what)):
         return True
@@ -208,18 +215,22 @@ def apply_policy(
     what: str | None = None,
     now: datetime | None = None,
     dry_run: bool = False,
+    source: str | None = None,
 ) -> list[Decision]:
     """Given a connected target, a retention policy, optionally a LABEL and a WHAT (mysql,
-    pgsql, data, sqlite) to limit it to, the time now (default: the clock) and whether to
-    delete nothing, prune the target and return every Decision, newest first (deleted ones
-    are gone when it returns, unless DRY_RUN). This is what `tiffin prune` runs, and what
-    `tiffin backup --keep-*` runs after a successful backup. Raise UsageError if the policy
-    keeps nothing, TargetError (saying what was deleted before) if a deletion fails."""
+    pgsql, data, sqlite) and a SOURCE identity key to limit it to, the time now (default: the
+    clock) and whether to delete nothing, prune the target and return every Decision, newest
+    first (deleted ones are gone when it returns, unless DRY_RUN). This is what `tiffin
+    prune` runs, and what `tiffin backup --keep-*` runs after a successful backup. Raise
+    UsageError if the policy keeps nothing, TargetError (saying what was deleted before) if
+    a deletion fails."""
     from tiffin.inventory import survey
 
     now = now or datetime.now(UTC)
     candidates = [
-        c for c in (item.candidate() for item in survey(target)) if c and matches(c, label, what)
+        c
+        for c in (item.candidate() for item in survey(target))
+        if c and matches(c, label, what, source)
     ]
     decisions = plan(candidates, retention, now)
     if dry_run:

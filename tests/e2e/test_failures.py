@@ -14,10 +14,12 @@ from tests.e2e.helpers import backups, tiffin
 from tests.servers.env import tiffin_env
 
 
-def test_an_existing_backup_is_never_overwritten(tmp_path):
+def test_an_existing_backup_is_never_overwritten_nor_fails_the_run(tmp_path):
+    """SPEC §2: an existing backup is never overwritten. A run whose second is taken (by a
+    backup of another source under the same label) takes the next free second."""
     from datetime import UTC, datetime, timedelta
 
-    from tiffin.naming import make_name
+    from tiffin.naming import make_name, parse_name
 
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "f").write_text("one")
@@ -28,14 +30,16 @@ def test_an_existing_backup_is_never_overwritten(tmp_path):
     taken = [make_name("h", "data", now + timedelta(seconds=s), "gzip", False) for s in range(8)]
     for name in taken:
         (out / name).write_bytes(b"precious")
-    r = tiffin(
+    tiffin(
         ["backup", "data", "local", str(out), "--dir", str(tmp_path / "data"), "--label", "h"],
         tiffin_env(tmp_path / "home"),
-        expect=1,
     )
-    assert "exists already" in r.stderr and "never overwrites" in r.stderr
     assert all((out / n).read_bytes() == b"precious" for n in taken)
-    assert sorted(os.listdir(out)) == sorted(taken)
+    new = sorted(set(os.listdir(out)) - set(taken))
+    assert len(new) == 2 and new[1] == new[0] + ".manifest.json", new
+    parsed = parse_name(new[0])
+    assert parsed is not None
+    assert parsed.created >= (now + timedelta(seconds=8)).replace(microsecond=0), new
 
 
 def test_restore_refuses_a_backup_without_manifest_unless_forced(tmp_path):

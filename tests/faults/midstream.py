@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -62,25 +63,45 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def written(pid: int) -> int:
-    """Return the bytes PID has written so far (0 once it is gone)."""
+def written(pid: int, field: str = "wchar") -> int:
+    """Return the bytes PID has written so far (FIELD rchar: read), 0 once it is gone."""
     try:
         for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-            if line.startswith("wchar:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
 
 
+def default_signals() -> None:
+    """Reset SIGINT and SIGTERM to their defaults (in a child, before it runs its program)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+# A launcher that starts its program with SIGINT ignored, as `nohup CMD &` does.
+SIGINT_IGNORED = (
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execvp(sys.argv[1], sys.argv[1:])",
+)
+
+
 class Run:
     """One `tiffin ARGS` in the background."""
 
-    def __init__(self, args: Sequence[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, args: Sequence[str], env: dict[str, str], launcher: Sequence[str] = ()
+    ) -> None:
         self.args = list(args)
         self.proc = subprocess.Popen(
-            [tiffin_exe(), *args],
+            [*launcher, tiffin_exe(), *args],
             env=env,
+            # The run starts with the default signal dispositions, whatever this test
+            # process inherited (`nohup ... &` ignores SIGINT): what a test signals is tiffin.
+            preexec_fn=default_signals,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -162,9 +183,11 @@ class Run:
 
 
 @contextlib.contextmanager
-def running(args: Sequence[str], env: dict[str, str]) -> Iterator[Run]:
-    """A background run that never outlives the test."""
-    run = Run(args, env)
+def running(
+    args: Sequence[str], env: dict[str, str], launcher: Sequence[str] = ()
+) -> Iterator[Run]:
+    """A background run that never outlives the test (started through LAUNCHER, if given)."""
+    run = Run(args, env, launcher)
     try:
         yield run
     finally:

@@ -13,6 +13,8 @@ import pytest
 from tests.e2e.helpers import tiffin
 from tests.faults.conftest import BIG_DB
 from tests.faults.midstream import (
+    SIGINT_IGNORED,
+    Run,
     alive,
     backup_args,
     children_of,
@@ -43,6 +45,23 @@ def midway(place: Place) -> int:
     return place.midway if place.s3 is not None else 16 << 20
 
 
+def interrupt_mid_backup(run: Run, place: Place, sig: int) -> None:
+    """Freeze RUN's dump with the upload under way, send tiffin SIG; assert that it stopped
+    its dump tool, ended with exit 1 and one `interrupted` report, and left PLACE clean."""
+    tool = run.freeze_midstream(place, midway(place))
+    run.proc.send_signal(sig)
+    wait_for(lambda: not alive(tool), "the dump tool to be stopped by tiffin", 20)
+    run.finish(timeout=60)
+    assert run.proc.returncode == 1, run.err
+    assert "Traceback" not in run.err, run.err
+    assert re.search(
+        r"^Backup \S+ FAILED: interrupted; stopped and cleaned up, nothing was published$",
+        run.err,
+        re.M,
+    ), run.err
+    place.assert_clean()
+
+
 @tried(
     "fault",
     "tiffin receives SIGTERM or SIGINT mid-backup",
@@ -62,21 +81,26 @@ def test_tiffin_signalled_mid_backup(
     to, mail_env = mailed(smtp_server)
     env = {**place.env, **big_mysql.client_env(), **mail_env}
     with running([*args_for(big_mysql, place), "--email", to], env) as run:
-        tool = run.freeze_midstream(place, midway(place))
-        run.proc.send_signal(sig)
-        wait_for(lambda: not alive(tool), "the dump tool to be stopped by tiffin", 20)
-        run.finish(timeout=60)
-    assert run.proc.returncode == 1, run.err
-    assert "Traceback" not in run.err, run.err
-    assert re.search(
-        r"^Backup \S+ FAILED: interrupted; stopped and cleaned up, nothing was published$",
-        run.err,
-        re.M,
-    ), run.err
-    place.assert_clean()
+        interrupt_mid_backup(run, place, sig)
     mail = mail_to(smtp_server, to)
     assert mail["Subject"].endswith(": FAILED")
     assert "FAILED: interrupted; stopped and cleaned up" in mail.get_content()
+
+
+@tried(
+    "fault",
+    "tiffin is started with SIGINT ignored, then gets SIGINT mid-backup",
+    "tiffin is started through a launcher that ignores SIGINT and execs it (as `nohup CMD &` "
+    "does); the mysql dump is frozen with the upload under way; tiffin is sent SIGINT",
+    "tiffin installs its own SIGINT handler whatever it inherited: exit 1 with `Backup NAME "
+    "FAILED: interrupted; stopped and cleaned up, nothing was published`; its dump tool is "
+    "gone; nothing under the final name, no `.partial`",
+)
+@pytest.mark.parametrize("place", ["local"], indirect=True)
+def test_sigint_stops_a_run_started_with_sigint_ignored(big_mysql: MariaDB, place: Place) -> None:
+    env = {**place.env, **big_mysql.client_env()}
+    with running(args_for(big_mysql, place), env, launcher=SIGINT_IGNORED) as run:
+        interrupt_mid_backup(run, place, signal.SIGINT)
 
 
 @tried(

@@ -1,5 +1,6 @@
 """Two runs of the same job at once: the second refuses, naming the first; they never
-interleave. The lock is per label, source kind and target, and dies with its holder."""
+interleave. The lock is per label, source kind, source and target, and dies with its
+holder: runs of other sources never block each other."""
 
 from __future__ import annotations
 
@@ -20,13 +21,15 @@ SMALL_DB = "faults_small"
 
 @tried(
     "fault",
-    "Two runs of the same job at once",
-    "a mysql backup is frozen mid-stream; the same job (same label, source kind and target, "
-    "another database) is started; then a `data` backup of the same label to the same target; "
-    "then the first run is killed (SIGKILL) and the job started again",
+    "Two runs of the same job at once; runs of other sources alongside",
+    "a mysql backup is frozen mid-stream; the same job (same label, source, kind and target) "
+    "is started; then a backup of another database of the same server, and a `data` backup, "
+    "of the same label to the same target; then the first run is killed (SIGKILL) and the "
+    "job started again",
     "the second run exits 1 at once, `Backup NAME FAILED: another tiffin run is backing up "
-    "LABEL (mysql) to TARGET (pid N)` with the first run's pid, and stores nothing; the `data` "
-    "backup runs alongside; after the SIGKILL the lock is free and the job runs (exit 0)",
+    "LABEL (mysql) to TARGET (pid N) from the same source` with the first run's pid, and "
+    "stores nothing; the other database's and the `data` backups run alongside (exit 0); "
+    "after the SIGKILL the lock is free and the job runs (exit 0)",
 )
 @pytest.mark.parametrize("place", ["local", "ftp"], indirect=True)
 def test_a_second_run_of_the_same_job_refuses_and_names_the_first(
@@ -38,16 +41,18 @@ def test_a_second_run_of_the_same_job_refuses_and_names_the_first(
     )
     env = {**place.env, **big_mysql.client_env()}
     small = backup_args("mysql", place, *big_mysql.conn_args(), "--database", SMALL_DB)
+    same = backup_args("mysql", place, *big_mysql.conn_args(), "--database", BIG_DB)
     first = [*big_mysql.conn_args(), "--database", BIG_DB, "--compress", "none"]
     with running(backup_args("mysql", place, *first), env) as run:
         tool = run.freeze_midstream(place)
         stored = run.settle(place)
-        r = tiffin(small, env, expect=1)
+        r = tiffin(same, env, expect=1)
         assert place.stored() == stored, "the refused run stored something"
         assert r.stderr.startswith(f"Backup {LABEL}_") and " FAILED: " in r.stderr, r.stderr
         assert f"another tiffin run is backing up {LABEL} (mysql) to " in r.stderr, r.stderr
-        assert f"(pid {run.proc.pid})" in r.stderr, r.stderr
+        assert f"(pid {run.proc.pid}) from the same source" in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        tiffin(small, env)  # another source (database) of the same kind runs alongside
         (tmp_path / "data").mkdir()
         (tmp_path / "data" / "f").write_text("another kind of backup may run alongside\n")
         data = ["backup", "data", *place.args, "--label", LABEL, "--dir", str(tmp_path / "data")]
@@ -55,9 +60,10 @@ def test_a_second_run_of_the_same_job_refuses_and_names_the_first(
         run.proc.kill()
         run.finish()
     wait_for(lambda: not alive(tool), "the orphaned dump tool to die")
-    tiffin(small, env)
+    tiffin([*same, "--compress", "none"], env)
     locks = Path(env["HOME"], ".cache", "tiffin", "locks")
-    for lock in locks.iterdir():  # one per job; a free one is empty
+    for lock in locks.iterdir():  # one per job and per name claimed; a free one is empty
         assert stat.S_IMODE(lock.stat().st_mode) == 0o600 and lock.read_text() == ""
     names = sorted(i["name"] for i in place.listing() if i["complete"])
-    assert len(names) == 2 and {n.split(".", 1)[1] for n in names} == {"data.tar.gz", "sql.gz"}
+    assert len(names) == 3, names
+    assert sorted(n.split(".", 1)[1] for n in names) == ["data.tar.gz", "sql", "sql.gz"], names

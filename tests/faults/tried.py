@@ -22,10 +22,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 # The modules whose declared tests make up the page, in the page's order.
 MODULES = (
     "tests.faults.test_source_faults",
+    "tests.faults.test_frozen_server",
     "tests.faults.test_target_faults",
     "tests.faults.test_interrupts",
     "tests.faults.test_lock",
     "tests.faults.test_lifecycle_race",
+    "tests.faults.test_sources_apart",
     "tests.e2e.test_hostile",
     "tests.e2e.test_many_tables",
     "tests.e2e.test_no_traceback",
@@ -124,8 +126,16 @@ def render() -> str:
         "means stored under it; a *leftover* is `NAME.partial` (folder, FTP, SSH) or an S3",
         "multipart upload not completed. `tiffin list` shows a leftover as incomplete, and",
         "`tiffin prune` removes it once it is 24 hours old (younger ones may be a run in",
-        "progress). `--timeout` (default 120 s) bounds every wait on a target server; one run",
-        "at a time per label, source kind and target (`tiffin/lock.py`).",
+        "progress). `--timeout` (default 120 s) bounds every wait on a target or database",
+        "server: a database client that makes no progress for that long, and whose server does",
+        "not answer a fresh `SELECT 1` within as long, is killed with its process group. The",
+        "signal tests also pass with the suite started under SIGINT ignored (`nohup ... &`):",
+        "",
+        "    .venv/bin/python -c 'import os, signal, sys; signal.signal(signal.SIGINT,",
+        "        signal.SIG_IGN); os.execvp(sys.argv[1], sys.argv[1:])' .venv/bin/pytest -n 2",
+        "        tests/faults/test_interrupts.py",
+        "",
+        "One run at a time per label, source kind, source and target (`tiffin/lock.py`).",
     ]
     for key, title in SECTIONS.items():
         section = [r for r in rows if r[2].section == key]

@@ -7,7 +7,8 @@ import pytest
 from tiffin.errors import BackupFailed
 from tiffin.job import DBConn
 from tiffin.sources.mysql import choose_consistency, dump_command, with_secret
-from tiffin.sources.postgresql import dump_commands, pg_env, pick_client
+from tiffin.sources.pgclients import pick_client
+from tiffin.sources.postgresql import dump_commands, pg_env
 
 
 def test_auto_consistency_locks_when_any_table_is_not_innodb():

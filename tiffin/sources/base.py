@@ -52,3 +52,14 @@ class Loader(Protocol):
     def check(self, details: dict[str, Any]) -> None: ...
 
     def load(self, reader: IO[bytes], details: dict[str, Any]) -> str: ...
+
+
+def address(host: str | None, port: int | None, socket: str | None) -> str:
+    """Given where a database server listens, return it as one word: the socket's path, else
+    HOST:PORT (an IPv6 address in brackets), else 'localhost' (the client's default)."""
+    if socket:
+        return socket
+    name = host or "localhost"
+    if ":" in name:
+        name = f"[{name}]"
+    return f"{name}:{port}" if port else name

@@ -6,11 +6,13 @@ The password reaches every child through an inherited pipe named as the first op
 
 from __future__ import annotations
 
+import math
 from typing import IO, Any
 
 from tiffin import process
 from tiffin.errors import BackupFailed, ToolFailed, UsageError
 from tiffin.job import DBConn, RestoreJob, SourceSpec
+from tiffin.sources.base import address
 from tiffin.sources.beside import Beside, counted_rows
 
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
@@ -62,16 +64,38 @@ def option_value(value: str) -> str:
     return text
 
 
+def connect_timeout(binary: str) -> tuple[str, ...]:
+    """Given a client binary, return its option that gives up on a server that accepts the
+    connection and never greets (hung, frozen): the client has one, the dump tool does not
+    (its watchdog ends it, see process.Server)."""
+    if binary.rsplit("/", 1)[-1].endswith("dump"):
+        return ()
+    return (f"--connect-timeout={max(1, math.ceil(process.patience()))}",)
+
+
+def server_of(client_bin: str, conn: DBConn) -> process.Server:
+    """Given the client and a connection, return the server every child waits on, with a
+    ping (a fresh session's SELECT 1) that tells a busy server from a hung one."""
+
+    def ping() -> None:
+        cmd, fds = with_secret(client_bin, conn, ("-N", "-B", "-e", "SELECT 1"))
+        process.run(cmd, name="mysql", pass_fds=fds)
+
+    where = address(conn.host, conn.port, conn.socket)
+    return process.Server(f"the MySQL server at {where}", ping)
+
+
 def with_secret(
     binary: str, conn: DBConn, args: tuple[str, ...]
 ) -> tuple[tuple[str, ...], list[int]]:
     """Given a client binary, a connection and its other arguments, return the command and
     the descriptors to pass: the password, if any, in a pipe read as the first option."""
+    opts = (*conn_options(conn), *connect_timeout(binary))
     if conn.password is None:
-        return (binary, *conn_options(conn), *args), []
+        return (binary, *opts, *args), []
     body = "[client]\npassword=" + option_value(conn.password) + "\n"
     fd = process.secret_pipe(body.encode("utf-8", "surrogateescape"))
-    return (binary, f"--defaults-extra-file=/dev/fd/{fd}", *conn_options(conn), *args), [fd]
+    return (binary, f"--defaults-extra-file=/dev/fd/{fd}", *opts, *args), [fd]
 
 
 def dump_command(
@@ -128,10 +152,12 @@ class MySQLSource:
         self._exact: list[tuple[str, str]] = []
         self._counting: Beside[dict[str, dict[str, int]]] | None = None
         self._late: list[str] = []
+        self.server = server_of(self.client_bin, spec.conn)
 
     def _query(self, sql: str) -> list[list[str]]:
         cmd, fds = with_secret(self.client_bin, self.spec.conn, ("-N", "-B", "-e", sql))
-        out = process.run(cmd, name=self.client_bin.rsplit("/", 1)[-1], pass_fds=fds)
+        name = self.client_bin.rsplit("/", 1)[-1]
+        out = process.run(cmd, name=name, pass_fds=fds, server=self.server)
         return [line.split("\t") for line in out.splitlines() if line]
 
     def prepare(self) -> dict[str, Any]:
@@ -189,7 +215,8 @@ class MySQLSource:
 
     def _query_vertical(self, sql: str) -> dict[str, str]:
         cmd, fds = with_secret(self.client_bin, self.spec.conn, ("-E", "-e", sql))
-        out = process.run(cmd, name=self.client_bin.rsplit("/", 1)[-1], pass_fds=fds)
+        name = self.client_bin.rsplit("/", 1)[-1]
+        out = process.run(cmd, name=name, pass_fds=fds, server=self.server)
         fields = (line.partition(":") for line in out.splitlines() if ":" in line)
         return {k.strip(): v.strip() for k, _, v in fields}
 
@@ -242,7 +269,8 @@ class MySQLSource:
             self.dump_bin, self.spec.databases, self._consistency, self.spec.replica, replica_opt
         )
         cmd, fds = with_secret(self.dump_bin, self.spec.conn, args)
-        reader = process.spawn_reader(cmd, name=self.dump_bin.rsplit("/", 1)[-1], pass_fds=fds)
+        name = self.dump_bin.rsplit("/", 1)[-1]
+        reader = process.spawn_reader(cmd, name=name, pass_fds=fds, server=self.server)
         self._child = reader.raw.child  # type: ignore[attr-defined]
         exact = self._exact
         self._counting = Beside(lambda: self._count(exact), "tiffin-mysql-count")
@@ -266,10 +294,11 @@ class MySQLLoader:
     def __init__(self, job: RestoreJob) -> None:
         self.job = job
         self.client_bin = process.which("mariadb", "mysql") or "mysql"
+        self.server = server_of(self.client_bin, job.source.conn)
 
     def _run(self, sql: str) -> str:
         cmd, fds = with_secret(self.client_bin, self.job.source.conn, ("-N", "-B"))
-        return process.run(cmd, name="mysql", input=sql.encode(), pass_fds=fds)
+        return process.run(cmd, name="mysql", input=sql.encode(), pass_fds=fds, server=self.server)
 
     def _target_db(self, details: dict[str, Any]) -> str | None:
         if not details.get("single_database"):
@@ -298,7 +327,7 @@ class MySQLLoader:
             self._run(f"CREATE DATABASE IF NOT EXISTS {_quote_ident(db)}")
             args += ("--database", db)
         cmd, fds = with_secret(self.client_bin, self.job.source.conn, args)
-        child = process.feed(cmd, reader, name="mysql", pass_fds=fds)
+        child = process.feed(cmd, reader, name="mysql", pass_fds=fds, server=self.server)
         if child.proc.returncode != 0:
             raise ToolFailed("mysql", child.proc.returncode, child.stderr_tail)
         return f"loaded into database {db}" if db else "loaded all databases"

@@ -7,7 +7,7 @@ Debian's /usr/lib/postgresql/N/bin, else the run fails at once naming both versi
 
 from __future__ import annotations
 
-import glob
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -16,11 +16,11 @@ from typing import IO, Any
 from tiffin import process
 from tiffin.errors import BackupFailed, ToolFailed
 from tiffin.job import DBConn, RestoreJob, SourceSpec
+from tiffin.sources.base import address
 from tiffin.sources.beside import Beside, counted_rows
+from tiffin.sources.pgclients import client_versions, newest_psql, pick_client, pick_major
 from tiffin.streams import BLOCK, IterReader, buffered
 
-CLIENT_DIRS = "/usr/lib/postgresql/*/bin"
-PG_WRAPPER = "/usr/share/postgresql-common/pg_wrapper"
 # Errors that a pg_dumpall script meets on any live server and that do no harm.
 BENIGN = (re.compile(r'role "[^"]+" already exists'),)
 # Row counts recorded for drill: exact for tables up to this size, this much in all.
@@ -41,50 +41,24 @@ def pg_env(conn: DBConn, database: str | None = None) -> dict[str, str]:
         env["PGPASSWORD"] = conn.password
     if database:
         env["PGDATABASE"] = database
-    env.setdefault("PGCONNECT_TIMEOUT", "30")
+    # libpq's connect_timeout (2 s at least) covers a server that accepts and never answers.
+    env["PGCONNECT_TIMEOUT"] = str(max(2, math.ceil(process.patience())))
     return env
 
 
-def client_versions(tool: str) -> dict[int, str]:
-    """Return {major: path} of every TOOL (pg_dump, psql, ...) installed."""
-    found: dict[int, str] = {}
-    for d in sorted(glob.glob(CLIENT_DIRS)):
-        path = os.path.join(d, tool)
-        m = re.search(r"/(\d+)/bin$", d)
-        if m and os.access(path, os.X_OK):
-            found[int(m.group(1))] = path
-    on_path = process.which(tool)
-    # Debian's /usr/bin/pg_dump, psql... are one Perl wrapper that runs the newest of the
-    # directories above: asking it its version would only cost a Perl start-up.
-    if on_path and not (found and os.path.realpath(on_path) == PG_WRAPPER):
-        out = process.run((on_path, "--version"), name=tool)
-        m = re.search(r"(\d+)(?:\.\d+)?", out)
-        if m:
-            found.setdefault(int(m.group(1)), on_path)
-    return found
+def server_of(conn: DBConn, psql: str = "psql") -> process.Server:
+    """Given a connection, return the server every child waits on, with a ping (a fresh
+    session's SELECT 1) that tells a busy server from a hung one."""
 
+    def ping() -> None:
+        process.run(
+            (psql, "-X", "-w", "-q", "-A", "-t", "-c", "SELECT 1"),
+            name="psql",
+            env=pg_env(conn, "postgres"),
+        )
 
-def newest_psql() -> str:
-    """Return the newest psql installed, called directly: Debian's wrapper in /usr/bin adds
-    a Perl start-up (~40 ms) to every call, and any psql reads an older server's catalog."""
-    found = client_versions("psql")
-    return found[max(found)] if found else "psql"
-
-
-def pick_client(tool: str, server_major: int, available: dict[int, str]) -> str:
-    """Given a tool, the server's major version and the installed clients, return the path of
-    the client to use: the same major, else the oldest newer one. Raise BackupFailed naming
-    both versions if every client is older than the server."""
-    if server_major in available:
-        return available[server_major]
-    newer = sorted(v for v in available if v > server_major)
-    if newer:
-        return available[newer[0]]
-    have = max(available) if available else None
-    raise BackupFailed(
-        f"{tool} {have if have else '(none)'} is older than the PostgreSQL {server_major} server "
-        f"and cannot dump it: install postgresql-client-{server_major}"
-    )
+    where = address(conn.host, conn.port, None)
+    return process.Server(f"the PostgreSQL server at {where}", ping)
 
 
 def dump_commands(
@@ -114,6 +88,7 @@ def _psql(conn: DBConn, database: str, sql: str, psql: str = "psql") -> list[lis
         name="psql",
         input=sql.encode(),
         env=pg_env(conn, database),
+        server=server_of(conn, psql),
     )
     return [line.split("\t") for line in out.splitlines() if line]
 
@@ -239,10 +214,13 @@ class PostgresSource:
 
     def open(self) -> IO[bytes]:
         env = pg_env(self.spec.conn, "postgres")
+        server = server_of(self.spec.conn, self._psql)
 
         def chunks() -> Iterator[bytes]:
             for cmd in self._cmds:
-                reader = process.spawn_reader(cmd, name=os.path.basename(cmd[0]), env=env)
+                reader = process.spawn_reader(
+                    cmd, name=os.path.basename(cmd[0]), env=env, server=server
+                )
                 self._children.append(reader.raw.child)  # type: ignore[attr-defined]
                 try:
                     while True:
@@ -272,11 +250,6 @@ class PostgresSource:
         return tool + self._late
 
 
-def pick_major(path: str) -> int | str:
-    m = re.search(r"/(\d+)/bin/", path)
-    return int(m.group(1)) if m else "(on PATH)"
-
-
 class PostgresLoader:
     """Loads a pgsql backup with psql."""
 
@@ -284,6 +257,7 @@ class PostgresLoader:
         self.job = job
         self.conn = job.source.conn
         self._psql = newest_psql()
+        self.server = server_of(self.conn, self._psql)
 
     def check(self, details: dict[str, Any]) -> None:
         if details.get("server") != "pgsql":
@@ -360,12 +334,16 @@ class PostgresLoader:
                 "ON_ERROR_STOP=1",
                 "--single-transaction",
             )
-            child = process.feed(cmd, reader, name="psql", env=pg_env(self.conn, db))
+            child = process.feed(
+                cmd, reader, name="psql", env=pg_env(self.conn, db), server=self.server
+            )
             if child.proc.returncode != 0:
                 raise ToolFailed("psql", child.proc.returncode, child.stderr_tail)
             return f"loaded into database {db}"
         cmd = (self._psql, "-X", "-w", "-q")
-        child = process.feed(cmd, reader, name="psql", env=pg_env(self.conn, "postgres"))
+        child = process.feed(
+            cmd, reader, name="psql", env=pg_env(self.conn, "postgres"), server=self.server
+        )
         errors = [
             ln
             for ln in child.error_lines

@@ -237,10 +237,13 @@ class FTPTarget:
                 prefix = "/" if self.dir.startswith("/") else ""
                 for part in filter(None, self.dir.split("/")):
                     prefix = posixpath.join(prefix, part)
+                    if _is_dir(ftp, prefix):
+                        continue
                     try:
-                        ftp.cwd(prefix)
-                    except ftplib.error_perm:
                         ftp.mkd(prefix)
+                    except ftplib.error_perm:
+                        if not _is_dir(ftp, prefix):  # else another run made it meanwhile
+                            raise
         self._dir_made = True
 
     def put(self, name: str, reader: IO[bytes]) -> Stored:
@@ -423,3 +426,12 @@ class _Download(io.RawIOBase):
             self.conn.close()
             self.ftp.close()
         super().close()
+
+
+def _is_dir(ftp: ftplib.FTP, path: str) -> bool:
+    """Whether PATH is a folder the login can enter (it then is the working folder)."""
+    try:
+        ftp.cwd(path)
+    except ftplib.error_perm:
+        return False
+    return True

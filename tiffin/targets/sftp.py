@@ -246,7 +246,11 @@ class SFTPTarget:
             for part in filter(None, self.dir.split("/")):
                 prefix = posixpath.join(prefix, part)
                 if not self._exists(prefix):
-                    sftp.mkdir(prefix, 0o700)
+                    try:
+                        sftp.mkdir(prefix, 0o700)
+                    except OSError:
+                        if not self._exists(prefix):  # else another run made it meanwhile
+                            raise
         self._dir_made = True
 
     def _openssh(self) -> bool:
