@@ -154,3 +154,12 @@ def tiffin_env(tmp_path: Path) -> Callable[..., dict[str, str]]:
         return server_env.tiffin_env(home=tmp_path / "home", **extra)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _children_allowed() -> None:
+    """Each test is a new run: tiffin.cli.main, called in this process by an earlier test,
+    ended by refusing new children (tiffin.process.end) as tiffin does before it exits."""
+    from tiffin import process
+
+    process.begin()

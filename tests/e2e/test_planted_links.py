@@ -19,6 +19,8 @@ from tests.e2e.test_schedule import Crontab
 from tests.faults.tried import tried
 from tests.servers.env import tiffin_env
 from tiffin import lock
+from tiffin.job import SourceSpec
+from tiffin.sources.identity import identity, key
 
 VICTIM = b"the victim's own bytes\n"
 LABEL = "planted"
@@ -49,6 +51,7 @@ class Case:
     argv: Callable[[Path], list[str]]
     code: int
     schedule: bool = False
+    moves: bool = False  # a backup takes the next free name, leaving the planted one be
 
 
 def _data(root: Path) -> Path:
@@ -84,8 +87,9 @@ def _restore(root: Path, overwrite: bool = False) -> list[str]:
 def _lock_path(root: Path) -> list[Path]:
     saved = os.environ.get("HOME")
     os.environ["HOME"] = str(root / "home")
+    source = key(identity(SourceSpec("data", dir=str(root / "data")))) or ""
     try:
-        return [Path(lock.lock_path(LABEL, "data", f"file://{root}/target"))]
+        return [Path(lock.lock_path(LABEL, "data", f"file://{root}/target", source))]
     finally:
         os.environ["HOME"] = saved or ""
 
@@ -128,7 +132,8 @@ CASES = {
     "backup to a folder: NAME.partial": Case(
         lambda r: [r / "target" / (n + ".partial") for n in names_soon(".data.tar.gz")],
         _backup,
-        1,
+        0,
+        moves=True,  # a NAME.partial makes NAME taken (tiffin.catalog.free_name)
     ),
     "backup to a folder: the manifest's .partial": Case(
         lambda r: [
@@ -166,7 +171,8 @@ CASES = {
     "planted at the name tiffin is about to create (for a backup, at every name it may take "
     "in the next 40 seconds)",
     "links planted: 27 (9 places x 3 kinds); victims written: 0. The victim's bytes are "
-    "untouched; the command exits 1 with one clear `... FAILED` or "
+    "untouched; a backup whose NAME.partial is taken stores under the next free name; "
+    "otherwise the command exits 1 with one clear `... FAILED` or "
     "`tiffin:` line naming the file (or, where tiffin replaces the name atomically, exits 0 "
     "with a plain file of its own in place of the link); never a traceback",
 )
@@ -195,6 +201,11 @@ def test_a_planted_link_is_never_written_through(place: str, kind: str, tmp_path
         [line] = r.stderr.strip().split("\n")
         assert "FAILED" in line or line.startswith("tiffin: "), line
         assert any(str(p) in line for p in planted), line
+    if case.moves:  # stored under a name of its own; the planted ones left as they were
+        [name] = backups(root / "target")
+        assert root / "target" / (name + ".partial") not in planted
+        assert all(os.path.lexists(p) for p in planted)
+        return
     if argv[0] == "backup":
         assert backups(root / "target") == []
     if r.returncode == 0:  # the name was replaced atomically, or its .partial published
