@@ -48,8 +48,8 @@ def secret_pipe(data: bytes) -> int:
     return r
 
 
-def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
-    env = dict(os.environ)
+def _env(extra: Mapping[str, str] | None, inherit: bool = True) -> dict[str, str]:
+    env = dict(os.environ) if inherit else {}
     if extra:
         env.update(extra)
     return env
@@ -81,6 +81,7 @@ class Child:
         stdin: int | IO[bytes] | None = subprocess.DEVNULL,
         stdout: int | IO[bytes] | None = subprocess.PIPE,
         cwd: str | None = None,
+        inherit_env: bool = True,
     ) -> None:
         self.name = name or os.path.basename(cmd[0])
         self.cmd = tuple(cmd)
@@ -94,7 +95,7 @@ class Child:
                 stdin=stdin,
                 stdout=stdout,
                 stderr=subprocess.PIPE,
-                env=_env(env),
+                env=_env(env, inherit_env),
                 pass_fds=fds,
                 cwd=cwd,
             )
@@ -114,7 +115,7 @@ class Child:
             line = raw.decode("utf-8", "replace").rstrip()
             if line:
                 self._tail.append(line)
-                if "ERROR" in line:
+                if "ERROR" in line or "error:" in line:
                     self.error_lines.append(line)
                 log.debug("%s: %s", self.name, line)
 
