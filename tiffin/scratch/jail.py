@@ -116,7 +116,7 @@ def main(argv: list[str]) -> None:
     if os.getppid() != parent:  # tiffin ended before the signal was set
         sys.exit(EXIT_JAIL)
     try:
-        os.execv(cmd[0], cmd)
+        os.execv(cmd[0], cmd)  # noqa: S606 - the server itself, no shell
     except OSError as exc:
         _fail(f"cannot start {cmd[0]}: {exc.strerror}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import signal
 
 from tiffin import process
 from tiffin.errors import BackupFailed
@@ -44,7 +45,7 @@ class ScratchPostgres(ScratchServer):
     `postgres` logging in over it (trust: only the folder's owner and root can reach it)."""
 
     kind = "PostgreSQL"
-    stop_signal = 2  # SIGINT: fast shutdown
+    stop_signal = signal.SIGINT  # fast shutdown
 
     def __init__(self, major: int) -> None:
         super().__init__()
