@@ -55,10 +55,6 @@ INTO_OF = {v: k for k, v in WHAT_OF.items()}
 MIN_SHARE = 0.9
 TEMP_SCHEMAS = ("pg_temp_", "pg_toast_temp_")
 MAX_WARNINGS = 5
-UNJAILED = (
-    "this kernel has no Landlock: the scratch server ran without its jail, so a hostile "
-    "dump could have run programs or written files as its OS user"
-)
 
 
 class DrillFailed(BackupFailed):
@@ -280,8 +276,7 @@ def _drill_db(
         problems, warnings, summary = check_tables(
             details, {db: count(server.conn, db) for db in dbs}
         )
-    if not server.jailed:
-        warnings.insert(0, UNJAILED)
+    warnings[:0] = server.weaknesses()
     return problems, warnings, summary
 
 

@@ -56,7 +56,8 @@ class ScratchServer:
         self.dir = ""
         self.child: process.Child | None = None
         self.user = OS_USER if os.geteuid() == 0 else None
-        self.jailed = False
+        self.jailed = False  # by Landlock
+        self.hidden = False  # in a mount namespace where no other server's socket is
 
     # -- for subclasses
 
@@ -91,8 +92,12 @@ class ScratchServer:
     def jail_cmd(self, cmd: Sequence[str], landlock: bool) -> tuple[str, ...]:
         """Given a server command, return it run through the jail (see tiffin/scratch/jail.py)."""
         opts: list[str] = ["--user", self.user] if self.user else []
+        if landlock and self.hidden:
+            opts += ["--hide", "required"]
         if landlock and self.jailed:
-            opts += ["--landlock", "required", "--write", self.dir]
+            opts += ["--landlock", "required"]
+        if landlock:
+            opts += ["--write", self.dir]
         return (sys.executable, "-I", JAIL, *opts, "--", *cmd)
 
     def run(self, cmd: Sequence[str], name: str) -> None:
@@ -110,6 +115,30 @@ class ScratchServer:
                 f"{name} could not set up the scratch {self.kind} server: "
                 + (child.stderr_tail.splitlines() or ["no message"])[-1]
             )
+
+    def _can_hide(self) -> bool:
+        """Whether the jail can give the server a mount namespace here (root, and a kernel
+        or container that allows it)."""
+        cmd = (
+            sys.executable,
+            "-I",
+            JAIL,
+            "--hide",
+            "required",
+            "--write",
+            self.dir,
+            "--",
+            "/bin/true",
+        )
+        child = process.Child(
+            cmd,
+            name="jail",
+            env=self.env(),
+            inherit_env=False,
+            stdout=subprocess.DEVNULL,
+            cwd=self.dir,
+        )
+        return child.wait(READY_SECONDS) == 0
 
     def spawn(self, cmd: Sequence[str], name: str) -> None:
         """Start the server itself, jailed; its PID is the one tiffin stops."""
@@ -135,6 +164,22 @@ class ScratchServer:
             time.sleep(0.1)
         raise BackupFailed(f"the scratch {self.kind} server did not start in {READY_SECONDS} s")
 
+    def weaknesses(self) -> list[str]:
+        """What this server's jail lacked here, one sentence each (drill warns of them)."""
+        out = []
+        if not self.jailed:
+            out.append(
+                f"this kernel has no Landlock: the scratch {self.kind} server ran without its "
+                "jail, so a hostile dump could have run programs or written files as "
+                f"{self.user or 'you'}"
+            )
+        if self.user and not self.hidden:
+            out.append(
+                f"no mount namespace could be made here: the scratch {self.kind} server could "
+                "reach the Unix sockets of other servers on this machine"
+            )
+        return out
+
     # -- lifecycle
 
     def start(self) -> Self:
@@ -150,6 +195,7 @@ class ScratchServer:
         try:
             self.dir = tempfile.mkdtemp(prefix="tiffin_scratch_", dir=parent)
             self._own(self.dir)
+            self.hidden = self.user is not None and self._can_hide()
             self.folder("tmp")
             self._start()
         except BaseException as exc:

@@ -6,6 +6,11 @@ Before it becomes PROGRAM (by execv: the PID tiffin started stays the server's),
   to create, change or remove any file outside those folders (/dev/null aside), to bind
   or connect any TCP port, and to signal or reach abstract sockets of processes outside;
   `--landlock required` fails when the kernel lacks Landlock, `optional` goes on without;
+- with --hide (only as root, before the user is dropped; `required` or `optional` as for
+  Landlock), gives itself a mount namespace of its own where every top-level folder but
+  /usr, /etc, /dev, /proc, /sys, the system's /bin, /lib... and the --write folders is an
+  empty tmpfs that only root may write (so are /dev/shm and /run), so that it cannot reach another
+  server's Unix socket (Landlock does not govern connect() to one): only its own folder;
 - with --user NAME, drops to that user and its group (tiffin runs it as root);
 - asks the kernel to kill it when tiffin ends, however tiffin ends.
 
@@ -90,13 +95,49 @@ def landlock(program: str, writable: list[str], required: bool) -> None:
     os.close(ruleset)
 
 
+KEEP = {"usr", "etc", "dev", "proc", "sys", "bin", "sbin", "lib", "lib32", "lib64", "libx32"}
+CLONE_NEWNS = 0x00020000
+MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
+
+
+def hide(program: str, writable: list[str], required: bool) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    mount = libc.mount
+    mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
+
+    def do(src: str | None, dst: str, fstype: str | None, flags: int, data: str | None) -> None:
+        enc = [x.encode() if x is not None else None for x in (src, dst, fstype, data)]
+        if mount(enc[0], enc[1], enc[2], flags, enc[3]) != 0:
+            _fail(f"cannot mount over {dst}: {os.strerror(ctypes.get_errno())}")
+
+    if libc.unshare(CLONE_NEWNS) != 0:
+        if required:
+            _fail(f"cannot make a mount namespace: {os.strerror(ctypes.get_errno())}")
+        return
+    do(None, "/", None, MS_REC | MS_PRIVATE, None)
+    kept = [(d, os.open(d, os.O_PATH | os.O_CLOEXEC)) for d in writable]
+    keep = KEEP | {os.path.realpath(program).split("/")[1]}
+    empty = MS_NOSUID | MS_NODEV
+    for name in sorted(os.listdir("/")):
+        path = "/" + name
+        if name not in keep and os.path.isdir(path) and not os.path.islink(path):
+            do("tmpfs", path, "tmpfs", empty, "mode=0755,size=64k")
+    for path in ("/dev/shm", "/dev/mqueue", "/run"):
+        if os.path.isdir(path) and not os.path.islink(path):
+            do("tmpfs", path, "tmpfs", empty, "mode=0755,size=64k")
+    for d, fd in kept:
+        os.makedirs(d, exist_ok=True)
+        do(f"/proc/self/fd/{fd}", d, None, MS_BIND | MS_REC, None)
+        os.close(fd)
+
+
 def main(argv: list[str]) -> None:
     parent = os.getppid()
     sep = argv.index("--")
     opts, cmd = argv[:sep], argv[sep + 1 :]
     user = None
     writable: list[str] = []
-    mode = "off"
+    mode = hiding = "off"
     while opts:
         key, value, *opts = opts
         if key == "--user":
@@ -105,6 +146,10 @@ def main(argv: list[str]) -> None:
             writable.append(value)
         elif key == "--landlock":
             mode = value
+        elif key == "--hide":
+            hiding = value
+    if hiding != "off":
+        hide(cmd[0], writable, hiding == "required")
     if mode != "off":
         landlock(cmd[0], writable, mode == "required")
     if user:
