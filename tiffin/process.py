@@ -82,11 +82,13 @@ class Child:
         stdout: int | IO[bytes] | None = subprocess.PIPE,
         cwd: str | None = None,
         inherit_env: bool = True,
+        keep: tuple[str, ...] = (),
     ) -> None:
         self.name = name or os.path.basename(cmd[0])
         self.cmd = tuple(cmd)
         self._tail: deque[str] = deque(maxlen=12)
-        self.error_lines: deque[str] = deque(maxlen=200)
+        self.error_lines: deque[str] = deque(maxlen=200)  # and those holding any of KEEP
+        self._keep = ("ERROR", "error:", *keep)
         fds = tuple(pass_fds)
         log.debug("running %s", " ".join(self.cmd))
         try:
@@ -115,7 +117,7 @@ class Child:
             line = raw.decode("utf-8", "replace").rstrip()
             if line:
                 self._tail.append(line)
-                if "ERROR" in line or "error:" in line:
+                if any(k in line for k in self._keep):
                     self.error_lines.append(line)
                 log.debug("%s: %s", self.name, line)
 

@@ -145,7 +145,12 @@ def feed(
 
     def start(db: str) -> process.Child:
         c = process.Child(
-            cmd, name="psql", env=env_of(db), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+            cmd,
+            name="psql",
+            env=env_of(db),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            keep=(REFUSED,),
         )
         write(c, b"\\restrict " + secrets.token_hex(24).encode() + b"\n")
         return c
