@@ -141,7 +141,7 @@ def open_folder() -> Iterator[Path]:
     """A folder anyone may write in (so that a scratch server running as nobody could, were
     it not jailed), removed at the end."""
     path = Path(tempfile.mkdtemp(prefix="tiffin-planted-", dir="/tmp"))
-    os.chmod(path, 0o1777)  # noqa: S103 - the point: nobody could write here
+    os.chmod(path, 0o1777)
     try:
         yield path
     finally:

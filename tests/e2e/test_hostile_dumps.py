@@ -5,6 +5,10 @@ true manifest (as anyone who can write to the target could), then drilled or res
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +21,7 @@ from tests.e2e.dumps import (
     pg_fingerprint,
     plant,
 )
-from tests.e2e.helpers import tiffin
+from tests.e2e.helpers import tiffin, tiffin_exe
 from tests.faults.tried import tried
 from tests.servers.env import tiffin_env
 from tests.servers.mariadb import MariaDB
@@ -178,3 +182,55 @@ def test_a_hostile_pgsql_dump_never_changes_the_live_server(
         )
     finally:
         postgres.sql('DROP DATABASE IF EXISTS "victim" WITH (FORCE)')
+
+
+def scratch_processes(folder: Path) -> list[int]:
+    """PIDs of the processes whose command line names a scratch folder under FOLDER."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(folder) in (entry / "cmdline").read_text():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@tried(
+    "fault",
+    "drill interrupted while its scratch server loads a dump",
+    "a dump that sleeps mid-load is drilled with TMPDIR set to a fresh folder; once the "
+    "scratch server's folder appears there, tiffin gets SIGTERM or SIGINT",
+    "exit 1 `interrupted`; the scratch server's process is gone and its folder removed",
+)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("kind", ["mysql", "pgsql"])
+def test_an_interrupted_drill_leaves_no_scratch_server(
+    kind: str, sig: signal.Signals, mariadb: MariaDB, postgres: Postgres, tmp_path: Path
+) -> None:
+    sleep = "DO SLEEP(120);" if kind == "mysql" else "SELECT pg_sleep(120);"
+    dump = (mysql_dump if kind == "mysql" else pg_dump)(sleep, True)
+    name = plant(tmp_path / "b", kind, dump, True)
+    with open_folder() as tmp:
+        os.chmod(tmp, 0o755)
+        env = tiffin_env(tmp_path / "home", TMPDIR=str(tmp))
+        cmd = [tiffin_exe(), "drill", "local", str(tmp_path / "b"), name, "--into", kind]
+        proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        deadline = time.monotonic() + 60
+        while not (list(tmp.iterdir()) and scratch_processes(tmp)):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        time.sleep(2)  # well into the load
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, (out, err)
+        assert "interrupted" in err, err
+        assert list(tmp.iterdir()) == []
+        assert scratch_processes(tmp) == []

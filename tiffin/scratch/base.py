@@ -110,7 +110,11 @@ class ScratchServer:
             stdout=subprocess.DEVNULL,
             cwd=self.dir,
         )
-        if child.wait(READY_SECONDS) != 0:
+        try:
+            rc = child.wait(READY_SECONDS)
+        finally:
+            _end_group(child)
+        if rc != 0:
             raise BackupFailed(
                 f"{name} could not set up the scratch {self.kind} server: "
                 + (child.stderr_tail.splitlines() or ["no message"])[-1]
@@ -218,9 +222,14 @@ class ScratchServer:
                 except OSError:
                     pass
             self.child.wait(STOP_SECONDS)  # kills it after that
+            _end_group(self.child)
             self.child = None
         if self.dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            for _ in range(25):  # a process that was just killed may still be writing
+                shutil.rmtree(self.dir, ignore_errors=True)
+                if not os.path.lexists(self.dir):
+                    break
+                time.sleep(0.2)
             if os.path.lexists(self.dir):
                 raise BackupFailed(f"the scratch folder {self.dir} could not be removed: remove it")
             self.dir = ""
@@ -232,6 +241,15 @@ class ScratchServer:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _end_group(child: process.Child) -> None:
+    """Kill whatever is left of the process group CHILD leads (see jail.py), and reap CHILD."""
+    try:
+        os.killpg(child.proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    child.wait()
 
 
 def find_binary(name: str, dirs: Sequence[str]) -> str | None:

@@ -12,7 +12,9 @@ Before it becomes PROGRAM (by execv: the PID tiffin started stays the server's),
   empty tmpfs that only root may write (so are /dev/shm and /run), so that it cannot reach another
   server's Unix socket (Landlock does not govern connect() to one): only its own folder;
 - with --user NAME, drops to that user and its group (tiffin runs it as root);
-- asks the kernel to kill it when tiffin ends, however tiffin ends.
+- leads a new session and process group (so that tiffin can end all it starts, and a
+  Ctrl-C meant for tiffin does not reach it), and asks the kernel to kill it when tiffin
+  ends, however tiffin ends.
 
 Standard library only, so that it runs isolated (-I) and as any user.
 """
@@ -133,6 +135,7 @@ def hide(program: str, writable: list[str], required: bool) -> None:
 
 def main(argv: list[str]) -> None:
     parent = os.getppid()
+    os.setsid()  # a process group of its own: tiffin ends every process the server starts
     sep = argv.index("--")
     opts, cmd = argv[:sep], argv[sep + 1 :]
     user = None
