@@ -26,6 +26,8 @@ MODULES = (
     "tests.faults.test_interrupts",
     "tests.faults.test_lock",
     "tests.e2e.test_hostile",
+    "tests.e2e.test_hostile_dumps",
+    "tests.e2e.test_client_commands",
     "tests.e2e.test_secrets_all",
     "tests.fuzz.test_cli_fuzz",
 )
@@ -108,6 +110,7 @@ def render() -> str:
         "    .venv/bin/python -m tests.faults.tried > docs/reliability.md",
         "",
         "Run them with `.venv/bin/pytest -n 2 tests/faults tests/fuzz tests/e2e/test_hostile.py",
+        "tests/e2e/test_hostile_dumps.py tests/e2e/test_client_commands.py",
         "tests/e2e/test_secrets_all.py`. Cases read SOURCE x TARGET where a test runs for several.",
         "",
         "Terms: *final name* is `LABEL_YYYY-MM-DD_HH:MM:SS_UTC.EXT` on the target; *published*",
