@@ -155,3 +155,14 @@ def test_files_and_sqlite_rules():
 def test_temporary_tables_of_other_sessions_are_not_expected_back():
     details = {"server": "pgsql", "databases": ["d"], "tables": {"d": ["public.t", "pg_temp_3.x"]}}
     assert check_tables(details, {"d": {"public.t": 1}})[0] == []
+
+
+def test_the_scratch_postgresql_is_the_dump_s_major_or_the_oldest_newer():
+    from tiffin.errors import BackupFailed
+    from tiffin.scratch.postgres import pick_server
+
+    have = {13: "/13/bin", 15: "/15/bin", 17: "/17/bin"}
+    assert pick_server(15, have) == "/15/bin"
+    assert pick_server(14, have) == "/15/bin"
+    with pytest.raises(BackupFailed, match=r"install postgresql-18$"):
+        pick_server(18, have)
