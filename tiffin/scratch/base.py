@@ -190,6 +190,14 @@ class ScratchServer:
         """Make the scratch folder and start the server. Raise BackupFailed (one sentence)
         if it cannot be; nothing is left behind then."""
         parent = tempfile.gettempdir()
+        if self.user:
+            try:
+                pwd.getpwnam(self.user)
+            except KeyError:
+                raise BackupFailed(
+                    f"the scratch {self.kind} server must not run as root, and there is no "
+                    f"OS user {self.user} here to run it as"
+                ) from None
         if self.user and not _reachable_by_others(parent):
             raise BackupFailed(
                 f"the scratch {self.kind} server runs as {self.user}, who cannot enter "
