@@ -6,7 +6,8 @@ from __future__ import annotations
 from tiffin import process
 from tiffin.job import DBConn
 from tiffin.sources.mysql import with_secret
-from tiffin.sources.postgresql import _psql, newest_psql
+from tiffin.sources.pgclients import newest_psql
+from tiffin.sources.postgresql import _psql
 
 
 def _ident(name: str, quote: str) -> str:

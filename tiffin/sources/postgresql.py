@@ -16,8 +16,8 @@ from typing import IO, Any
 from tiffin import process
 from tiffin.errors import BackupFailed, ToolFailed
 from tiffin.job import DBConn, RestoreJob, SourceSpec
-from tiffin.sources.base import address
 from tiffin.sources import psqlfeed
+from tiffin.sources.base import address
 from tiffin.sources.beside import Beside, counted_rows
 from tiffin.sources.pgclients import client_versions, newest_psql, pick_client, pick_major
 from tiffin.streams import BLOCK, IterReader, buffered
