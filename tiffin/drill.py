@@ -1,11 +1,13 @@
 """drill: restore a backup into scratch space that tiffin creates and removes, and check the
 copy against what the manifest recorded at backup time, so that an empty or cut dump fails.
 
-Where it goes: `--into mysql|pgsql` loads into scratch databases named tiffin_drill_<random>
-on the given server, every database of the dump under a scratch name of its own (see
-tiffin.drillsql for how all-databases dumps are redirected); `--into dir` and `--into sqlite`
-restore into a fresh temporary folder (created under --dir when given). All of it is removed
-at the end, whether the drill passed, failed or was interrupted.
+Where it goes: `--into mysql|pgsql` loads the dump, whole and as it is, into a throwaway
+server that tiffin starts for it (tiffin.scratch: its own folder, a private Unix socket, no
+TCP, jailed), never into the server the connection options name (they are accepted and
+unused); `--into dir` and `--into sqlite` restore into a fresh temporary folder (created
+under --dir when given). All of it is removed at the end, whether the drill passed, failed
+or was interrupted. The client loading the dump runs no client-side command the dump holds
+(see tiffin.sources.psqlfeed and tiffin.sources.mysql.guarded).
 
 The checks, against the manifest's "source" details:
 - mysql/pgsql: every database and every table recorded is there. A table whose rows were
@@ -23,7 +25,7 @@ The checks, against the manifest's "source" details:
 from __future__ import annotations
 
 import os
-import secrets
+import re
 import shutil
 import sqlite3
 import stat
@@ -35,14 +37,17 @@ from typing import IO, Any
 
 from tiffin import __version__, notify, options, process
 from tiffin.catalog import read_manifest, scan
-from tiffin.drillsql import MySQLScratch, PostgresScratch
+from tiffin.drillsql import mysql_counts, pg_counts
 from tiffin.errors import BackupFailed, NotFound, TiffinError, UsageError
 from tiffin.job import RestoreJob, SourceSpec, TargetOptions, TargetURL
 from tiffin.manifest import Manifest
 from tiffin.naming import check_name, default_label
 from tiffin.pipeline import check_stored, decoded
+from tiffin.scratch import ScratchMariaDB, ScratchPostgres
 from tiffin.sources.directory import DirectoryLoader
 from tiffin.sources.identity import key_of
+from tiffin.sources.mysql import MySQLLoader
+from tiffin.sources.postgresql import PostgresLoader
 from tiffin.sources.sqlite import SqliteLoader, table_counts
 from tiffin.targets import Target, make_target
 
@@ -253,27 +258,34 @@ def _drill_files(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def dump_major(details: Mapping[str, Any]) -> int:
+    """Given a pgsql backup's details, return the major version of the pg_dump that wrote it
+    (else of the server dumped; 0 if neither is recorded)."""
+    for key in ("dump_tool", "server_version"):
+        m = re.search(r"(?<![\d.])(\d+)(?:\.\d+)*", str(details.get(key) or ""))
+        if m:
+            return int(m[1])
+    return 0
+
+
 def _drill_db(
     job: DrillJob, stream: IO[bytes], details: dict[str, Any]
 ) -> tuple[list[str], list[str], str]:
-    prefix = f"tiffin_drill_{secrets.token_hex(4)}"
-    server = (MySQLScratch if job.into == "mysql" else PostgresScratch)(job.source.conn, prefix)
-    failed: BaseException | None = None
-    try:
-        server.load(stream, details)
+    mysql = job.into == "mysql"
+    server = ScratchMariaDB() if mysql else ScratchPostgres(dump_major(details))
+    with server:
+        spec = SourceSpec(job.source.what, server.conn)
+        restore = RestoreJob(job.target, job.name, job.target_options, job.into, source=spec)
+        loader = MySQLLoader(restore) if mysql else PostgresLoader(restore)
+        loader.check(details)
+        loader.load(stream, details)
         dbs = dict.fromkeys([*details.get("databases", []), *(details.get("tables") or {})])
-        return check_tables(details, {db: server.counts(db) for db in dbs})
-    except BaseException as exc:
-        failed = exc
-        raise
-    finally:
-        try:
-            server.remove()
-        except TiffinError as exc:
-            left = f"the scratch databases {prefix}* could not be dropped ({exc}): drop them"
-            if failed is None:
-                raise BackupFailed(left) from None
-            raise BackupFailed(f"{failed}; and {left}") from failed
+        count = mysql_counts if mysql else pg_counts
+        problems, warnings, summary = check_tables(
+            details, {db: count(server.conn, db) for db in dbs}
+        )
+    warnings[:0] = server.weaknesses()
+    return problems, warnings, summary
 
 
 def run(job: DrillJob) -> DrillResult:

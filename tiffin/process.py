@@ -53,8 +53,8 @@ def secret_pipe(data: bytes) -> int:
     return r
 
 
-def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
-    env = dict(os.environ)
+def _env(extra: Mapping[str, str] | None, inherit: bool = True) -> dict[str, str]:
+    env = dict(os.environ) if inherit else {}
     if extra:
         env.update(extra)
     return env
@@ -108,6 +108,8 @@ class Child:
         cwd: str | None = None,
         server: Server | None = None,
         watch: float | None = None,
+        inherit_env: bool = True,
+        keep: tuple[str, ...] = (),
     ) -> None:
         self.name = name or os.path.basename(cmd[0])
         self.server = server
@@ -116,7 +118,8 @@ class Child:
         self._ended = threading.Event()
         self.cmd = tuple(cmd)
         self._tail: deque[str] = deque(maxlen=12)
-        self.error_lines: deque[str] = deque(maxlen=200)
+        self.error_lines: deque[str] = deque(maxlen=200)  # and those holding any of KEEP
+        self._keep = ("ERROR", "error:", *keep)
         fds = tuple(pass_fds)
         if _ENDED.is_set():
             for fd in fds:
@@ -129,7 +132,7 @@ class Child:
                 stdin=stdin,
                 stdout=stdout,
                 stderr=subprocess.PIPE,
-                env=_env(env),
+                env=_env(env, inherit_env),
                 pass_fds=fds,
                 cwd=cwd,
                 process_group=0,  # its own group: a stalled child is killed with its own
@@ -191,7 +194,7 @@ class Child:
             line = raw.decode("utf-8", "replace").rstrip()
             if line:
                 self._tail.append(line)
-                if "ERROR" in line:
+                if any(k in line for k in self._keep):
                     self.error_lines.append(line)
                 log.debug("%s: %s", self.name, line)
 

@@ -1,6 +1,7 @@
-"""drill through the installed command: into scratch databases on real MariaDB and PostgreSQL
-servers, and into scratch folders; a dump cut short (with its manifest rewritten to match, so
-that verify sees nothing wrong) must fail the drill."""
+"""drill through the installed command: into tiffin's own throwaway MariaDB and PostgreSQL
+servers (given the live servers' connection options, which it must leave alone), and into
+scratch folders; a dump cut short (with its manifest rewritten to match, so that verify sees
+nothing wrong) must fail the drill."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import time
 
 import pytest
 
+from tests.e2e.dumps import pg_dump, plant
 from tests.e2e.helpers import backups, tiffin
 from tests.servers.env import tiffin_env
 
@@ -307,3 +309,17 @@ def test_a_drill_mails_its_report_like_a_backup(smtp_server, tmp_path):
     ]
     assert f"Drill of {name} passed: 1 file, 1,000 bytes" in mails[0].get_content()
     assert f"Drill of {name} FAILED:" in mails[1].get_content()
+
+
+def test_a_drill_needing_a_postgresql_server_not_installed_names_the_package(tmp_path):
+    name = plant(tmp_path / "b", "pgsql", pg_dump("", True), True)
+    path = tmp_path / "b" / (name + ".manifest.json")
+    m = json.loads(path.read_text())
+    m["source"]["dump_tool"] = "pg_dump 99"
+    path.write_text(json.dumps(m))
+    env = tiffin_env(tmp_path / "home")
+    r = tiffin(["drill", "local", str(tmp_path / "b"), name, "--into", "pgsql"], env, expect=1)
+    assert r.stderr.strip() == (
+        f"Drill of {name} FAILED: a scratch PostgreSQL 99 server (or newer) is needed to load "
+        "the dump into, and none is installed here: install postgresql-99"
+    )

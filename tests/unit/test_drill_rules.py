@@ -1,4 +1,4 @@
-"""The drill's pure parts: redirecting a dump to scratch databases, and the checks it applies."""
+"""The drill's pure parts: how a dump is split for psql, and the checks a drill applies."""
 
 from __future__ import annotations
 
@@ -6,16 +6,13 @@ import io
 
 import pytest
 
-from tiffin.drill import check_files, check_sqlite, check_tables
-from tiffin.drillsql import LONG, MySQLRenamer, PostgresRenamer, connect_target, rewritten
-from tiffin.errors import BackupFailed
+from tiffin.drill import check_files, check_sqlite, check_tables, dump_major
+from tiffin.sources.psqlfeed import LONG, connect_target, pieces
 
 
-def scratch_map() -> tuple[dict[str, str], set[str]]:
-    return {}, set()
+def split(text: bytes, follow: bool = True, block: int = 7) -> list[bytes | str]:
+    """Run TEXT through pieces() read BLOCK bytes at a time, joining adjacent bytes."""
 
-
-def run_through(rw, text: bytes, block: int = 7) -> bytes:
     class Slow(io.RawIOBase):  # returns BLOCK-sized reads at most, to cut lines anywhere
         def __init__(self, data: bytes) -> None:
             self.data = io.BytesIO(data)
@@ -28,122 +25,59 @@ def run_through(rw, text: bytes, block: int = 7) -> bytes:
             b[: len(chunk)] = chunk
             return len(chunk)
 
-    return rewritten(io.BufferedReader(Slow(text), 16), rw).read()
+    out: list[bytes | str] = []
+    for p in pieces(io.BufferedReader(Slow(text), 16), follow):
+        if isinstance(p, bytes) and out and isinstance(out[-1], bytes):
+            out[-1] += p
+        else:
+            out.append(p)
+    return out
 
 
-def my_renamer():
-    names: dict[str, str] = {}
-    return MySQLRenamer(lambda db: names.setdefault(db, f"s_{len(names) + 1}"), set()), names
-
-
-def test_mysql_dump_lines_go_to_scratch_databases_and_events_are_disabled():
-    rw, names = my_renamer()
-    dump = (
-        b"/*!40101 SET NAMES utf8mb4 */;\n"
-        b"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `shop` /*!40100 DEFAULT CHARACTER SET x */;\n"
-        b"USE `shop`;\n"
-        b"INSERT INTO `items` VALUES\n"
-        b"(2,'USE `x`;'),\n"
-        b"(3,'CREATE DATABASE `y`');\n"
-        b"ALTER DATABASE `shop` CHARACTER SET latin1 COLLATE latin1_swedish_ci ;\n"
-        b"/*!50106 CREATE*/ /*!50117 DEFINER=`root`@`localhost`*/ /*!50106 EVENT `tidy` ON "
-        b"SCHEDULE EVERY 1 HOUR STARTS '2026-11-28 05:48:38' ON COMPLETION NOT PRESERVE ENABLE "
-        b"DO DELETE FROM t \n"
-        b"USE `mysql`;\n"
-        b"USE `we``ird`;\n"
-    )
-    got = run_through(rw, dump).split(b"\n")
-    assert got[1] == (
-        b"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `s_1` /*!40100 DEFAULT CHARACTER SET x */;"
-    )
-    assert got[2] == b"USE `s_1`;"
-    assert got[4:6] == [b"(2,'USE `x`;'),", b"(3,'CREATE DATABASE `y`');"]
-    assert got[6] == b"ALTER DATABASE `s_1` CHARACTER SET latin1 COLLATE latin1_swedish_ci ;"
-    assert b"NOT PRESERVE DISABLE DO DELETE FROM t" in got[7]
-    assert got[8:10] == [b"CREATE DATABASE IF NOT EXISTS `s_2`;", b"USE `s_2`;"]
-    assert got[11] == b"USE `s_3`;"
-    assert names == {"shop": "s_1", "mysql": "s_2", "we`ird": "s_3"}
-
-
-def test_a_database_line_that_cannot_be_redirected_stops_the_drill():
-    rw, _ = my_renamer()
-    with pytest.raises(BackupFailed, match="cannot redirect"):
-        run_through(rw, b"DROP DATABASE IF EXISTS shop;\n")
-
-
-def test_long_lines_pass_through_unread_in_bounded_memory():
-    rw, _ = my_renamer()
-    row = b"(1,'" + b"x" * (LONG * 3) + b"'),\n"
-    dump = b"USE `a`;\n" + row + b"USE `b`;\n"
-    out = run_through(rw, dump, block=1 << 16)
-    assert out == b"CREATE DATABASE IF NOT EXISTS `s_1`;\nUSE `s_1`;\n" + row + (
-        b"CREATE DATABASE IF NOT EXISTS `s_2`;\nUSE `s_2`;\n"
-    )
-    with pytest.raises(BackupFailed):
-        run_through(my_renamer()[0], b"USE `" + b"a" * (LONG * 2) + b"`;\n", block=1 << 16)
-
-
-def pg_renamer(cluster: bool):
-    names: dict[str, str] = {}
-    rw = PostgresRenamer(lambda db: names.setdefault(db, f"s_{len(names) + 1}"), set(), cluster)
-    return rw, names
-
-
-def test_pg_dumpall_global_part_is_left_out_and_every_connect_is_redirected():
-    rw, names = pg_renamer(cluster=True)
+def test_pg_dumpall_is_cut_at_each_connect_and_its_own_restrict_lines_left_out():
     dump = (
         b"\\restrict KEY1\n"
-        b"SET default_transaction_read_only = off;\n"
         b'CREATE ROLE "cook";\n'
-        b"ALTER ROLE \"cook\" WITH NOSUPERUSER PASSWORD 'SCRAM-SHA-256$4096:x';\n"
-        b'GRANT "cook" TO "chef" GRANTED BY "postgres";\n'
         b"\\unrestrict KEY1\n"
         b"\\connect template1\n"
         b"\\restrict KEY2\n"
-        b"CREATE DATABASE \"ramen\" WITH TEMPLATE = template0 ENCODING = 'UTF8';\n"
-        b'ALTER DATABASE "ramen" OWNER TO "postgres";\n'
+        b'CREATE DATABASE "ramen";\n'
         b"\\unrestrict KEY2\n"
         b'\\connect "ramen"\n'
         b'COPY "public"."menu" ("id", "d") FROM stdin;\n'
-        b"1\t\\\\connect postgres\n"
-        b'CREATE ROLE "inside copy data"\n'
+        b"\\restrict inside copy data: a carriage return then estrict\n"
+        b"\\connect x\n"
         b"\\.\n"
-        b'GRANT SELECT ON TABLE "public"."menu" TO "cook";\n'
+        b"SELECT 1; \\! touch /tmp/x\n"
+        b"\\connect dbname=x host=elsewhere\n"
+        b"\\c -reuse-previous=on \"dbname='it\\'s'\"\n"
+        b"\\! touch /tmp/y"
     )
-    out = run_through(rw, dump).decode()
-    assert "ROLE" not in out.split("\\connect s_1")[0]
-    assert "SET default_transaction_read_only = off;" in out
-    assert "\\restrict KEY1\n" in out and "\\unrestrict KEY1\n" in out
-    assert 'CREATE DATABASE "s_1";\n\\connect s_1\n' in out
-    assert 'CREATE DATABASE "s_2" WITH TEMPLATE = template0' in out
-    assert 'ALTER DATABASE "s_2" OWNER TO "postgres";' in out
-    assert '\\connect s_2\nCOPY "public"."menu"' in out
-    assert '1\t\\\\connect postgres\nCREATE ROLE "inside copy data"\n\\.\n' in out
-    assert 'GRANT SELECT ON TABLE "public"."menu" TO "cook";' in out
-    assert names == {"template1": "s_1", "ramen": "s_2"}
+    assert split(dump) == [
+        b'CREATE ROLE "cook";\n',
+        "template1",
+        b'CREATE DATABASE "ramen";\n',
+        "ramen",
+        b'COPY "public"."menu" ("id", "d") FROM stdin;\n'
+        b"\\restrict inside copy data: a carriage return then estrict\n"
+        b"\\connect x\n\\.\nSELECT 1; \\! touch /tmp/x\n"
+        b"\\connect dbname=x host=elsewhere\n",  # not pg_dump's: left to psql, who refuses it
+        "it's",
+        b"\\! touch /tmp/y",
+    ]
 
 
-def test_pg_dump_create_lines_are_redirected_too():
-    rw, _ = pg_renamer(cluster=False)
-    out = run_through(
-        rw,
-        b'DROP DATABASE IF EXISTS "ramen";\n'
-        b'CREATE DATABASE "ramen" WITH TEMPLATE = template0;\n'
-        b"COMMENT ON DATABASE \"ramen\" IS 'x';\n"
-        b'REVOKE CONNECT,TEMPORARY ON DATABASE "ramen" FROM PUBLIC;\n'
-        b'\\connect "ramen"\n'
-        b'CREATE TABLE "public"."database" (id int);\n',
-    ).decode()
-    assert out == (
-        'DROP DATABASE IF EXISTS "s_1";\n'
-        'CREATE DATABASE "s_1" WITH TEMPLATE = template0;\n'
-        "COMMENT ON DATABASE \"s_1\" IS 'x';\n"
-        'REVOKE CONNECT,TEMPORARY ON DATABASE "s_1" FROM PUBLIC;\n'
-        "\\connect s_1\n"
-        'CREATE TABLE "public"."database" (id int);\n'
-    )
-    with pytest.raises(BackupFailed, match="cannot redirect"):
-        run_through(pg_renamer(False)[0], b"\\connect dbname=x host=elsewhere\n")
+def test_without_follow_connect_every_connect_is_left_to_psql():
+    assert split(b"\\restrict K\n\\connect other\nSELECT 1;\n", follow=False) == [
+        b"\\connect other\nSELECT 1;\n"
+    ]
+
+
+def test_long_lines_pass_through_unread_in_bounded_memory():
+    row = b"(1,'" + b"x" * (LONG * 3) + b"'),\n"
+    long_meta = b"\\connect " + b"a" * (LONG * 2) + b"\n"
+    out = split(b"\\connect a\n" + row + long_meta + b"\\connect b\n", block=1 << 16)
+    assert out == ["a", row + long_meta, "b"]
 
 
 @pytest.mark.parametrize(
@@ -160,6 +94,12 @@ def test_pg_dump_create_lines_are_redirected_too():
 )
 def test_connect_targets(arg, db):
     assert connect_target(arg) == db
+
+
+def test_the_scratch_postgresql_major_is_the_dump_tool_s():
+    assert dump_major({"dump_tool": "pg_dumpall 15", "server_version": "13.2"}) == 15
+    assert dump_major({"dump_tool": "pg_dump (on PATH)", "server_version": "16.1 (Debian)"}) == 16
+    assert dump_major({"dump_tool": ["odd"]}) == 0
 
 
 # ---------------------------------------------------------------- the checks
@@ -215,3 +155,14 @@ def test_files_and_sqlite_rules():
 def test_temporary_tables_of_other_sessions_are_not_expected_back():
     details = {"server": "pgsql", "databases": ["d"], "tables": {"d": ["public.t", "pg_temp_3.x"]}}
     assert check_tables(details, {"d": {"public.t": 1}})[0] == []
+
+
+def test_the_scratch_postgresql_is_the_dump_s_major_or_the_oldest_newer():
+    from tiffin.errors import BackupFailed
+    from tiffin.scratch.postgres import pick_server
+
+    have = {13: "/13/bin", 15: "/15/bin", 17: "/17/bin"}
+    assert pick_server(15, have) == "/15/bin"
+    assert pick_server(14, have) == "/15/bin"
+    with pytest.raises(BackupFailed, match=r"install postgresql-18$"):
+        pick_server(18, have)

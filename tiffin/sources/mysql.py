@@ -42,6 +42,8 @@ def conn_options(conn: DBConn) -> tuple[str, ...]:
         opts += ["--port", str(conn.port)]
     if conn.socket:
         opts += ["--socket", conn.socket]
+        if conn.host in (None, "localhost"):
+            opts.append("--protocol=SOCKET")
     if conn.user:
         opts += ["--user", conn.user]
     return tuple(opts)
@@ -288,6 +290,38 @@ class MySQLSource:
         return tool + self._late
 
 
+_sandboxed: dict[str, bool] = {}
+# How the client says it refused one of its own commands (in --binary-mode, --sandbox).
+REFUSED = ("Not allowed in the sandbox mode", "Unknown command '\\")
+
+
+def guarded(client: str) -> tuple[str, ...]:
+    """Return the options that keep CLIENT from running a program or touching a file because
+    a dump says so: --binary-mode (no named command: system, source, tee, pager...),
+    --sandbox (no \\!, \\., \\T...) and no LOAD DATA LOCAL. Raise BackupFailed (one
+    sentence) if CLIENT has no --sandbox."""
+    if client not in _sandboxed:
+        _sandboxed[client] = "--sandbox" in process.run((client, "--help"), name="mysql")
+    if not _sandboxed[client]:
+        raise BackupFailed(
+            f"{client} cannot be kept from running the programs and files a dump may name "
+            "(it has no --sandbox, which the MariaDB client has since 10.5.25, 10.6.18 and "
+            "10.11.8): install mariadb-client before loading a dump"
+        )
+    return ("--binary-mode", "--sandbox", "--local-infile=0")
+
+
+def load_failed(child: process.Child) -> BackupFailed:
+    """Given the ended client of a load that failed, return the error to raise."""
+    if any(r in child.stderr_tail for r in REFUSED):
+        return BackupFailed(
+            "the dump holds a mariadb client command (such as system, \\! or tee, which run "
+            "programs or touch files on this machine): the client refused it, and nothing "
+            "of it ran"
+        )
+    return ToolFailed("mysql", child.proc.returncode, child.stderr_tail)
+
+
 class MySQLLoader:
     """Loads a mysql backup with the mariadb/mysql client."""
 
@@ -322,12 +356,12 @@ class MySQLLoader:
 
     def load(self, reader: IO[bytes], details: dict[str, Any]) -> str:
         db = self._target_db(details)
-        args: tuple[str, ...] = ("--binary-mode",)
+        args = guarded(self.client_bin)
         if db:
             self._run(f"CREATE DATABASE IF NOT EXISTS {_quote_ident(db)}")
             args += ("--database", db)
         cmd, fds = with_secret(self.client_bin, self.job.source.conn, args)
         child = process.feed(cmd, reader, name="mysql", pass_fds=fds, server=self.server)
         if child.proc.returncode != 0:
-            raise ToolFailed("mysql", child.proc.returncode, child.stderr_tail)
+            raise load_failed(child)
         return f"loaded into database {db}" if db else "loaded all databases"

@@ -16,6 +16,7 @@ from typing import IO, Any
 from tiffin import process
 from tiffin.errors import BackupFailed, ToolFailed
 from tiffin.job import DBConn, RestoreJob, SourceSpec
+from tiffin.sources import psqlfeed
 from tiffin.sources.base import address
 from tiffin.sources.beside import Beside, counted_rows
 from tiffin.sources.pgclients import client_versions, newest_psql, pick_client, pick_major
@@ -294,6 +295,9 @@ class PostgresLoader:
                     "drop them first, or restore one with --database NAME"
                 )
 
+    def _env(self, database: str) -> dict[str, str]:
+        return pg_env(self.conn, database)
+
     def _target_db(self, details: dict[str, Any]) -> str | None:
         if not details.get("single_database"):
             if self.job.source.databases:
@@ -325,32 +329,25 @@ class PostgresLoader:
                     'CREATE DATABASE "' + db.replace('"', '""') + '"',
                     self._psql,
                 )
-            cmd: tuple[str, ...] = (
-                self._psql,
-                "-X",
-                "-w",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "--single-transaction",
+            cmd: tuple[str, ...] = (self._psql, "-X", "-w", "-q", "-v", "ON_ERROR_STOP=1")
+            fed = psqlfeed.feed(
+                (*cmd, "--single-transaction"), reader, self._env, db, False, self.server
             )
-            child = process.feed(
-                cmd, reader, name="psql", env=pg_env(self.conn, db), server=self.server
-            )
-            if child.proc.returncode != 0:
-                raise ToolFailed("psql", child.proc.returncode, child.stderr_tail)
+            if fed.refused:
+                raise psqlfeed.refusal()
+            if fed.returncode != 0:
+                raise ToolFailed("psql", fed.returncode, fed.tail)
             return f"loaded into database {db}"
-        cmd = (self._psql, "-X", "-w", "-q")
-        child = process.feed(
-            cmd, reader, name="psql", env=pg_env(self.conn, "postgres"), server=self.server
+        fed = psqlfeed.feed(
+            (self._psql, "-X", "-w", "-q"), reader, self._env, "postgres", True, self.server
         )
+        if fed.refused:
+            raise psqlfeed.refusal()
         errors = [
             ln
-            for ln in child.error_lines
-            if "ERROR:" in ln and not any(p.search(ln) for p in BENIGN)
+            for ln in fed.errors
+            if ("ERROR:" in ln or "error:" in ln) and not any(p.search(ln) for p in BENIGN)
         ]
-        if child.proc.returncode != 0 or errors:
-            raise ToolFailed(
-                "psql", child.proc.returncode or 3, "\n".join(errors[-5:]) or child.stderr_tail
-            )
+        if fed.returncode != 0 or errors:
+            raise ToolFailed("psql", fed.returncode or 3, "\n".join(errors[-5:]) or fed.tail)
         return "loaded all databases and roles"
