@@ -26,7 +26,7 @@ def mysql_counts(conn: DBConn, db: str) -> dict[str, int] | None:
     def sql(text: str) -> list[list[str]]:
         cmd, fds = with_secret(client, conn, ("-N", "-B"))
         out = process.run(cmd, name="mysql", input=text.encode(), pass_fds=fds)
-        return [ln.split("\t") for ln in out.splitlines() if ln]
+        return [ln.split("\t") for ln in out.split("\n") if ln]
 
     if not sql(f"SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {_literal(db)}"):  # noqa: S608
         return None

@@ -33,14 +33,19 @@ def backed_up(source) -> dict:
     return details
 
 
+# Names that str.splitlines() would cut: the clients' output is split at "\n" only.
+ODD = "odd name\u2028\x0c"
+ITS = "it's\x85"
+
+
 @pytest.fixture(scope="module")
 def pg_counts(postgres):
     postgres.sql('DROP DATABASE IF EXISTS "counts"')
     postgres.sql('CREATE DATABASE "counts"')
     postgres.sql(
         "CREATE TABLE tiny AS SELECT generate_series(1, 10) AS i;"
-        'CREATE SCHEMA "odd name";'
-        'CREATE TABLE "odd name"."it\'s" AS SELECT generate_series(1, 7) AS i;'
+        f'CREATE SCHEMA "{ODD}";'
+        f'CREATE TABLE "{ODD}"."{ITS}" AS SELECT generate_series(1, 7) AS i;'
         "CREATE TABLE mid AS SELECT generate_series(1, 3000) AS i;"
         "CREATE TABLE big AS SELECT generate_series(1, 60000) AS i;"
         "CREATE EXTENSION pg_trgm; ANALYZE;",
@@ -52,9 +57,9 @@ def pg_counts(postgres):
 @pytest.mark.parametrize(
     ("budget", "exact", "estimated"),
     [
-        (1 << 30, {"public.tiny": 10, "odd name.it's": 7, "public.mid": 3000}, {"public.big"}),
+        (1 << 30, {"public.tiny": 10, f"{ODD}.{ITS}": 7, "public.mid": 3000}, {"public.big"}),
         # tiny and it's fit (8 KiB each), mid (112 KiB) no longer does, nor anything after it.
-        (20 * KiB, {"public.tiny": 10, "odd name.it's": 7}, {"public.mid", "public.big"}),
+        (20 * KiB, {"public.tiny": 10, f"{ODD}.{ITS}": 7}, {"public.mid", "public.big"}),
     ],
 )
 def test_pgsql_counts_the_smallest_tables_within_the_budget(
@@ -77,18 +82,18 @@ def test_mysql_counts_the_smallest_tables_within_the_budget(mariadb, monkeypatch
     mariadb.sql(
         "CREATE TABLE counts.tiny (i INT PRIMARY KEY) ENGINE=InnoDB;"
         "INSERT INTO counts.tiny SELECT seq FROM seq_1_to_10;"
-        "CREATE TABLE counts.`it's` (i INT PRIMARY KEY) ENGINE=InnoDB;"
-        "INSERT INTO counts.`it's` SELECT seq FROM seq_1_to_7;"
+        f"CREATE TABLE counts.`{ITS}` (i INT PRIMARY KEY) ENGINE=InnoDB;"
+        f"INSERT INTO counts.`{ITS}` SELECT seq FROM seq_1_to_7;"
         "CREATE TABLE counts.big (i INT PRIMARY KEY, pad CHAR(100)) ENGINE=InnoDB;"
         "INSERT INTO counts.big SELECT seq, 'x' FROM seq_1_to_60000;"
-        "ANALYZE TABLE counts.tiny, counts.`it's`, counts.big;",
+        f"ANALYZE TABLE counts.tiny, counts.`{ITS}`, counts.big;",
         "counts",
     )
     monkeypatch.setattr(mysql_source, "COUNT_TABLE_BYTES", 1 << 20)
     details = backed_up(
         mysql_source.MySQLSource(SourceSpec("mysql", conn(mariadb), databases=("counts",)))
     )
-    assert details["rows"] == {"counts": {"tiny": 10, "it's": 7}}
+    assert details["rows"] == {"counts": {"tiny": 10, ITS: 7}}
     assert set(details["rows_estimated"]["counts"]) == {"big"}
     assert details["rows_estimated"]["counts"]["big"] > 30000  # InnoDB's estimate
 

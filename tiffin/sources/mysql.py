@@ -160,7 +160,7 @@ class MySQLSource:
         cmd, fds = with_secret(self.client_bin, self.spec.conn, ("-N", "-B", "-e", sql))
         name = self.client_bin.rsplit("/", 1)[-1]
         out = process.run(cmd, name=name, pass_fds=fds, server=self.server)
-        return [line.split("\t") for line in out.splitlines() if line]
+        return [line.split("\t") for line in out.split("\n") if line]
 
     def prepare(self) -> dict[str, Any]:
         version = self._query("SELECT VERSION()")[0][0]
@@ -219,7 +219,7 @@ class MySQLSource:
         cmd, fds = with_secret(self.client_bin, self.spec.conn, ("-E", "-e", sql))
         name = self.client_bin.rsplit("/", 1)[-1]
         out = process.run(cmd, name=name, pass_fds=fds, server=self.server)
-        fields = (line.partition(":") for line in out.splitlines() if ":" in line)
+        fields = (line.partition(":") for line in out.split("\n") if ":" in line)
         return {k.strip(): v.strip() for k, _, v in fields}
 
     def _count_plan(

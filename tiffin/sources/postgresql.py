@@ -91,7 +91,7 @@ def _psql(conn: DBConn, database: str, sql: str, psql: str = "psql") -> list[lis
         env=pg_env(conn, database),
         server=server_of(conn, psql),
     )
-    return [line.split("\t") for line in out.splitlines() if line]
+    return [line.split("\t") for line in out.split("\n") if line]
 
 
 class PostgresSource:
