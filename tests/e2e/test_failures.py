@@ -6,6 +6,8 @@ target in tests/faults/ (test_source_faults.py, test_interrupts.py)."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,19 @@ def test_debug_shows_a_traceback(tmp_path):
         expect=1,
     )
     assert "Traceback" in r.stderr
+
+
+@pytest.mark.parametrize("how", ["ftp", "ssh"])
+def test_an_ipv6_server_that_refuses_is_named_in_brackets(how, tmp_path):
+    """The failure line names the server as it is written, [::1]:PORT, not ::1:PORT."""
+    with socket.socket(socket.AF_INET6) as held:  # bound, never listening: refused
+        held.bind(("::1", 0))
+        port = held.getsockname()[1]
+        (tmp_path / "d").mkdir()
+        where = f"u:pw@[::1]:{port}" if how == "ftp" else f"u@[::1]:{port}"
+        env = tiffin_env(tmp_path / "home")
+        key = tmp_path / "home" / ".ssh" / "id_ed25519"
+        key.parent.mkdir(parents=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        r = tiffin(["backup", "data", how, where, "--dir", str(tmp_path / "d")], env, expect=1)
+    assert f"server at [::1]:{port}: connection refused" in r.stderr, r.stderr

@@ -20,6 +20,7 @@ from tiffin.job import TargetOptions, TargetURL
 from tiffin.naming import PARTIAL_SUFFIX
 from tiffin.streams import BLOCK
 from tiffin.targets.base import Entry, Stored
+from tiffin.urls import host_text
 
 log = logging.getLogger("tiffin")
 
@@ -101,7 +102,7 @@ class FTPTarget:
         self.tls = url.kind == "ftps"
         self.host = url.host
         self.port = url.port or 21
-        self.where = f"{self.host}:{self.port}"
+        self.where = f"{host_text(self.host)}:{self.port}"
         self.user = url.user or ""
         self.timeout = options.timeout
         self.insecure = options.insecure

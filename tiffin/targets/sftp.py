@@ -21,6 +21,7 @@ from tiffin.job import TargetOptions, TargetURL
 from tiffin.naming import PARTIAL_SUFFIX
 from tiffin.streams import BLOCK
 from tiffin.targets.base import Entry, Stored
+from tiffin.urls import host_text
 
 log = logging.getLogger("tiffin")
 
@@ -105,7 +106,7 @@ class SFTPTarget:
     def __init__(self, url: TargetURL, options: TargetOptions) -> None:
         self.host = url.host
         self.port = url.port or 22
-        self.where = f"{self.host}:{self.port}"
+        self.where = f"{host_text(self.host)}:{self.port}"
         self.user = url.user or ""
         self.timeout = options.timeout
         self.mode = options.mode
