@@ -47,8 +47,8 @@ def lifecycle(target: Path, backup: list[str], env: dict[str, str]) -> str:
     "and a PostgreSQL database of 20,000 tables created in one session; backed up twice to a "
     "folder, then `list`, `verify --all`, `prune --keep-last 1`, `restore` and `drill`",
     "both backups list as complete and verify OK; prune keeps the newest; the restored copy "
-    "holds every table; drill passes (sqlite). Tables: 6,000 (SQLite), 20,000 (PostgreSQL); backups "
-    "reported damaged or unrestorable: 0",
+    "holds every table; drill passes (sqlite). Tables: 6,000 (SQLite), 20,000 (PostgreSQL); "
+    "backups reported damaged or unrestorable: 0",
 )
 @pytest.mark.parametrize("source", ["sqlite", "pgsql"])
 def test_a_source_of_thousands_of_tables_backs_up_lists_verifies_restores_and_prunes(
