@@ -167,3 +167,35 @@ def test_a_nonroot_drill_cannot_reach_a_live_mariadb(
         assert my_fingerprint(mariadb) == before
     finally:
         mariadb.sql("DROP DATABASE IF EXISTS victim; DROP USER IF EXISTS victim_user@'%'")
+
+
+def test_where_no_namespace_can_be_made_the_drill_says_so_and_its_verdict_stands(
+    postgres: Postgres, home: Path
+) -> None:
+    """A chrooted process may make no user namespace (the kernel refuses it): run there as
+    USER, the drill goes on without hiding, as it does without Landlock, and warns."""
+    folder, name = planted(home, "pgsql", "SELECT 1;")
+    root = Path(tempfile.mkdtemp(prefix="tiffin-chroot-", dir="/tmp"))
+    entry = pwd.getpwnam(USER)
+    drill = ["drill", "local", str(folder), name, "--into", "pgsql"]
+    script = (
+        f"mount --rbind / {root} && exec chroot --userspec={entry.pw_uid}:{entry.pw_gid} "
+        f"{root} {tiffin_exe()} {' '.join(drill)}"
+    )
+    try:
+        r = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            env=tiffin_env(home),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=300,
+        )
+    finally:
+        root.rmdir()  # the bind mount went with its namespace
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert f"Drill of {name} passed" in r.stdout
+    assert (
+        "WARNING: no mount namespace could be made here: the scratch PostgreSQL server could "
+        "reach the Unix sockets of other servers on this machine that you can reach"
+    ) in r.stdout
