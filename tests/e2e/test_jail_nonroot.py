@@ -169,6 +169,14 @@ def test_a_nonroot_drill_cannot_reach_a_live_mariadb(
         mariadb.sql("DROP DATABASE IF EXISTS victim; DROP USER IF EXISTS victim_user@'%'")
 
 
+@tried(
+    "fault",
+    "No user namespace can be made for a non-root drill's scratch server",
+    "`tiffin drill --into pgsql` runs as nobody inside a chroot (an unshared mount namespace "
+    "with / bound under /tmp), where the kernel refuses to make a user namespace",
+    "exit 0 with the verdict and one WARNING line saying the scratch server could reach the "
+    "Unix sockets the user can (the policy of a kernel without Landlock)",
+)
 def test_where_no_namespace_can_be_made_the_drill_says_so_and_its_verdict_stands(
     postgres: Postgres, home: Path
 ) -> None:
