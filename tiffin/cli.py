@@ -329,9 +329,11 @@ def cmd_drill(args: list[str], values: dict[str, Any]) -> int:
     except TiffinError as exc:
         if isinstance(exc, UsageError):
             raise
-        line = f"Drill of {getattr(exc, 'name', None) or job.name} FAILED: {exc}"
-        err(line)
-        drill.send_report(job, [line], False, err)
+        lines = [f"Drill of {getattr(exc, 'name', None) or job.name} FAILED: {exc}"]
+        lines += [f"WARNING: {warning}" for warning in getattr(exc, "warnings", ())]
+        for line in lines:
+            err(line)
+        drill.send_report(job, lines, False, err)
         return ExitStatus.FAILED
     lines = [f"Drill of {result.name} passed: {result.summary} checked in {result.seconds:.1f} s."]
     lines += [f"WARNING: {warning}" for warning in result.warnings]

@@ -7,7 +7,8 @@ TCP, jailed), never into the server the connection options name (they are accept
 unused); `--into dir` and `--into sqlite` restore into a fresh temporary folder (created
 under --dir when given). All of it is removed at the end, whether the drill passed, failed
 or was interrupted. The client loading the dump runs no client-side command the dump holds
-(see tiffin.sources.psqlfeed and tiffin.sources.mysql.guarded).
+(see tiffin.sources.psqlfeed and tiffin.sources.mysql.guarded). The verdict is stored beside
+the backup as NAME.drill.json (tiffin.drillrecord).
 
 The checks, against the manifest's "source" details:
 - mysql/pgsql: every database and every table recorded is there. A table whose rows were
@@ -35,7 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from tiffin import __version__, notify, options, process
+from tiffin import __version__, drillrecord, notify, options, process
 from tiffin.catalog import read_manifest, scan
 from tiffin.drillsql import mysql_counts, pg_counts
 from tiffin.errors import BackupFailed, NotFound, TiffinError, UsageError
@@ -59,10 +60,17 @@ MAX_WARNINGS = 5
 
 
 class DrillFailed(BackupFailed):
-    """The drill of NAME failed; str() is the reason."""
+    """The drill of NAME failed; str() is the reason. SUMMARY: what was checked, if the checks
+    ran; RECORDED: whether it is a verdict on the backup (recorded beside it); `warnings`:
+    what the report adds (a record that could not be stored)."""
 
-    def __init__(self, name: str, reason: str) -> None:
+    def __init__(
+        self, name: str, reason: str, summary: str | None = None, recorded: bool = True
+    ) -> None:
         self.name = name
+        self.summary = summary
+        self.recorded = recorded
+        self.warnings: list[str] = []
         super().__init__(reason)
 
 
@@ -290,45 +298,60 @@ def _drill_db(
 
 def run(job: DrillJob) -> DrillResult:
     """Given a drill job, restore the backup into scratch space, check it, remove the scratch
-    space and return the result. Raise DrillFailed (naming the backup) if the backup cannot
-    be read or loaded or a check fails; TargetError if the target cannot be reached."""
+    space, record the verdict beside the backup (tiffin.drillrecord) and return the result.
+    Raise DrillFailed (naming the backup) if the backup cannot be read or loaded or a check
+    fails; TargetError if the target cannot be reached."""
     t0 = time.monotonic()
     process.set_patience(job.target_options.timeout)  # bounds every wait on the server too
-    what = WHAT_OF[job.into]
     target = make_target(job.target, job.target_options)
     try:
-        if job.name == "latest":
-            name, manifest = _latest(target, what, job.label, job.source_id)
-        else:
-            name = job.name
-            try:
-                manifest = read_manifest(target, name)
-            except NotFound:
-                if target.stat(name) is None:
-                    raise NotFound(f"there is no backup named {name} here") from None
-                raise DrillFailed(
-                    name, "it has no manifest (incomplete): nothing to check"
-                ) from None
-        if manifest.what != what:
-            raise DrillFailed(
-                name, f"it is a {manifest.what} backup: drill it --into {INTO_OF[manifest.what]}"
-            )
         try:
-            raw, stream = decoded(target, name, manifest, job.identity)
-            try:
-                kind = _drill_files if job.into in ("dir", "sqlite") else _drill_db
-                problems, warnings, summary = kind(job, stream, manifest.source)
-            finally:
-                stream.close()
-            check_stored(raw, manifest, name)
-        except UsageError:
+            result = _run(job, target, t0)
+        except DrillFailed as exc:
+            if exc.recorded:
+                rec = drillrecord.record(exc.name, job.into, False, exc.summary, (), str(exc))
+                exc.warnings += drillrecord.store(target, rec)
             raise
-        except TiffinError as exc:
-            raise DrillFailed(name, str(exc)) from exc
+        rec = drillrecord.record(result.name, job.into, True, result.summary, result.warnings)
+        noted = drillrecord.store(target, rec)
     finally:
         target.close()
+    return DrillResult(result.name, result.summary, result.seconds, (*result.warnings, *noted))
+
+
+def _run(job: DrillJob, target: Target, t0: float) -> DrillResult:
+    """Drill job's backup at TARGET (run()'s work but for the record)."""
+    what = WHAT_OF[job.into]
+    if job.name == "latest":
+        name, manifest = _latest(target, what, job.label, job.source_id)
+    else:
+        name = job.name
+        try:
+            manifest = read_manifest(target, name)
+        except NotFound:
+            if target.stat(name) is None:
+                raise NotFound(f"there is no backup named {name} here") from None
+            raise DrillFailed(name, "it has no manifest (incomplete): nothing to check") from None
+    if manifest.what != what:
+        raise DrillFailed(
+            name,
+            f"it is a {manifest.what} backup: drill it --into {INTO_OF[manifest.what]}",
+            recorded=False,
+        )
+    try:
+        raw, stream = decoded(target, name, manifest, job.identity)
+        try:
+            kind = _drill_files if job.into in ("dir", "sqlite") else _drill_db
+            problems, warnings, summary = kind(job, stream, manifest.source)
+        finally:
+            stream.close()
+        check_stored(raw, manifest, name)
+    except UsageError:
+        raise
+    except TiffinError as exc:
+        raise DrillFailed(name, str(exc)) from exc
     if problems:
-        raise DrillFailed(name, "; ".join(problems))
+        raise DrillFailed(name, "; ".join(problems), summary)
     more = len(warnings) - MAX_WARNINGS
     shown = warnings[:MAX_WARNINGS] + (
         [f"... and {more} more such differences"] if more > 0 else []

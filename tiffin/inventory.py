@@ -24,7 +24,7 @@ from tiffin.naming import MANIFEST_SUFFIX, check_name, parse_name
 from tiffin.prune import COMPLETE, DAMAGED, INCOMPLETE, PARTIAL, Candidate, kind_of
 from tiffin.sources.identity import key_of
 from tiffin.streams import BLOCK, HashingReader
-from tiffin.targets.base import Target
+from tiffin.targets.base import Entry, Target
 
 MISSING = "missing"  # a manifest whose backup is gone
 VANISHED = "its manifest vanished"  # listed, then gone before it was read: being removed
@@ -93,13 +93,13 @@ def _manifest(target: Target, name: str) -> tuple[Manifest | None, str]:
         return None, str(exc)
 
 
-def survey(target: Target) -> list[Item]:
+def survey(target: Target, entries: list[Entry] | None = None) -> list[Item]:
     """Given a target, return its backups newest first, each with its state: complete (a
     readable manifest), incomplete (no manifest), partial (an upload in progress or
     abandoned), damaged (a manifest that cannot be read, or beside stored parts that do not
-    make a whole) or missing (a manifest without its bytes). Other files are ignored. Raise
-    TargetError if the target cannot be listed."""
-    entries = target.list()
+    make a whole) or missing (a manifest without its bytes); ENTRIES: target.list(), if had.
+    Other files (drill records too) are ignored. Raise TargetError if it cannot be listed."""
+    entries = target.list() if entries is None else entries
     manifests = {
         e.name[: -len(MANIFEST_SUFFIX)]: e
         for e in entries

@@ -12,6 +12,7 @@ from tiffin.errors import UsageError
 BASE_EXT = {"mysql": ".sql", "pgsql": ".sql", "data": ".data.tar", "sqlite": ".sqlite"}
 CODEC_EXT = {"gzip": ".gz", "zstd": ".zst", "none": ""}
 MANIFEST_SUFFIX = ".manifest.json"
+DRILL_SUFFIX = ".drill.json"  # NAME.drill.json: the last drill's result (tiffin/drillrecord.py)
 PARTIAL_SUFFIX = ".partial"
 
 _NAME = re.compile(

@@ -19,9 +19,12 @@ their last write when the target reports one, else by their name; younger ones a
 a backup may still be writing them. A damaged backup (an unreadable manifest, or chunks that
 do not make a whole) is never touched.
 
-Deleting a complete backup removes its manifest first and then its bytes, so that a deletion
-cut short leaves an incomplete backup (which a later prune removes), never a manifest that
-vouches for missing bytes.
+Deleting a complete backup removes its manifest first, then its bytes, then its drill record
+(NAME.drill.json), so that a deletion cut short leaves an incomplete backup (which a later
+prune removes), never a manifest that vouches for missing bytes. A drill record whose backup
+is gone (a deletion cut short, or a drill that ended while its backup was pruned) is removed
+by the next prune of its label, and so is a drill record's leftover temporary once 24 hours
+old.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from datetime import UTC, datetime, timedelta
 
 from tiffin.errors import TargetError, UsageError
 from tiffin.job import Retention
-from tiffin.naming import MANIFEST_SUFFIX, PARTIAL_SUFFIX
-from tiffin.targets.base import Target
+from tiffin.naming import DRILL_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, parse_name
+from tiffin.targets.base import Entry, Target
 
 LEFTOVER_AGE = timedelta(hours=24)
 COMPLETE, INCOMPLETE, PARTIAL, DAMAGED = "complete", "incomplete", "partial", "damaged"
@@ -179,6 +182,30 @@ def delete(target: Target, decision: Decision) -> None:
         return
     target.remove(b.name + MANIFEST_SUFFIX)
     target.remove(b.name)
+    target.remove(b.name + DRILL_SUFFIX)
+
+
+def stray_records(
+    entries: Sequence[Entry], now: datetime, label: str | None, what: str | None
+) -> list[Entry]:
+    """Given what a target lists, return the drill records (of LABEL and WHAT's kind, when
+    given) to remove: those whose backup is gone, and leftover temporaries of one, once
+    LEFTOVER_AGE old (as NAME.drill.json listed partial). Pure."""
+    present = {e.name for e in entries if not e.name.endswith(DRILL_SUFFIX)}
+    stray: list[Entry] = []
+    for e in entries:
+        base = e.name[: -len(DRILL_SUFFIX)] if e.name.endswith(DRILL_SUFFIX) else ""
+        parsed = parse_name(base)
+        if parsed is None or label not in (None, parsed.label):
+            continue
+        if what is not None and parsed.kind != kind_of(what):
+            continue
+        if e.partial:
+            if e.mtime is not None and now - datetime.fromtimestamp(e.mtime, UTC) >= LEFTOVER_AGE:
+                stray.append(e)
+        elif base not in present and base + MANIFEST_SUFFIX not in present:
+            stray.append(e)
+    return stray
 
 
 def summary(decisions: Sequence[Decision], dry_run: bool) -> str:
@@ -227,9 +254,10 @@ def apply_policy(
     from tiffin.inventory import survey
 
     now = now or datetime.now(UTC)
+    entries = target.list()
     candidates = [
         c
-        for c in (item.candidate() for item in survey(target))
+        for c in (item.candidate() for item in survey(target, entries))
         if c and matches(c, label, what, source)
     ]
     decisions = plan(candidates, retention, now)
@@ -245,4 +273,13 @@ def apply_policy(
             gone = f" (deleted before it: {', '.join(done)})" if done else ""
             raise TargetError(f"could not delete {d.name}: {exc}{gone}") from exc
         done.append(d.name)
+    for e in stray_records(entries, now, label, what):
+        try:
+            if e.partial:
+                _remove_partial(target, e.name)
+            else:
+                target.remove(e.name)
+        except TargetError as exc:
+            gone = f" (deleted before it: {', '.join(done)})" if done else ""
+            raise TargetError(f"could not delete the drill record {e.name}: {exc}{gone}") from exc
     return decisions

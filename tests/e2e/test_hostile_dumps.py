@@ -87,6 +87,12 @@ PG_SQL = {
     "postgres_fdw OPTIONS (host '{sock}', port '{port}', dbname 'victim'); CREATE USER "
     "MAPPING FOR CURRENT_USER SERVER live OPTIONS (user 'postgres'); CREATE FOREIGN TABLE "
     "ft (i int) SERVER live OPTIONS (schema_name 'victim', table_name 't'); DELETE FROM ft;",
+    "dblink to /var/run/postgresql": "CREATE EXTENSION dblink; SELECT dblink_exec("
+    "'host=/var/run/postgresql user=postgres dbname=postgres', 'CREATE DATABASE pwned');",
+    "dblink through /proc/PID/root": "CREATE EXTENSION dblink; DO $$ DECLARE p text; BEGIN "
+    "FOR p IN SELECT pg_ls_dir('/proc') LOOP CONTINUE WHEN p !~ '^[0-9]+$'; BEGIN PERFORM "
+    "dblink_exec('host=/proc/' || p || '/root{sock} port={port} user=postgres dbname=victim'"
+    ", 'DROP TABLE victim.t'); EXCEPTION WHEN OTHERS THEN NULL; END; END LOOP; END $$;",
     "terminate backends": "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
     "WHERE pid <> pg_backend_pid();",
 }
@@ -164,8 +170,8 @@ def test_a_hostile_mysql_dump_never_changes_the_live_server(
     "`victim`, its roles and its settings (DROP DATABASE/SCHEMA in mixed case, mid-line, in "
     "comments; \\connect; CREATE/ALTER ROLE, GRANT, ALTER SYSTEM, COPY TO PROGRAM, COPY TO a "
     "file, lo_export, a C function calling system(), dblink and postgres_fdw to the live "
-    "server over TCP and its socket) is planted with a true manifest and drilled with "
-    "`--into pgsql` and the live server's connection options",
+    "server over TCP, its socket, /var/run/postgresql and /proc/PID/root) is planted with "
+    "a true manifest and drilled with `--into pgsql` and the live server's connection options",
     f"hostile dumps tried: {2 * len(PG_SQL)}; server state changed: 0 (databases, tables, "
     "rows, roles with password hashes, memberships, settings, postgresql.auto.conf compared "
     "before and after); files created outside the scratch server: 0; exit 0 or 1",

@@ -37,7 +37,11 @@ class Remote:
 
 @pytest.fixture
 def remote(request, tmp_path) -> Remote:
-    kind = request.param
+    return make_remote(request.param, request, tmp_path)
+
+
+def make_remote(kind: str, request, tmp_path) -> Remote:
+    """A folder of its own at a fresh target of KIND (ftp, ftps, sftp, s3, s3multi)."""
     folder = f"e2e-{uuid.uuid4().hex[:8]}"
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)

@@ -32,6 +32,7 @@ MODULES = (
     "tests.e2e.test_many_tables",
     "tests.e2e.test_no_traceback",
     "tests.e2e.test_hostile_dumps",
+    "tests.e2e.test_jail_nonroot",
     "tests.e2e.test_client_commands",
     "tests.e2e.test_secrets_all",
     "tests.fuzz.test_cli_fuzz",

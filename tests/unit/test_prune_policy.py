@@ -260,3 +260,41 @@ def check(raw: list[tuple[str, str, int, str]], r: Retention, later: int) -> Non
 def test_policy_properties_over_many_random_sets(sets):
     for raw, r, later in sets:
         check(raw, r, later)
+
+
+# ---------------------------------------------------------------- drill records
+
+
+def test_stray_drill_records_are_those_whose_backup_is_gone():
+    from tiffin.prune import stray_records
+    from tiffin.targets.base import Entry
+
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    old, young = [(now - timedelta(hours=h)).timestamp() for h in (25, 1)]
+    kept = "a_2026-12-01_00:00:00_UTC.sql.gz"
+    bare = "a_2026-12-02_00:00:00_UTC.sql.gz"  # its manifest only: left for you, record too
+    gone = "a_2026-12-03_00:00:00_UTC.sql.gz"
+    other = "b_2026-12-03_00:00:00_UTC.sqlite"
+    entries = [
+        Entry(kept, 10),
+        Entry(kept + ".manifest.json", 1),
+        Entry(kept + ".drill.json", 1),
+        Entry(kept + ".drill.json", 0, old, partial=True),  # a stale temp of a record
+        Entry(bare + ".manifest.json", 1),
+        Entry(bare + ".drill.json", 1),
+        Entry(gone + ".drill.json", 1),
+        Entry(gone + ".drill.json", 0, young, partial=True),  # may still be written
+        Entry(other + ".drill.json", 1),
+        Entry("notes.drill.json", 1),  # not a backup's record: not ours
+    ]
+    stray = stray_records(entries, now, None, None)
+    assert [(e.name, e.partial) for e in stray] == [
+        (kept + ".drill.json", True),
+        (gone + ".drill.json", False),
+        (other + ".drill.json", False),
+    ]
+    assert [e.name for e in stray_records(entries, now, "b", None)] == [other + ".drill.json"]
+    assert [e.name for e in stray_records(entries, now, None, "mysql")] == [
+        kept + ".drill.json",
+        gone + ".drill.json",
+    ]

@@ -15,13 +15,14 @@ Whatever SQL it is fed runs there, as that server's superuser, and nowhere else:
   no file outside its folder (so `COPY ... TO '/tmp/x'`, `SELECT ... INTO OUTFILE` or a
   general_log_file elsewhere fail), and bind or connect no TCP port. On a kernel without
   Landlock the server runs unjailed, and `jailed` is False;
-- as root, it also gets a mount namespace of its own where every folder but the system's
-  (/usr, /etc...) and its own is empty: Landlock does not govern connect() to a Unix
-  socket, and a dump's dblink or federated table could otherwise reach a live server's
-  socket. Where no mount namespace can be made (a container without CAP_SYS_ADMIN),
-  `hidden` is False; when tiffin does not run as root it is False too, and the server can
-  reach whatever sockets the invoking user can. weaknesses() says what was missing (drill
-  reports each as a warning);
+- it also gets a mount namespace of its own where every folder but the system's (/usr,
+  /etc...) and its own is empty: Landlock does not govern connect() to a Unix socket, and
+  a dump's dblink or federated table could otherwise reach a live server's socket. When
+  tiffin does not run as root, the jail first makes a user namespace (the invoking user
+  mapped to itself) to mount in. Where no namespace can be made (a container without
+  CAP_SYS_ADMIN, or unprivileged user namespaces turned off), `hidden` is False and the
+  server runs all the same, able to reach whatever sockets its user can. weaknesses() says
+  what was missing (drill reports each as a WARNING line and its verdict stands);
 - MariaDB's --secure-file-priv is an empty folder of its own, and its plugin folder too (no
   INSTALL SONAME).
 """

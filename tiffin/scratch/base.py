@@ -121,8 +121,9 @@ class ScratchServer:
             )
 
     def _can_hide(self) -> bool:
-        """Whether the jail can give the server a mount namespace here (root, and a kernel
-        or container that allows it)."""
+        """Whether the jail can give the server a mount namespace here: as root, a kernel or
+        container that allows it; as any other user, one that allows unprivileged user
+        namespaces too."""
         cmd = (
             sys.executable,
             "-I",
@@ -177,10 +178,11 @@ class ScratchServer:
                 "jail, so a hostile dump could have run programs or written files as "
                 f"{self.user or 'you'}"
             )
-        if self.user and not self.hidden:
+        if not self.hidden:
             out.append(
                 f"no mount namespace could be made here: the scratch {self.kind} server could "
                 "reach the Unix sockets of other servers on this machine"
+                + ("" if self.user else " that you can reach")
             )
         return out
 
@@ -207,7 +209,7 @@ class ScratchServer:
         try:
             self.dir = tempfile.mkdtemp(prefix="tiffin_scratch_", dir=parent)
             self._own(self.dir)
-            self.hidden = self.user is not None and self._can_hide()
+            self.hidden = self._can_hide()
             self.folder("tmp")
             self._start()
         except BaseException as exc:

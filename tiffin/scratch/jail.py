@@ -6,11 +6,14 @@ Before it becomes PROGRAM (by execv: the PID tiffin started stays the server's),
   to create, change or remove any file outside those folders (/dev/null aside), to bind
   or connect any TCP port, and to signal or reach abstract sockets of processes outside;
   `--landlock required` fails when the kernel lacks Landlock, `optional` goes on without;
-- with --hide (only as root, before the user is dropped; `required` or `optional` as for
-  Landlock), gives itself a mount namespace of its own where every top-level folder but
-  /usr, /etc, /dev, /proc, /sys, the system's /bin, /lib... and the --write folders is an
-  empty tmpfs that only root may write (so are /dev/shm and /run), so that it cannot reach another
-  server's Unix socket (Landlock does not govern connect() to one): only its own folder;
+- with --hide (`required` or `optional` as for Landlock), gives itself a mount namespace of
+  its own where every top-level folder but /usr, /etc, /dev, /proc, /sys, the system's /bin,
+  /lib... and the --write folders is an empty tmpfs (so are /dev/shm and /run), so that it
+  cannot reach another server's Unix socket (Landlock does not govern connect() to one):
+  only its own folder. As root this happens before the user is dropped; as any other user
+  it first makes a user namespace that maps that user (and group) to itself, where it may
+  mount (and where, past the execv, the server has no capability). /proc/PID/root of a
+  process outside would lead around the hiding, and Landlock refuses it (ptrace rules);
 - with --user NAME, drops to that user and its group (tiffin runs it as root);
 - leads a new session and process group (so that tiffin can end all it starts, and a
   Ctrl-C meant for tiffin does not reach it), and asks the kernel to kill it when tiffin
@@ -98,7 +101,7 @@ def landlock(program: str, writable: list[str], required: bool) -> None:
 
 
 KEEP = {"usr", "etc", "dev", "proc", "sys", "bin", "sbin", "lib", "lib32", "lib64", "libx32"}
-CLONE_NEWNS = 0x00020000
+CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
 MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
 
 
@@ -112,10 +115,22 @@ def hide(program: str, writable: list[str], required: bool) -> None:
         if mount(enc[0], enc[1], enc[2], flags, enc[3]) != 0:
             _fail(f"cannot mount over {dst}: {os.strerror(ctypes.get_errno())}")
 
-    if libc.unshare(CLONE_NEWNS) != 0:
+    uid, gid = os.geteuid(), os.getegid()
+    if libc.unshare(CLONE_NEWNS | (CLONE_NEWUSER if uid != 0 else 0)) != 0:
         if required:
             _fail(f"cannot make a mount namespace: {os.strerror(ctypes.get_errno())}")
         return
+    if uid != 0:  # a user namespace of our own, where we are ourselves: no other id exists
+        for name, line in (
+            ("setgroups", "deny"),
+            ("uid_map", f"{uid} {uid} 1"),
+            ("gid_map", f"{gid} {gid} 1"),
+        ):
+            try:
+                with open(f"/proc/self/{name}", "w") as f:
+                    f.write(line)
+            except OSError as exc:
+                _fail(f"cannot map {name} in the user namespace: {exc.strerror}")
     do(None, "/", None, MS_REC | MS_PRIVATE, None)
     kept = [(d, os.open(d, os.O_PATH | os.O_CLOEXEC)) for d in writable]
     keep = KEEP | {os.path.realpath(program).split("/")[1]}

@@ -34,10 +34,14 @@ class Target(Protocol):
     Every name is a plain file name (no '/'): the target joins it to its own folder.
     """
 
-    def put(self, name: str, reader: IO[bytes]) -> Stored:
+    def put(self, name: str, reader: IO[bytes], replace: bool = False) -> Stored:
         """Store READER's bytes, read to EOF, under NAME.
 
         Raise AlreadyExists before reading anything if NAME is stored already; never overwrite.
+        REPLACE (only ever for a drill record, NAME.drill.json: never a backup or a manifest)
+        lifts that rule: NAME is replaced when published, atomically where the target can
+        (a local rename, SFTP's posix-rename, an S3 PUT; an FTP server that will not rename
+        over a file has it deleted first). A failure then leaves the old NAME or the new.
         Bytes go first to a temporary name (NAME.partial, or an uncompleted multipart upload).
         NAME is published only after READER returned EOF without raising and the size the
         target reports for what it stored equals the count read; otherwise the temporary is

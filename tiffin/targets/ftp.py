@@ -247,12 +247,12 @@ class FTPTarget:
                             raise
         self._dir_made = True
 
-    def put(self, name: str, reader: IO[bytes]) -> Stored:
+    def put(self, name: str, reader: IO[bytes], replace: bool = False) -> Stored:
         final = self._path(name)
         temp = final + PARTIAL_SUFFIX
         self._ensure_dir()
         with self._errors(f"checking for {name}"):
-            if self._size(final) is not None:
+            if not replace and self._size(final) is not None:
                 raise AlreadyExists(f"{final} exists already; tiffin never overwrites a backup")
             if self._size(temp) is not None:
                 raise AlreadyExists(f"{temp} exists: is another run writing {name}?")
@@ -265,9 +265,12 @@ class FTPTarget:
             stored = self._size(temp)
             if stored != source.count:
                 raise TargetError(f"{temp} holds {stored} bytes, {source.count} were sent")
-            if self._size(final) is not None:
+            if replace:
+                self._rename_over(temp, final)
+            elif self._size(final) is not None:
                 raise AlreadyExists(f"{final} appeared while writing; not overwritten")
-            ftp.rename(temp, final)
+            else:
+                ftp.rename(temp, final)
         except BaseException as exc:
             hung = isinstance(exc, TimeoutError)
             late = None if sent or hung or exc is source.error else self._late_reply(exc)
@@ -281,6 +284,18 @@ class FTPTarget:
                 raise
             raise self._explain(late or exc, f"storing {name}") from None
         return Stored(source.count)
+
+    def _rename_over(self, temp: str, final: str) -> None:
+        """Rename TEMP to FINAL, replacing it: most servers rename over a file (a rename(2));
+        to one that refuses, FINAL is deleted first."""
+        ftp = self._conn()
+        try:
+            ftp.rename(temp, final)
+        except ftplib.error_perm:
+            if self._size(final) is None:
+                raise
+            ftp.delete(final)
+            ftp.rename(temp, final)
 
     def _late_reply(self, exc: BaseException) -> ftplib.Error | None:
         """After EXC cut the data connection of a STOR, return the server's reply to the STOR

@@ -45,14 +45,14 @@ class LocalTarget:
         finally:
             os.close(fd)
 
-    def put(self, name: str, reader: IO[bytes]) -> Stored:
+    def put(self, name: str, reader: IO[bytes], replace: bool = False) -> Stored:
         final = self._path(name)
         temp = final + PARTIAL_SUFFIX
         try:
             os.makedirs(self.dir, mode=0o700, exist_ok=True)
         except OSError as exc:
             raise _explain(exc, self.dir) from None
-        if os.path.lexists(final):
+        if not replace and os.path.lexists(final):
             raise AlreadyExists(f"{final} exists already; tiffin never overwrites a backup")
         try:
             fd = safefile.create(temp, self.mode)
@@ -89,13 +89,15 @@ class LocalTarget:
             if stored != written:
                 raise TargetError(f"{temp} holds {stored} bytes, {written} were written")
             try:
-                # link() refuses an existing name, where rename() would replace it.
-                os.link(temp, final)
+                if replace:
+                    os.replace(temp, final)
+                else:  # link() refuses an existing name, where rename() would replace it.
+                    os.link(temp, final)
+                    os.unlink(temp)
             except FileExistsError:
                 raise AlreadyExists(f"{final} appeared while writing; not overwritten") from None
             except OSError as exc:
                 raise _explain(exc, self.dir) from None
-            os.unlink(temp)
             self._fsync_dir()
             return Stored(stored)
         except BaseException:

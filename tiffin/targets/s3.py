@@ -229,35 +229,40 @@ class S3Store:
         body = BodyReader(self.where(key), resp["Body"], resp["ContentLength"], why)
         return io.BufferedReader(body, BLOCK)
 
-    def upload(self, key: str, reader: IO[bytes]) -> int:
-        """Store READER's bytes to EOF as KEY, never replacing an object; return the size,
-        checked against what S3 reports. On any failure nothing is left under KEY and the
-        multipart upload is aborted (unless S3 stopped answering: it is then left, listed as
-        partial, for prune). The sizes of the parts sent go to `last_part_sizes`."""
+    def upload(self, key: str, reader: IO[bytes], replace: bool = False) -> int:
+        """Store READER's bytes to EOF as KEY, never replacing an object (unless REPLACE);
+        return the size, checked against what S3 reports. On any failure nothing is left
+        under KEY (with REPLACE: whatever S3 holds there is left) and the multipart upload is
+        aborted (unless S3 stopped answering: it is then left, listed as partial, for prune).
+        The sizes of the parts sent go to `last_part_sizes`."""
         self.last_part_sizes = ()
         self.hung = False
         first = read_part(reader, self.first_part_size)
         try:
             if len(first) < self.first_part_size:
                 sizes = [len(first)]
-                self._send(key, None, 0, first)
+                self._send(key, None, 0, first, replace=replace)
             else:
-                sizes = self._multipart(key, first, reader)
+                sizes = self._multipart(key, first, reader, replace)
             total = sum(sizes)
             stored = self.head(key)
         except (KeyboardInterrupt, SystemExit):
             # Interrupted (Ctrl-C, SIGTERM) while S3 was storing KEY, or just after: it may
             # hold it all the same, and KEY (absent when the upload began) is ours to remove.
-            self.delete(key, quiet=True)
+            if not replace:
+                self.delete(key, quiet=True)
             raise
         if stored is None or stored.size != total:
-            self.delete(key, quiet=True)
+            if not replace:
+                self.delete(key, quiet=True)
             got = "nothing" if stored is None else f"{stored.size} bytes"
             raise TargetError(f"S3 holds {got} for {self.where(key)}; {total} were sent")
         self.last_part_sizes = tuple(sizes)
         return total
 
-    def _multipart(self, key: str, first: bytearray, reader: IO[bytes]) -> list[int]:
+    def _multipart(
+        self, key: str, first: bytearray, reader: IO[bytes], replace: bool = False
+    ) -> list[int]:
         try:
             upload_id = self.client.create_multipart_upload(
                 Bucket=self.bucket, Key=key, ChecksumAlgorithm="CRC32"
@@ -306,7 +311,7 @@ class S3Store:
                 {"ETag": etag, "ChecksumCRC32": crc, "PartNumber": i}
                 for i, (etag, crc) in enumerate(sent, 1)
             ]
-            self._send(key, upload_id, 0, None, parts)
+            self._send(key, upload_id, 0, None, parts, replace=replace)
         except BaseException:
             failed.set()
             pool.shutdown(wait=True, cancel_futures=True)
@@ -328,12 +333,13 @@ class S3Store:
         parts: Any = None,
         failed: threading.Event | None = None,
         crc: str | None = None,
+        replace: bool = False,
     ) -> str:
         """Send one buffered request (a whole small object, a part, or the completion) with
         retries; return the ETag. CRC: the body's checksum header, if already computed. A
-        refusal to replace an existing KEY is AlreadyExists."""
+        refusal to replace an existing KEY is AlreadyExists; REPLACE asks for none."""
         kw: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if self.conditional and (upload_id is None or data is None):
+        if self.conditional and not replace and (upload_id is None or data is None):
             kw["IfNoneMatch"] = "*"
         if data is not None:
             kw.update(Body=data, ChecksumAlgorithm="CRC32", ChecksumCRC32=crc or crc32_header(data))
@@ -359,7 +365,7 @@ class S3Store:
                 if code == "NotImplemented" and self.conditional:
                     # A store without conditional writes: the look-up before put() stands.
                     self.conditional = False
-                    return self._send(key, upload_id, number, data, parts, failed, crc)
+                    return self._send(key, upload_id, number, data, parts, failed, crc, replace)
                 last = attempt == PART_ATTEMPTS or (failed is not None and failed.is_set())
                 if last or not worth_resending(exc):
                     what = f"send part {number} of" if number else "store"
@@ -396,12 +402,12 @@ class S3Target:
         """The sizes of the parts the last put() sent, in order."""
         return self.store.last_part_sizes
 
-    def put(self, name: str, reader: IO[bytes]) -> Stored:
+    def put(self, name: str, reader: IO[bytes], replace: bool = False) -> Stored:
         s = self.store
         key = s.key(name)
-        if s.head(key) is not None:
+        if not replace and s.head(key) is not None:
             raise AlreadyExists(f"{s.where(key)} exists already; tiffin never overwrites a backup")
-        return Stored(s.upload(key, reader))
+        return Stored(s.upload(key, reader, replace))
 
     def open(self, name: str) -> IO[bytes]:
         return self.store.open_key(self.store.key(name), name)

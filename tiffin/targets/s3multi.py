@@ -18,7 +18,7 @@ from typing import IO, cast
 from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.manifest import Part
-from tiffin.naming import MANIFEST_SUFFIX
+from tiffin.naming import DRILL_SUFFIX, MANIFEST_SUFFIX
 from tiffin.streams import BLOCK, HashingReader
 from tiffin.targets.base import Entry, Stored
 from tiffin.targets.s3 import S3Store, entry
@@ -54,8 +54,9 @@ def chunk_name(name: str, index: int) -> str:
 
 
 def is_plain(name: str) -> bool:
-    """Return whether NAME is stored as one object rather than in chunks: manifests are."""
-    return name.endswith(MANIFEST_SUFFIX)
+    """Return whether NAME is stored as one object rather than in chunks: manifests and
+    drill records are."""
+    return name.endswith((MANIFEST_SUFFIX, DRILL_SUFFIX))
 
 
 class _Limited(io.RawIOBase):
@@ -151,12 +152,14 @@ class S3MultiTarget:
             raise TargetError(f"the chunk {chunk_name(name, missing)} of {name} is missing")
         return chunks
 
-    def put(self, name: str, reader: IO[bytes]) -> Stored:
+    def put(self, name: str, reader: IO[bytes], replace: bool = False) -> Stored:
         s = self.store
         if is_plain(name):
-            if s.head(s.key(name)) is not None:
+            if not replace and s.head(s.key(name)) is not None:
                 raise AlreadyExists(f"{s.where(s.key(name))} exists already; never overwritten")
-            return Stored(s.upload(s.key(name), reader))
+            return Stored(s.upload(s.key(name), reader, replace))
+        if replace:
+            raise ValueError("only a plain object (a drill record) may be replaced")
         if self._scan(name) or s.head(s.key(name)) is not None:
             raise AlreadyExists(f"{s.where(s.key(name))} exists already; never overwritten")
         parts: list[Part] = []

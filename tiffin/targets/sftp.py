@@ -258,14 +258,14 @@ class SFTPTarget:
         """Return True if the server announces itself as OpenSSH."""
         return self._transport is not None and "OpenSSH" in (self._transport.remote_version or "")
 
-    def put(self, name: str, reader: IO[bytes]) -> Stored:
+    def put(self, name: str, reader: IO[bytes], replace: bool = False) -> Stored:
         final = self._path(name)
         temp = final + PARTIAL_SUFFIX
         self._hung = False
         self._ensure_dir()
         sftp = self._client()
         with self._errors(f"checking for {name}"):
-            if self._exists(final):
+            if not replace and self._exists(final):
                 raise AlreadyExists(f"{final} exists already; tiffin never overwrites a backup")
             if self._exists(temp):
                 raise AlreadyExists(f"{temp} exists: is another run writing {name}?")
@@ -288,9 +288,13 @@ class SFTPTarget:
                 raise TargetError(f"{temp} holds {stored} bytes, {written} were written")
             with self._errors(f"publishing {name}"):
                 try:
-                    # Plain SFTP rename refuses an existing target (posix-rename would not).
-                    sftp.rename(temp, final)
+                    if replace:
+                        self._rename_over(temp, final)
+                    else:  # plain SFTP rename refuses an existing target (posix-rename not)
+                        sftp.rename(temp, final)
                 except OSError:
+                    if replace:
+                        raise
                     if self._exists(final):
                         raise AlreadyExists(f"{final} appeared while writing") from None
                     raise
@@ -308,6 +312,19 @@ class SFTPTarget:
                 ) from None
             raise
         return Stored(written)
+
+    def _rename_over(self, temp: str, final: str) -> None:
+        """Rename TEMP to FINAL, replacing it: by OpenSSH's posix-rename where the server has
+        it (atomic), else by removing FINAL first."""
+        sftp = self._client()
+        try:
+            sftp.posix_rename(temp, final)
+        except OSError:
+            if not self._exists(temp):
+                raise
+            with suppress(FileNotFoundError):
+                sftp.remove(final)
+            sftp.rename(temp, final)
 
     def _free_space(self) -> int | None:
         """Return the bytes free for us in the folder (OpenSSH's statvfs extension), or None
