@@ -62,7 +62,15 @@ def test_a_scheduled_line_runs_with_exactly_its_folder_and_pattern(
     src.mkdir(parents=True)
     (src / "menu.txt").write_text("ramen\n")
     env = tab.env(HOSTNAME="cron-host")
-    args = ["schedule", "data", "local", str(out), "--dir", str(src), "--exclude", exclude]
+    args = [
+        "schedule",
+        "data",
+        "local",
+        str(out),
+        "--dir",
+        str(src),
+        f"--exclude={exclude}",
+    ]  # =: a pattern may start with "-"
     tiffin([*args, "--at", "3:00"], env)
     [(when, command)] = cron_entries(tab.file.read_bytes())
     assert when == b"0 3 * * *"
