@@ -11,7 +11,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from tiffin import __version__, options, process, streams
+from tiffin import __version__, jobargs, options
+from tiffin.engine import process, streams
 from tiffin.errors import ExitStatus, OutputClosed, TiffinError, UsageError, os_error_text
 from tiffin.job import BackupJob
 from tiffin.options import OPTIONS, Opt
@@ -135,7 +136,8 @@ def err(line: str) -> None:
 def backup_and_report(job: BackupJob) -> None:
     """Given a job, back it up and report it (printed, mailed, pinged), whatever happens.
     Raise the job's own error after its report is sent."""
-    from tiffin import pipeline, progress, report
+    from tiffin.engine import pipeline
+    from tiffin.tell import progress, report
 
     with report.Report(job, out, err) as rep:
         with progress.shown(job.quiet) as watch:
@@ -151,7 +153,7 @@ def cmd_backup(args: list[str], values: dict[str, Any]) -> int:
     if not args:
         raise UsageError("say what to back up: mysql, pgsql, data or sqlite")
     config.load_env_files(values.get("env_file") or ())
-    job = options.backup_job(args[0], args[1:], values)
+    job = jobargs.backup_job(args[0], args[1:], values)
     backup_and_report(job)
     return ExitStatus.OK
 
@@ -161,7 +163,8 @@ RUN_OVERRIDES = ("quiet", "insecure")  # given to `run`, they apply to every job
 
 @command("run", "run the jobs of a config file, one after another: [JOB ...] [--config FILE]")
 def cmd_run(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import config, report
+    from tiffin import config
+    from tiffin.tell import report
 
     config.load_env_files(values.get("env_file") or ())
     overrides = {k: values[k] for k in RUN_OVERRIDES if k in values}
@@ -188,7 +191,9 @@ def cmd_run(args: list[str], values: dict[str, Any]) -> int:
 
 @command("schedule", "run a backup daily from cron: WHAT HOW WHERE [PATH] [--at HH:MM|--cron EXPR]")
 def cmd_schedule(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import config, cron, report, schedule
+    from tiffin import config
+    from tiffin.commands import cron, schedule
+    from tiffin.tell import report
 
     if values.get("list"):
         if args:
@@ -207,13 +212,16 @@ def cmd_schedule(args: list[str], values: dict[str, Any]) -> int:
         jobs = config.select(config.load(path, run_values), args)
         for _, job in jobs:
             report.check(job)
-        plans = [schedule.plan_config(path, name, job, run_values) for name, job in jobs]
+        plans = [
+            schedule.plan_config(path, name, job, jobargs.option_args(run_values))
+            for name, job in jobs
+        ]
     else:
         if not args:
             raise UsageError("say what to schedule: WHAT HOW WHERE [PATH], --config FILE or --list")
-        job = options.backup_job(args[0], args[1:], values)
+        job = jobargs.backup_job(args[0], args[1:], values)
         report.check(job)
-        plans = [schedule.plan_backup(job, values)]
+        plans = [schedule.plan_backup(job, jobargs.option_args(values, skip=frozenset({"label"})))]
     install = schedule.schedule_systemd if values.get("systemd") else schedule.schedule_cron
     for line in install(plans, when):
         out(line)
@@ -225,7 +233,7 @@ SCHEDULE_CONFIG_KEYS = frozenset({"config", "at", "cron", *RUN_OVERRIDES})
 
 @command("unschedule", "remove scheduled jobs: JOB_ID ... | --all")
 def cmd_unschedule(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import schedule
+    from tiffin.commands import schedule
 
     every = bool(values.get("all"))
     if every == bool(args):
@@ -237,9 +245,9 @@ def cmd_unschedule(args: list[str], values: dict[str, Any]) -> int:
 
 @command("restore", "bring a backup back: HOW WHERE [PATH] NAME|latest, or URL NAME")
 def cmd_restore(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import pipeline
+    from tiffin.engine import pipeline
 
-    job = options.restore_job(args, values)
+    job = jobargs.restore_job(args, values)
     result = pipeline.restore(job)
     (err if job.output == "-" else out)(
         f"Restore of {result.name} completed: {result.summary} in {result.seconds:.1f} s."
@@ -251,16 +259,17 @@ def cmd_restore(args: list[str], values: dict[str, Any]) -> int:
 def cmd_list(args: list[str], values: dict[str, Any]) -> int:
     import json
 
-    from tiffin import inventory
+    from tiffin.catalog import holdings
+    from tiffin.commands import inventory
     from tiffin.targets import make_target
 
-    url, rest = options.target_of(args)
+    url, rest = jobargs.target_of(args)
     if rest:
         raise UsageError(f"unexpected argument {rest[0]!r}")
-    what = inventory.check_what(values.get("what"))
-    target = make_target(url, options.target_options(values))
+    what = holdings.check_what(values.get("what"))
+    target = make_target(url, jobargs.target_options(values))
     try:
-        items = inventory.select(inventory.survey(target), values.get("label"), what)
+        items = holdings.select(holdings.survey(target), values.get("label"), what)
     finally:
         target.close()
     if values.get("json"):
@@ -273,12 +282,12 @@ def cmd_list(args: list[str], values: dict[str, Any]) -> int:
 
 @command("verify", "re-read backups and check them: HOW WHERE [PATH] NAME|latest|--all")
 def cmd_verify(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import inventory
+    from tiffin.commands import inventory
     from tiffin.targets import make_target
 
     every = bool(values.get("all"))
-    url, name = inventory.verify_args(args, every, values.get("identity"))
-    target = make_target(url, options.target_options(values))
+    url, name = jobargs.verify_args(args, every, values.get("identity"))
+    target = make_target(url, jobargs.target_options(values))
     verdicts = []
     try:
         items = inventory.pick(target, name, values.get("label"))
@@ -297,32 +306,33 @@ def cmd_verify(args: list[str], values: dict[str, Any]) -> int:
 
 @command("prune", "delete backups a --keep-* policy does not keep: HOW WHERE [PATH]")
 def cmd_prune(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import inventory, prune
+    from tiffin.catalog import holdings, retention
+    from tiffin.engine.prune import apply_policy
     from tiffin.targets import make_target
 
-    url, rest = options.target_of(args)
+    url, rest = jobargs.target_of(args)
     if rest:
         raise UsageError(f"unexpected argument {rest[0]!r}")
-    retention = options.retention(values)
-    what = inventory.check_what(values.get("what"))
+    policy = jobargs.retention(values)
+    what = holdings.check_what(values.get("what"))
     dry_run = bool(values.get("dry_run"))
-    prune.require(retention)  # no --keep-*: exit 2 before anything is contacted
-    target = make_target(url, options.target_options(values))
+    retention.require(policy)  # no --keep-*: exit 2 before anything is contacted
+    target = make_target(url, jobargs.target_options(values))
     try:
-        decisions = prune.apply_policy(target, retention, values.get("label"), what, None, dry_run)
+        decisions = apply_policy(target, policy, values.get("label"), what, None, dry_run)
     finally:
         target.close()
     for d in decisions:
         out(d.line(dry_run))
-    out(prune.summary(decisions, dry_run))
+    out(retention.summary(decisions, dry_run))
     return ExitStatus.OK
 
 
 @command("drill", "restore a backup into scratch space and check it: HOW WHERE [PATH] NAME")
 def cmd_drill(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import drill
+    from tiffin.commands import drill
 
-    job = drill.drill_job(args, values)
+    job = jobargs.drill_job(args, values)
     drill.announce(job, err)
     try:
         result = drill.run(job)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from tiffin import options
+from tiffin import jobargs, options
 from tiffin.errors import UsageError
 from tiffin.job import WHATS, BackupJob, TargetURL, looks_like_url
 
@@ -100,7 +100,7 @@ def _job(values: dict[str, Any], where: str, errors: list[str]) -> BackupJob | N
         return None
     rest = {k: v for k, v in values.items() if k not in TARGET_KEYS}
     try:
-        job = options.backup_job(values["what"], [values["to"]], rest)
+        job = jobargs.backup_job(values["what"], [values["to"]], rest)
         if values.get("path"):
             job = replace(job, target=_with_path(job.target, values["path"]))
     except UsageError as exc:

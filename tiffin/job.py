@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import os
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
+from tiffin.catalog.manifest import Manifest
 from tiffin.errors import UsageError
 from tiffin.urls import encode, host_text, redact, split_hostport, split_url
 from tiffin.urls import looks_like_url as looks_like_url
@@ -246,3 +248,23 @@ class RestoreJob:
     quiet: bool = False
     debug: bool = False
     source_id: str | None = None  # `latest` of this source only (tiffin/sources/identity.py)
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    name: str
+    what: str
+    label: str
+    target: str
+    size: int
+    started: datetime
+    finished: datetime
+    consistency: str | None = None
+    warnings: tuple[str, ...] = ()
+    previous_size: int | None = None
+    manifest: Manifest | None = None
+    pruned: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished - self.started).total_seconds()

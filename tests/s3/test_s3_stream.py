@@ -18,8 +18,8 @@ import pytest
 from tests.s3.conftest import Generated, MiB, options, url
 from tests.servers.env import tiffin_env
 from tests.servers.s3 import S3Server
+from tiffin.engine.streams import IterReader, buffered
 from tiffin.errors import AlreadyExists, NotFound, TargetError
-from tiffin.streams import IterReader, buffered
 from tiffin.targets import TARGETS
 from tiffin.targets.s3 import S3Target, part_size
 
@@ -240,7 +240,7 @@ MEMORY_CHILD = textwrap.dedent(
     """
     import random, sys
     from tiffin.job import TargetOptions, TargetURL
-    from tiffin.streams import IterReader, buffered
+    from tiffin.engine.streams import IterReader, buffered
     from tiffin.targets.s3 import S3Target
 
     size = int(sys.argv[2])

@@ -1,4 +1,5 @@
-"""The prune policy (tiffin.prune.plan): restic's meaning, and properties over many random sets."""
+"""The prune policy (tiffin.catalog.retention.plan): restic's meaning, and properties over
+many random sets."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tiffin.errors import UsageError
-from tiffin.job import Retention
-from tiffin.naming import make_name
-from tiffin.prune import (
+from tiffin.catalog.naming import make_name
+from tiffin.catalog.retention import (
     COMPLETE,
     DAMAGED,
     INCOMPLETE,
@@ -23,6 +22,8 @@ from tiffin.prune import (
     Decision,
     plan,
 )
+from tiffin.errors import UsageError
+from tiffin.job import Retention
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 COMPRESS = {"mysql": "gzip", "pgsql": "zstd", "data": "gzip", "sqlite": "none"}

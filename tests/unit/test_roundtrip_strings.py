@@ -24,7 +24,8 @@ from tests.readers import (
     printed_argv,
     run_as_cron,
 )
-from tiffin import config, cron, schedule, units
+from tiffin import config
+from tiffin.commands import cron, schedule, units
 from tiffin.errors import UsageError
 from tiffin.job import TargetURL, parse_target, parse_url
 

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from fnmatch import fnmatchcase
 from typing import IO, Any
 
+from tiffin.engine.streams import BLOCK, IterReader, buffered
 from tiffin.errors import BackupFailed, UsageError
 from tiffin.job import RestoreJob, SourceSpec
 from tiffin.sources.untar import SafeExtractor
-from tiffin.streams import BLOCK, IterReader, buffered
 
 DEPTH = 4
 _END = object()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 
+from tiffin.errors import UsageError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets.base import Entry, Stored, Target
 
@@ -23,8 +24,6 @@ TARGETS: dict[str, tuple[str, str]] = {
 def make_target(url: TargetURL, options: TargetOptions) -> Target:
     """Given a parsed target, return a connected Target. Raise TargetError if it cannot be
     reached or refuses us."""
-    from tiffin.errors import UsageError
-
     where = TARGETS.get(url.kind)
     if where is None:
         raise UsageError(f"the {url.kind} target is not available in this version of tiffin")

@@ -15,10 +15,10 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import IO
 
+from tiffin.catalog.naming import PARTIAL_SUFFIX
+from tiffin.engine.streams import BLOCK
 from tiffin.errors import AlreadyExists, NotFound, TargetError, UsageError
 from tiffin.job import TargetOptions, TargetURL
-from tiffin.naming import PARTIAL_SUFFIX
-from tiffin.streams import BLOCK
 from tiffin.targets.base import Entry, Stored
 from tiffin.urls import host_text
 

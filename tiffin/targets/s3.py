@@ -36,10 +36,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tiffin.catalog.naming import PARTIAL_SUFFIX
+from tiffin.engine.streams import BLOCK
 from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.job import TargetOptions, TargetURL
-from tiffin.naming import PARTIAL_SUFFIX
-from tiffin.streams import BLOCK
 from tiffin.targets.base import Entry, Stored
 from tiffin.targets.s3config import (
     BodyReader,

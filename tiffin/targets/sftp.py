@@ -16,10 +16,10 @@ import paramiko
 from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
+from tiffin.catalog.naming import PARTIAL_SUFFIX
+from tiffin.engine.streams import BLOCK
 from tiffin.errors import AlreadyExists, NotFound, TargetError, UsageError
 from tiffin.job import TargetOptions, TargetURL
-from tiffin.naming import PARTIAL_SUFFIX
-from tiffin.streams import BLOCK
 from tiffin.targets.base import Entry, Stored
 from tiffin.urls import host_text
 

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tiffin import __version__
+from tiffin.catalog.schema import AnyOf, Fields, Hex, Invalid, List, Map, Optional, check
 from tiffin.errors import IntegrityError
-from tiffin.schema import AnyOf, Fields, Hex, Invalid, List, Map, Optional, check
 
 FORMAT = 1
 # The largest manifest tiffin writes or reads. The writer keeps under it (to_json drops the

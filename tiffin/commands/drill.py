@@ -2,7 +2,7 @@
 copy against what the manifest recorded at backup time, so that an empty or cut dump fails.
 
 Where it goes: `--into mysql|pgsql` loads the dump, whole and as it is, into a throwaway
-server that tiffin starts for it (tiffin.scratch: its own folder, a private Unix socket, no
+server that tiffin starts for it (tiffin.engine.scratch: its own folder, a private Unix socket, no
 TCP, jailed), never into the server the connection options name (they are accepted and
 unused); `--into dir` and `--into sqlite` restore into a fresh temporary folder (created
 under --dir when given). All of it is removed at the end, whether the drill passed, failed
@@ -35,21 +35,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from tiffin import __version__, notify, options, process
-from tiffin.catalog import read_manifest, scan
-from tiffin.drillsql import mysql_counts, pg_counts
+from tiffin import __version__
+from tiffin.catalog.holdings import read_manifest, scan
+from tiffin.catalog.manifest import Manifest
+from tiffin.catalog.naming import default_label
+from tiffin.commands.drillsql import mysql_counts, pg_counts
+from tiffin.engine import process
+from tiffin.engine.scratch import ScratchMariaDB, ScratchPostgres
+from tiffin.engine.stored import check_stored, decoded
 from tiffin.errors import BackupFailed, NotFound, TiffinError, UsageError
 from tiffin.job import RestoreJob, SourceSpec, TargetOptions, TargetURL
-from tiffin.manifest import Manifest
-from tiffin.naming import check_name, default_label
-from tiffin.pipeline import check_stored, decoded
-from tiffin.scratch import ScratchMariaDB, ScratchPostgres
 from tiffin.sources.directory import DirectoryLoader
 from tiffin.sources.identity import key_of
 from tiffin.sources.mysql import MySQLLoader
 from tiffin.sources.postgresql import PostgresLoader
 from tiffin.sources.sqlite import SqliteLoader, table_counts
 from tiffin.targets import Target, make_target
+from tiffin.tell import notify
 
 WHAT_OF = {"mysql": "mysql", "pgsql": "pgsql", "sqlite": "sqlite", "dir": "data"}
 INTO_OF = {v: k for k, v in WHAT_OF.items()}
@@ -87,32 +89,6 @@ class DrillResult:
     summary: str
     seconds: float
     warnings: tuple[str, ...] = field(default_factory=tuple)
-
-
-def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
-    """Given DRILL's positionals (HOW WHERE [PATH] NAME, or URL NAME) and option values,
-    return a DrillJob. Raise UsageError if anything is malformed."""
-    target, rest = options.target_of(positional, min_rest=1)
-    if len(rest) != 1:
-        raise UsageError("drill takes one backup NAME (or latest) after the target")
-    into = values.get("into")
-    if not into:
-        raise UsageError("say where to drill: --into mysql, pgsql, sqlite or dir")
-    if values.get("database"):
-        raise UsageError("drill loads into scratch databases of its own: drop --database")
-    return DrillJob(
-        target=target,
-        name=check_name(rest[0]),
-        into=into,
-        source=options.source_spec(WHAT_OF[into], values),
-        target_options=options.target_options(values),
-        identity=values.get("identity"),
-        label=values.get("label"),
-        workdir=values.get("dir"),
-        emails=notify.check_addresses(values.get("email") or ()),
-        ping_url=notify.check_ping_url(values["ping_url"]) if values.get("ping_url") else None,
-        source_id=values.get("source_id"),
-    )
 
 
 def _latest(

@@ -10,165 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import IO, Any, cast
 
-from tiffin.catalog import Backup, read_manifest
-from tiffin.errors import BackupFailed, NotFound, TargetError, UsageError
-from tiffin.job import WHATS, TargetURL
-from tiffin.manifest import Manifest, Part
-from tiffin.naming import MANIFEST_SUFFIX, check_name, parse_name
-from tiffin.prune import COMPLETE, DAMAGED, INCOMPLETE, PARTIAL, Candidate, kind_of
-from tiffin.sources.identity import key_of
-from tiffin.streams import BLOCK, HashingReader
+from tiffin.catalog.holdings import VANISHED, Item, select, survey
+from tiffin.catalog.manifest import Part
+from tiffin.catalog.naming import MANIFEST_SUFFIX, parse_name
+from tiffin.catalog.retention import COMPLETE, DAMAGED, INCOMPLETE, PARTIAL
+from tiffin.engine.stored import decoders_for
+from tiffin.engine.streams import BLOCK, HashingReader
+from tiffin.errors import BackupFailed, NotFound, TargetError
 from tiffin.targets.base import Target
 
-MISSING = "missing"  # a manifest whose backup is gone
-VANISHED = "its manifest vanished"  # listed, then gone before it was read: being removed
 REMOVED = "REMOVED"  # a verdict: removed whole (by a prune) while verify ran
-
-
-def iso(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class Item:
-    """One backup at the target, with its manifest when it has a readable one."""
-
-    backup: Backup
-    state: str
-    manifest: Manifest | None = None
-    problem: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.backup.name
-
-    @property
-    def what(self) -> str:
-        return self.manifest.what if self.manifest else self.backup.kind
-
-    def candidate(self) -> Candidate | None:
-        """Return the backup as prune sees it; None for a manifest without its backup."""
-        if self.state == MISSING:
-            return None
-        mtime = self.backup.mtime
-        modified = datetime.fromtimestamp(mtime, UTC) if mtime is not None else None
-        b = self.backup
-        source = key_of(self.manifest.source) if self.manifest else None
-        return Candidate(b.name, b.label, self.what, b.created, self.state, modified, source)
-
-    def to_json(self) -> dict[str, Any]:
-        m = self.manifest
-        parsed = parse_name(self.name)
-        return {
-            "name": self.name,
-            "label": self.backup.label,
-            "what": self.what,
-            "size": self.backup.size,
-            "created": iso(self.backup.created),
-            "complete": self.state == COMPLETE,
-            "status": self.state,
-            "partial": self.state == PARTIAL,
-            "encrypted": bool(parsed and parsed.encrypted),
-            "compression": parsed.compression if parsed else None,
-            "sha256": m.sha256 if m else None,
-            "finished": m.finished if m else None,
-            "parts": len(m.parts) if m else None,
-            "source_id": key_of(m.source) if m else None,
-        }
-
-
-def _manifest(target: Target, name: str) -> tuple[Manifest | None, str]:
-    """Return NAME's manifest, or None and why it cannot be read."""
-    try:
-        return read_manifest(target, name), ""
-    except NotFound:
-        return None, VANISHED
-    except BackupFailed as exc:
-        return None, str(exc)
-
-
-def survey(target: Target) -> list[Item]:
-    """Given a target, return its backups newest first, each with its state: complete (a
-    readable manifest), incomplete (no manifest), partial (an upload in progress or
-    abandoned), damaged (a manifest that cannot be read, or beside stored parts that do not
-    make a whole) or missing (a manifest without its bytes). Other files are ignored. Raise
-    TargetError if the target cannot be listed."""
-    entries = target.list()
-    manifests = {
-        e.name[: -len(MANIFEST_SUFFIX)]: e
-        for e in entries
-        if e.name.endswith(MANIFEST_SUFFIX) and not e.partial
-    }
-    whole = {e.name for e in entries if not e.partial}
-    items: list[Item] = []
-    for e in entries:
-        parsed = parse_name(e.name)
-        if parsed is None:
-            continue
-        listed = e.name in manifests and not e.partial
-        b = Backup(
-            e.name,
-            parsed.label,
-            parsed.kind,
-            parsed.created,
-            e.size,
-            listed,
-            e.partial,
-            None,
-            e.mtime,
-        )
-        if e.partial and (e.name not in manifests or e.name in whole):
-            items.append(Item(b, PARTIAL, problem="an upload in progress or abandoned"))
-        elif e.partial:  # a manifest, but stored parts that do not make a whole (a lost chunk)
-            m, why = _manifest(target, e.name)
-            items.append(Item(b, DAMAGED, m, why or "its stored parts do not make a whole"))
-        elif not listed:
-            items.append(Item(b, INCOMPLETE, problem="it has no manifest"))
-        else:
-            m, why = _manifest(target, e.name)
-            state = COMPLETE if m else INCOMPLETE if why == VANISHED else DAMAGED
-            items.append(Item(b, state, m, why))
-    named = {i.name for i in items if i.state != PARTIAL}
-    for base, e in manifests.items():
-        parsed = parse_name(base)
-        if parsed and base not in named:
-            b = Backup(base, parsed.label, parsed.kind, parsed.created, 0, False, mtime=e.mtime)
-            m, _ = _manifest(target, base)
-            items.append(Item(b, MISSING, m, "its manifest is here but its bytes are gone"))
-    items.sort(key=lambda i: (i.backup.created, i.name, i.state != PARTIAL), reverse=True)
-    return items
-
-
-def check_what(text: str | None) -> str | None:
-    """Given --what (or None), return the WHAT it names (sql for mysql and pgsql alike).
-    Raise UsageError if it names none."""
-    if text is None:
-        return None
-    what = "sql" if text.lower() == "sql" else WHATS.get(text.lower())
-    if what is None:
-        raise UsageError(f"--what {text!r}: use mysql, pgsql, data, sqlite or sql")
-    return what
-
-
-def select(items: list[Item], label: str | None, what: str | None) -> list[Item]:
-    """Given items, a label and a WHAT (mysql, pgsql, data, sqlite or sql; None: any), return
-    those that match. An incomplete sql backup matches both mysql and pgsql."""
-    return [
-        i
-        for i in items
-        if (label is None or i.backup.label == label)
-        and (
-            what is None
-            or what in (i.what, kind_of(i.what))
-            or (i.manifest is None and i.what == kind_of(what))
-        )
-    ]
 
 
 def table(items: list[Item]) -> list[str]:
@@ -266,8 +121,6 @@ class PartsCheck(io.RawIOBase):
 def _decoders(name: str, identity: str | None) -> tuple[list[Any], str]:
     """Return the decoding stages, or none and why the stream cannot be decoded here. Raise
     UsageError if the identity file is unusable."""
-    from tiffin.pipeline import decoders_for
-
     parsed = parse_name(name)
     if parsed is not None and parsed.encrypted and not identity:
         return [], "not decrypted: give --identity FILE to check that it decompresses"
@@ -357,23 +210,6 @@ def pick(target: Target, name: str | None, label: str | None = None) -> list[Ite
     if not found:
         raise NotFound(f"there is no backup named {name} here")
     return [i for i in found if i.state != PARTIAL] or found
-
-
-def verify_args(args: list[str], every: bool, identity: str | None) -> tuple[TargetURL, str | None]:
-    """Given verify's positionals, --all and --identity, return the target and the NAME to
-    verify (None: all). Raise UsageError if they do not fit together."""
-    from tiffin.options import target_of
-
-    if identity and not os.access(os.path.expanduser(identity), os.R_OK):
-        raise UsageError(f"cannot read the identity file {identity}")
-    if every and args and (parse_name(args[-1]) or args[-1] == "latest"):
-        raise UsageError(f"give a backup NAME or --all, not both (got {args[-1]!r})")
-    url, rest = target_of(args, min_rest=0 if every else 1)
-    if every:
-        return url, None
-    if len(rest) != 1:
-        raise UsageError("verify takes one backup NAME (or latest), or --all")
-    return url, check_name(rest[0])
 
 
 def summary(verdicts: list[Verdict]) -> str:

@@ -28,12 +28,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from tiffin.errors import TargetError, UsageError
+from tiffin.errors import UsageError
 from tiffin.job import Retention
-from tiffin.naming import MANIFEST_SUFFIX, PARTIAL_SUFFIX
-from tiffin.targets.base import Target
 
 LEFTOVER_AGE = timedelta(hours=24)
 COMPLETE, INCOMPLETE, PARTIAL, DAMAGED = "complete", "incomplete", "partial", "damaged"
@@ -161,26 +159,6 @@ def plan(backups: Iterable[Candidate], retention: Retention, now: datetime) -> l
     return decisions
 
 
-def _remove_partial(target: Target, name: str) -> None:
-    """Remove NAME's partial leftover: the NAME.partial file of a folder, FTP or SSH target,
-    or the uncompleted upload that an S3 target lists under NAME (its remove() aborts it)."""
-    target.remove(name + PARTIAL_SUFFIX)
-    left = target.stat(name)
-    if left is None or left.partial:
-        target.remove(name)
-
-
-def delete(target: Target, decision: Decision) -> None:
-    """Given a Decision to delete, remove that backup from TARGET: the manifest first, then the
-    bytes. Raise TargetError if the target refuses."""
-    b = decision.backup
-    if b.state == PARTIAL:
-        _remove_partial(target, b.name)
-        return
-    target.remove(b.name + MANIFEST_SUFFIX)
-    target.remove(b.name)
-
-
 def summary(decisions: Sequence[Decision], dry_run: bool) -> str:
     """Given the decisions of a prune, return its last line."""
     gone = sum(not d.keep for d in decisions)
@@ -206,43 +184,3 @@ def matches(b: Candidate, label: str | None, what: str | None, source: str | Non
     if what is None or what in (b.what, kind_of(b.what)):
         return True
     return not b.complete and b.what == kind_of(what)
-
-
-def apply_policy(
-    target: Target,
-    retention: Retention,
-    label: str | None = None,
-    what: str | None = None,
-    now: datetime | None = None,
-    dry_run: bool = False,
-    source: str | None = None,
-) -> list[Decision]:
-    """Given a connected target, a retention policy, optionally a LABEL and a WHAT (mysql,
-    pgsql, data, sqlite) and a SOURCE identity key to limit it to, the time now (default: the
-    clock) and whether to delete nothing, prune the target and return every Decision, newest
-    first (deleted ones are gone when it returns, unless DRY_RUN). This is what `tiffin
-    prune` runs, and what `tiffin backup --keep-*` runs after a successful backup. Raise
-    UsageError if the policy keeps nothing, TargetError (saying what was deleted before) if
-    a deletion fails."""
-    from tiffin.inventory import survey
-
-    now = now or datetime.now(UTC)
-    candidates = [
-        c
-        for c in (item.candidate() for item in survey(target))
-        if c and matches(c, label, what, source)
-    ]
-    decisions = plan(candidates, retention, now)
-    if dry_run:
-        return decisions
-    done: list[str] = []
-    for d in decisions:
-        if d.keep:
-            continue
-        try:
-            delete(target, d)
-        except TargetError as exc:
-            gone = f" (deleted before it: {', '.join(done)})" if done else ""
-            raise TargetError(f"could not delete {d.name}: {exc}{gone}") from exc
-        done.append(d.name)
-    return decisions
