@@ -16,11 +16,15 @@ from tiffin.engine import process, streams
 from tiffin.errors import ExitStatus, OutputClosed, TiffinError, UsageError, os_error_text
 from tiffin.job import BackupJob
 from tiffin.options import OPTIONS, Opt
+from tiffin.sources import SOURCES, spoken
+from tiffin.targets import KINDS as TARGET_KINDS
 
 USAGE = """\
 tiffin backup   WHAT HOW WHERE [PATH] [options]    (or: tiffin backup WHAT URL)
 tiffin restore  HOW WHERE [PATH] NAME [options]    (or: tiffin restore URL NAME)
-WHAT: mysql, pgsql, data, sqlite.  HOW: local, ftp, ftps, ssh, s3, s3multi."""
+WHAT: {whats}.  HOW: {hows}.""".format(
+    whats=", ".join(SOURCES), hows=", ".join(k.hows[0] for k in TARGET_KINDS)
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -151,7 +155,7 @@ def cmd_backup(args: list[str], values: dict[str, Any]) -> int:
     from tiffin import config
 
     if not args:
-        raise UsageError("say what to back up: mysql, pgsql, data or sqlite")
+        raise UsageError(f"say what to back up: {spoken(SOURCES)}")
     config.load_env_files(values.get("env_file") or ())
     job = jobargs.backup_job(args[0], args[1:], values)
     backup_and_report(job)

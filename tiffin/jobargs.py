@@ -10,11 +10,10 @@ from typing import Any
 from tiffin import options
 from tiffin.catalog.naming import check_label, check_name, default_label, parse_name
 from tiffin.codecs.age import check_recipients
-from tiffin.commands.drill import WHAT_OF, DrillJob
+from tiffin.commands.drill import DrillJob
 from tiffin.commands.schedule import option_value
 from tiffin.errors import UsageError
 from tiffin.job import (
-    WHATS,
     BackupJob,
     DBConn,
     RestoreJob,
@@ -23,11 +22,11 @@ from tiffin.job import (
     TargetOptions,
     TargetURL,
     looks_like_url,
-    parse_target,
-    parse_url,
 )
 from tiffin.numbers import parse_size as parse_size  # where callers have found it
 from tiffin.options import BACKUP
+from tiffin.sources import INTO, SOURCES, WHATS, spoken
+from tiffin.targets.where import parse_target, parse_url
 from tiffin.tell import notify
 
 
@@ -46,7 +45,7 @@ def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
     """Given WHAT and option values, return the SourceSpec. Raise UsageError if malformed."""
     kind = WHATS.get(what.lower())
     if kind is None:
-        raise UsageError(f"unknown source {what!r}: use mysql, pgsql, data or sqlite")
+        raise UsageError(f"unknown source {what!r}: use {spoken(SOURCES)}")
     conn = DBConn(
         values.get("host"),
         values.get("port"),
@@ -161,13 +160,13 @@ def restore_job(positional: list[str], values: Mapping[str, Any]) -> RestoreJob:
         raise UsageError("give either --into or --output, not both")
     if not into and not output:
         raise UsageError(
-            "say where to restore: --output FILE (- for stdout) or --into mysql|pgsql|sqlite|dir"
+            "say where to restore: --output FILE (- for stdout) or --into " + "|".join(INTO)
         )
     if into == "dir" and not values.get("dir"):
         raise UsageError("--into dir needs the destination: --dir DIR")
     if into == "sqlite" and not values.get("file"):
         raise UsageError("--into sqlite needs the destination file: --file PATH")
-    spec = source_spec({"dir": "data"}.get(into or "", into or "data"), values)
+    spec = source_spec(INTO[into].what if into in INTO else into or "data", values)
     return RestoreJob(
         target=target,
         name=check_name(rest[0]),
@@ -192,14 +191,14 @@ def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
         raise UsageError("drill takes one backup NAME (or latest) after the target")
     into = values.get("into")
     if not into:
-        raise UsageError("say where to drill: --into mysql, pgsql, sqlite or dir")
+        raise UsageError(f"say where to drill: --into {spoken(INTO)}")
     if values.get("database"):
         raise UsageError("drill loads into scratch databases of its own: drop --database")
     return DrillJob(
         target=target,
         name=check_name(rest[0]),
         into=into,
-        source=source_spec(WHAT_OF[into], values),
+        source=source_spec(INTO[into].what, values),
         target_options=target_options(values),
         identity=values.get("identity"),
         label=values.get("label"),

@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tiffin.codecs import COMPRESSORS
 from tiffin.errors import UsageError
 from tiffin.numbers import number
 from tiffin.numbers import parse_size as parse_size  # where callers have found it
+from tiffin.sources import INTO, SOURCES, spoken
 
 BACKUP = "backup"
 RESTORE = "restore"
@@ -95,12 +97,10 @@ OPTIONS: tuple[Opt, ...] = (
     ),
     Opt(
         "--what",
-        "only backups of this WHAT: mysql, pgsql, data, sqlite (sql: mysql and pgsql)",
+        f"only backups of this WHAT: {', '.join(SOURCES)} (sql: mysql and pgsql)",
         frozenset({LIST, PRUNE}),
     ),
-    Opt(
-        "--compress", "gzip (default), zstd or none", BACKUP_CMDS, choices=("gzip", "zstd", "none")
-    ),
+    Opt("--compress", "gzip (default), zstd or none", BACKUP_CMDS, choices=tuple(COMPRESSORS)),
     Opt("--compress-level", "compression level", BACKUP_CMDS, "int", metavar="N", span=(0, 22)),
     Opt(
         "--compress-threads",
@@ -260,9 +260,9 @@ OPTIONS: tuple[Opt, ...] = (
     # restore
     Opt(
         "--into",
-        "load into mysql, pgsql, sqlite or dir",
+        f"load into {spoken(INTO)}",
         frozenset({RESTORE, DRILL}),
-        choices=("mysql", "pgsql", "sqlite", "dir"),
+        choices=tuple(INTO),
     ),
     Opt(
         "--output",

@@ -12,7 +12,7 @@ from tiffin.catalog.naming import MANIFEST_SUFFIX, PARTIAL_SUFFIX, parse_name
 from tiffin.catalog.retention import COMPLETE, DAMAGED, INCOMPLETE, PARTIAL, Candidate, kind_of
 from tiffin.engine import lock
 from tiffin.errors import BackupFailed, IntegrityError, NotFound, UsageError
-from tiffin.job import WHATS
+from tiffin.sources import SOURCES, WHATS, spoken
 from tiffin.sources.identity import key_of
 from tiffin.targets.base import Target
 
@@ -283,7 +283,7 @@ def check_what(text: str | None) -> str | None:
         return None
     what = "sql" if text.lower() == "sql" else WHATS.get(text.lower())
     if what is None:
-        raise UsageError(f"--what {text!r}: use mysql, pgsql, data, sqlite or sql")
+        raise UsageError(f"--what {text!r}: use {spoken([*SOURCES, 'sql'])}")
     return what
 
 

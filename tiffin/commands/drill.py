@@ -45,6 +45,7 @@ from tiffin.engine.scratch import ScratchMariaDB, ScratchPostgres
 from tiffin.engine.stored import check_stored, decoded
 from tiffin.errors import BackupFailed, NotFound, TiffinError, UsageError
 from tiffin.job import RestoreJob, SourceSpec, TargetOptions, TargetURL
+from tiffin.sources import INTO
 from tiffin.sources.directory import DirectoryLoader
 from tiffin.sources.identity import key_of
 from tiffin.sources.mysql import MySQLLoader
@@ -53,7 +54,7 @@ from tiffin.sources.sqlite import SqliteLoader, table_counts
 from tiffin.targets import Target, make_target
 from tiffin.tell import notify
 
-WHAT_OF = {"mysql": "mysql", "pgsql": "pgsql", "sqlite": "sqlite", "dir": "data"}
+WHAT_OF = {into: kind.what for into, kind in INTO.items()}
 INTO_OF = {v: k for k, v in WHAT_OF.items()}
 MIN_SHARE = 0.9
 TEMP_SCHEMAS = ("pg_temp_", "pg_toast_temp_")

@@ -28,27 +28,11 @@ from tiffin.errors import (
     TiffinError,
     UsageError,
 )
-from tiffin.job import BackupJob, BackupResult, RestoreJob, SourceSpec
-from tiffin.sources.base import Loader, Source
-from tiffin.sources.directory import DirectoryLoader, DirectorySource
+from tiffin.job import BackupJob, BackupResult, RestoreJob
+from tiffin.sources import INTO, SOURCES
+from tiffin.sources.base import Source
 from tiffin.sources.identity import identity, key
-from tiffin.sources.mysql import MySQLLoader, MySQLSource
-from tiffin.sources.postgresql import PostgresLoader, PostgresSource
-from tiffin.sources.sqlite import SqliteLoader, SqliteSource
 from tiffin.targets import Target, make_target
-
-SOURCES: dict[str, Callable[[SourceSpec], Source]] = {
-    "mysql": MySQLSource,
-    "pgsql": PostgresSource,
-    "sqlite": SqliteSource,
-    "data": DirectorySource,
-}
-LOADERS: dict[str, Callable[[RestoreJob], Loader]] = {
-    "mysql": MySQLLoader,
-    "pgsql": PostgresLoader,
-    "sqlite": SqliteLoader,
-    "dir": DirectoryLoader,
-}
 
 
 class RunFailed(BackupFailed):
@@ -89,7 +73,7 @@ def backup(
         return make_name(job.label, job.source.what, when, job.compress, bool(job.encrypt_to))
 
     name = job.name or name_of(started)
-    source = SOURCES[job.source.what](job.source)
+    source = SOURCES[job.source.what].source(job.source)
     where = job.target.redacted()
     try:
         # One run at a time per label, source kind, source and target (see tiffin/engine/lock.py).
@@ -228,9 +212,9 @@ def restore(job: RestoreJob) -> RestoreResult:
     """Given a restore job, load or write the backup. Raise a TiffinError if anything fails."""
     t0 = time.monotonic()
     process.set_patience(job.target_options.timeout)  # bounds every wait on the server too
-    if job.into and job.into not in LOADERS:
-        raise UsageError(f"--into takes one of {', '.join(LOADERS)}")
-    loader = LOADERS[job.into](job) if job.into else None
+    if job.into and job.into not in INTO:
+        raise UsageError(f"--into takes one of {', '.join(INTO)}")
+    loader = INTO[job.into].loader(job) if job.into else None
     target = make_target(job.target, job.target_options)
     try:
         name = check_name(resolve(target, job.name, source=job.source_id))
