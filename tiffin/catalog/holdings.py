@@ -9,7 +9,16 @@ from typing import Any
 
 from tiffin.catalog.manifest import MAX_BYTES, Manifest
 from tiffin.catalog.naming import MANIFEST_SUFFIX, PARTIAL_SUFFIX, parse_name
-from tiffin.catalog.retention import COMPLETE, DAMAGED, INCOMPLETE, PARTIAL, Candidate, kind_of
+from tiffin.catalog.retention import (
+    COMPLETE,
+    DAMAGED,
+    INCOMPLETE,
+    MISSING,
+    PARTIAL,
+    Candidate,
+    State,
+    kind_of,
+)
 from tiffin.engine import lock
 from tiffin.errors import BackupFailed, IntegrityError, NotFound, UsageError
 from tiffin.sources import SOURCES, WHATS, spoken
@@ -103,18 +112,45 @@ def resolve(target: Target, name: str, label: str | None = None, source: str | N
     NotFound if there is none."""
     if name != "latest":
         return name
+    found = latest(target, label, source=source)
+    if found is None:
+        of = f" of the source {source}" if source is not None else ""
+        raise NotFound(f"there is no complete backup{of} here to restore as 'latest'")
+    return found[0].name
+
+
+def latest(
+    target: Target,
+    label: str | None = None,
+    what: str | None = None,
+    source: str | None = None,
+    *,
+    kind: str | None = None,
+    exact_source: bool = False,
+    read: bool = False,
+) -> tuple[Backup, Manifest | None] | None:
+    """The one place 'latest' is decided. Given a target, return its newest complete backup
+    of LABEL, of KIND (what its name tells), of WHAT (its manifest's) and of the source whose
+    identity key is SOURCE (None: any source; with EXACT_SOURCE, None is only a manifest that
+    records none), with its manifest when it was read (READ, WHAT or a source given); None if
+    there is none. A backup whose manifest had to be read and cannot be is passed over.
+    Raise TargetError if the target cannot be listed."""
+    by_source = source is not None or exact_source
     for b in scan(target):
         if not b.complete or (label is not None and b.label != label):
             continue
-        if source is not None:
+        if kind is not None and b.kind != kind:
+            continue
+        m = None
+        if read or what is not None or by_source:
             try:
-                if key_of(read_manifest(target, b.name).source) != source:
-                    continue
+                m = read_manifest(target, b.name)
             except BackupFailed:
                 continue
-        return b.name
-    of = f" of the source {source}" if source is not None else ""
-    raise NotFound(f"there is no complete backup{of} here to restore as 'latest'")
+            if (what is not None and m.what != what) or (by_source and key_of(m.source) != source):
+                continue
+        return b, m
+    return None
 
 
 def previous_complete(
@@ -122,16 +158,11 @@ def previous_complete(
 ) -> Backup | None:
     """Return the newest complete backup of LABEL, WHAT and the source whose identity key is
     SOURCE (None: a manifest that records none) at TARGET, or None."""
-    for b in scan(target):
-        if not b.complete or b.label != label or b.kind != kind:
-            continue
-        try:
-            m = read_manifest(target, b.name)
-        except BackupFailed:
-            continue
-        if m.what == what and key_of(m.source) == source:
-            return Backup(b.name, b.label, b.kind, b.created, m.size, True, False, m)
-    return None
+    found = latest(target, label, what, source, kind=kind, exact_source=True)
+    if found is None or found[1] is None:
+        return None
+    b, m = found[0], found[1]
+    return Backup(b.name, b.label, b.kind, b.created, m.size, True, False, m)
 
 
 def free_name(
@@ -156,9 +187,6 @@ def free_name(
     )
 
 
-MISSING = "missing"  # a manifest whose backup is gone
-
-
 VANISHED = "its manifest vanished"  # listed, then gone before it was read: being removed
 
 
@@ -171,7 +199,7 @@ class Item:
     """One backup at the target, with its manifest when it has a readable one."""
 
     backup: Backup
-    state: str
+    state: State
     manifest: Manifest | None = None
     problem: str = ""
 

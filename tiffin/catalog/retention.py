@@ -29,12 +29,26 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from tiffin.errors import UsageError
 from tiffin.job import Retention
 
 LEFTOVER_AGE = timedelta(hours=24)
-COMPLETE, INCOMPLETE, PARTIAL, DAMAGED = "complete", "incomplete", "partial", "damaged"
+
+
+class State(StrEnum):
+    """What a target holds of one backup (its str() is the word `list` shows)."""
+
+    COMPLETE = "complete"  # its bytes and a readable manifest
+    INCOMPLETE = "incomplete"  # its bytes and no manifest
+    PARTIAL = "partial"  # an upload in progress or abandoned
+    DAMAGED = "damaged"  # an unreadable manifest, or stored parts that do not make a whole
+    MISSING = "missing"  # a manifest whose bytes are gone
+
+
+COMPLETE, INCOMPLETE, PARTIAL = State.COMPLETE, State.INCOMPLETE, State.PARTIAL
+DAMAGED, MISSING = State.DAMAGED, State.MISSING
 
 Key = tuple[int, ...]
 # restic's buckets: (rule, the period of a time, how that period reads).
@@ -57,7 +71,7 @@ class Candidate:
     label: str
     what: str
     created: datetime
-    state: str = COMPLETE
+    state: State = COMPLETE
     modified: datetime | None = None
     source: str | None = None  # the source's identity key, when the manifest records one
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from tiffin import __version__
-from tiffin.catalog.holdings import read_manifest, scan
+from tiffin.catalog.holdings import latest, read_manifest
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import default_label
 from tiffin.commands.drillsql import mysql_counts, pg_counts
@@ -47,7 +47,6 @@ from tiffin.errors import BackupFailed, NotFound, TiffinError, UsageError
 from tiffin.job import RestoreJob, SourceSpec, TargetOptions, TargetURL
 from tiffin.sources import INTO
 from tiffin.sources.directory import DirectoryLoader
-from tiffin.sources.identity import key_of
 from tiffin.sources.mysql import MySQLLoader
 from tiffin.sources.postgresql import PostgresLoader
 from tiffin.sources.sqlite import SqliteLoader, table_counts
@@ -95,16 +94,11 @@ class DrillResult:
 def _latest(
     target: Target, what: str, label: str | None, source: str | None = None
 ) -> tuple[str, Manifest]:
-    for b in scan(target):
-        if b.complete and (label is None or b.label == label):
-            try:
-                m = read_manifest(target, b.name)
-            except BackupFailed:
-                continue
-            if m.what == what and (source is None or key_of(m.source) == source):
-                return b.name, m
-    of = f" of the source {source}" if source is not None else ""
-    raise NotFound(f"there is no complete {what} backup{of} here to drill as 'latest'")
+    found = latest(target, label, what, source)
+    if found is None or found[1] is None:
+        of = f" of the source {source}" if source is not None else ""
+        raise NotFound(f"there is no complete {what} backup{of} here to drill as 'latest'")
+    return found[0].name, found[1]
 
 
 def check_tables(

@@ -8,18 +8,15 @@ decrypts (given an age identity) and decompresses the stream to its end.
 
 from __future__ import annotations
 
-import hashlib
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
-from tiffin.catalog.holdings import VANISHED, Item, select, survey
-from tiffin.catalog.manifest import Part
+from tiffin.catalog.holdings import VANISHED, Item, latest, select, survey
 from tiffin.catalog.naming import MANIFEST_SUFFIX, parse_name
 from tiffin.catalog.retention import COMPLETE, DAMAGED, INCOMPLETE, PARTIAL
-from tiffin.engine.stored import decoders_for
-from tiffin.engine.streams import BLOCK, HashingReader
+from tiffin.engine.stored import PartsCheck, decoders_for, read_path
+from tiffin.engine.streams import BLOCK
 from tiffin.errors import BackupFailed, NotFound, TargetError
 from tiffin.targets.base import Target
 
@@ -70,54 +67,6 @@ class Verdict:
         return f"{self.state} {self.name}: {self.reason}"
 
 
-class PartsCheck(io.RawIOBase):
-    """Passes INNER's bytes through, hashing them part by part as the manifest's PARTS cut
-    them, so that the first chunk whose bytes differ can be named."""
-
-    def __init__(self, inner: IO[bytes], parts: tuple[Part, ...]) -> None:
-        super().__init__()
-        self.inner, self.parts = inner, parts
-        self._sha = [hashlib.sha256() for _ in parts]
-        self._got = [0] * len(parts)
-        self._index, self.extra = 0, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.inner.read(len(b))
-        n = len(data)
-        b[:n] = data
-        view = memoryview(data)
-        while view:
-            i = self._index
-            if i >= len(self.parts):
-                self.extra += len(view)
-                break
-            take = view[: self.parts[i].size - self._got[i]]
-            self._sha[i].update(take)
-            self._got[i] += len(take)
-            view = view[len(take) :]
-            if self._got[i] == self.parts[i].size:
-                self._index += 1
-        return n
-
-    def problem(self) -> str:
-        """Return what is wrong with the first damaged chunk, or ''."""
-        for part, sha, got in zip(self.parts, self._sha, self._got, strict=True):
-            if got < part.size:
-                return f"the chunk {part.name} is short or missing"
-            if sha.hexdigest() != part.sha256:
-                return f"the chunk {part.name} does not match its manifest"
-        if self.extra:
-            return f"{self.extra} bytes follow the last chunk of the manifest"
-        return ""
-
-    def close(self) -> None:
-        self.inner.close()
-        super().close()
-
-
 def _decoders(name: str, identity: str | None) -> tuple[list[Any], str]:
     """Return the decoding stages, or none and why the stream cannot be decoded here. Raise
     UsageError if the identity file is unusable."""
@@ -151,13 +100,11 @@ def verify_one(target: Target, item: Item, identity: str | None = None) -> Verdi
             exc = NotFound("its bytes are gone (the manifest is still here)")
         return Verdict(name, "FAILED", reason=str(exc))
     parts = PartsCheck(stored, m.parts) if m.parts else None
-    raw = HashingReader(cast(IO[bytes], parts) if parts is not None else stored)
-    stream: IO[bytes] = io.BufferedReader(raw, buffer_size=BLOCK)
+    raw, stream, decoded = read_path(
+        cast(IO[bytes], parts) if parts is not None else stored, stages
+    )
     undecoded = ""
     try:
-        decoded = stream
-        for codec in stages:
-            decoded = codec.decode(decoded)
         try:
             while decoded.read(BLOCK):
                 pass
@@ -198,14 +145,14 @@ def _removed(target: Target, name: str) -> bool:
 def pick(target: Target, name: str | None, label: str | None = None) -> list[Item]:
     """Given NAME, 'latest' or None (all), return the items to verify. Raise NotFound if NAME
     is not at the target, or there is no complete backup for 'latest'."""
+    if name == "latest":
+        newest = latest(target, label, read=True)
+        if newest is None:
+            raise NotFound("there is no complete backup here to verify as 'latest'")
+        return [Item(newest[0], COMPLETE, newest[1])]
     items = survey(target)
     if name is None:
         return select(items, label, None)
-    if name == "latest":
-        for i in select(items, label, None):
-            if i.state == COMPLETE:
-                return [i]
-        raise NotFound("there is no complete backup here to verify as 'latest'")
     found = [i for i in items if i.name == name]
     if not found:
         raise NotFound(f"there is no backup named {name} here")
