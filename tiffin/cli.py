@@ -2,50 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
-from tiffin import __version__, jobargs, options
+from tiffin import __version__, jobargs, options, usage
 from tiffin.engine import process, streams
 from tiffin.errors import ExitStatus, OutputClosed, TiffinError, UsageError, os_error_text
 from tiffin.job import BackupJob
-from tiffin.options import OPTIONS, Opt
 from tiffin.sources import SOURCES, spoken
-from tiffin.targets import KINDS as TARGET_KINDS
-
-USAGE = """\
-tiffin backup   WHAT HOW WHERE [PATH] [options]    (or: tiffin backup WHAT URL)
-tiffin restore  HOW WHERE [PATH] NAME [options]    (or: tiffin restore URL NAME)
-WHAT: {whats}.  HOW: {hows}.""".format(
-    whats=", ".join(SOURCES), hows=", ".join(k.hows[0] for k in TARGET_KINDS)
-)
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
-def _add(parser: argparse.ArgumentParser, opt: Opt) -> None:
-    kw: dict[str, Any] = {"help": opt.help, "dest": opt.dest, "default": None}
-    if opt.kind == "flag":
-        kw["action"] = "store_const"
-        kw["const"] = True
-    elif opt.kind == "list":
-        kw["action"] = "append"
-        kw["metavar"] = opt.metavar or opt.dest.upper()
-    else:
-        kw["metavar"] = opt.metavar or (
-            "{" + ",".join(opt.choices) + "}" if opt.choices else opt.dest.upper()
-        )
-    parser.add_argument(opt.flag, **kw)
-
 
 Handler = Callable[[list[str], dict[str, Any]], int]
 COMMANDS: dict[str, tuple[str, Handler]] = {}
@@ -59,51 +28,12 @@ def command(name: str, summary: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def command_parser(name: str) -> Parser:
-    """Return the argparse parser of one command, built from the options table."""
-    summary = COMMANDS[name][0]
-    p = Parser(prog=f"tiffin {name}", description=summary)
-    p.add_argument("args", nargs="*", metavar="ARG")
-    p.add_argument(
-        "--debug",
-        action="store_const",
-        const=True,
-        default=None,
-        help="show tracebacks and every command run",
-    )
-    for opt in OPTIONS:
-        if name in opt.commands:
-            _add(p, opt)
-    for flag, help_text in EXTRA_FLAGS.get(name, ()):
-        p.add_argument(flag, action="store_const", const=True, default=None, help=help_text)
-    return p
-
-
-EXTRA_FLAGS: dict[str, tuple[tuple[str, str], ...]] = {
-    "list": (("--json", "print a JSON array"),),
-    "verify": (("--all", "verify every backup"),),
-    "prune": (("--dry-run", "say what would be deleted, delete nothing"),),
-    "schedule": (
-        ("--list", "show tiffin's scheduled jobs: id, when, command"),
-        ("--systemd", "write a systemd user timer instead of a crontab line"),
-    ),
-    "unschedule": (("--all", "remove every scheduled tiffin job"),),
-}
-
-
-def top_help() -> str:
-    lines = [USAGE, "", "commands:"]
-    lines += [f"  {name:<10} {summary}" for name, (summary, _) in COMMANDS.items()]
-    lines.append("\nRun 'tiffin COMMAND --help' for a command's options.")
-    return "\n".join(lines)
-
-
 def parse(argv: Sequence[str]) -> tuple[str, list[str], dict[str, Any]]:
     """Given argv (without the program), return the command, its positionals and its typed
     option values. Raise UsageError if anything is malformed."""
     if not argv or argv[0] not in COMMANDS:
         if argv and argv[0] in ("-h", "--help"):
-            out(top_help())
+            out(usage.top_help({n: s for n, (s, _) in COMMANDS.items()}))
             raise SystemExit(0)
         if argv and argv[0] == "--version":
             out(f"tiffin {__version__}")
@@ -111,7 +41,7 @@ def parse(argv: Sequence[str]) -> tuple[str, list[str], dict[str, Any]]:
         what = f"unknown command {argv[0]!r}" if argv else "say what to do"
         raise UsageError(f"{what}: use one of {', '.join(COMMANDS)} (tiffin --help)")
     name = argv[0]
-    ns = command_parser(name).parse_intermixed_args(list(argv[1:]))
+    ns = usage.command_parser(name, COMMANDS[name][0]).parse_intermixed_args(list(argv[1:]))
     values: dict[str, Any] = {}
     for key, value in vars(ns).items():
         if key == "args" or value is None:

@@ -20,7 +20,8 @@ from tests.servers.s3 import S3Server
 from tiffin.engine.streams import IterReader, buffered
 from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.targets import TARGETS
-from tiffin.targets.s3 import S3Target, part_size
+from tiffin.targets.s3 import S3Target
+from tiffin.targets.s3parts import part_size
 
 
 def sha256_of(reader: object) -> str:

@@ -14,7 +14,7 @@ ROOT = Path(tiffin.__file__).parent
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("tiffin.cli",),
     ("tiffin.config",),
-    ("tiffin.jobargs",),
+    ("tiffin.jobargs", "tiffin.usage"),
     ("tiffin.options", "tiffin.numbers"),
     ("tiffin.commands",),
     ("tiffin.engine.pipeline", "tiffin.engine.prune", "tiffin.engine.stored"),
@@ -109,7 +109,7 @@ def test_imports_point_down_the_layers_only() -> None:
 
 
 def test_no_module_imports_the_option_table_but_the_edge() -> None:
-    edge = {"tiffin.cli", "tiffin.config", "tiffin.jobargs", "tiffin.options"}
+    edge = {"tiffin.cli", "tiffin.config", "tiffin.jobargs", "tiffin.options", "tiffin.usage"}
     users = {m for m, deps in GRAPH.items() for dep, _ in deps if dep == "tiffin.options"}
     assert users <= edge
 
