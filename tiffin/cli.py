@@ -195,17 +195,14 @@ def cmd_list(args: list[str], values: dict[str, Any]) -> int:
 
     from tiffin.catalog import holdings
     from tiffin.commands import inventory
-    from tiffin.targets import make_target
+    from tiffin.targets import connected
 
     url, rest = jobargs.target_of(args)
     if rest:
         raise UsageError(f"unexpected argument {rest[0]!r}")
     what = holdings.check_what(values.get("what"))
-    target = make_target(url, jobargs.target_options(values))
-    try:
+    with connected(url, jobargs.target_options(values)) as target:
         items = holdings.select(holdings.survey(target), values.get("label"), what)
-    finally:
-        target.close()
     if values.get("json"):
         out(json.dumps([i.to_json() for i in items], indent=2))
         return ExitStatus.OK
@@ -217,19 +214,16 @@ def cmd_list(args: list[str], values: dict[str, Any]) -> int:
 @command("verify", "re-read backups and check them: HOW WHERE [PATH] NAME|latest|--all")
 def cmd_verify(args: list[str], values: dict[str, Any]) -> int:
     from tiffin.commands import inventory
-    from tiffin.targets import make_target
+    from tiffin.targets import connected
 
     every = bool(values.get("all"))
     url, name = jobargs.verify_args(args, every, values.get("identity"))
-    target = make_target(url, jobargs.target_options(values))
     verdicts = []
-    try:
+    with connected(url, jobargs.target_options(values)) as target:
         items = inventory.pick(target, name, values.get("label"))
         for verdict in inventory.verify(target, items, values.get("identity")):
             out(verdict.line())
             verdicts.append(verdict)
-    finally:
-        target.close()
     if every:
         out(inventory.summary(verdicts))
     problem = inventory.problem(verdicts, every)
@@ -242,7 +236,7 @@ def cmd_verify(args: list[str], values: dict[str, Any]) -> int:
 def cmd_prune(args: list[str], values: dict[str, Any]) -> int:
     from tiffin.catalog import holdings, retention
     from tiffin.engine.prune import apply_policy
-    from tiffin.targets import make_target
+    from tiffin.targets import connected
 
     url, rest = jobargs.target_of(args)
     if rest:
@@ -251,11 +245,8 @@ def cmd_prune(args: list[str], values: dict[str, Any]) -> int:
     what = holdings.check_what(values.get("what"))
     dry_run = bool(values.get("dry_run"))
     retention.require(policy)  # no --keep-*: exit 2 before anything is contacted
-    target = make_target(url, jobargs.target_options(values))
-    try:
+    with connected(url, jobargs.target_options(values)) as target:
         decisions = apply_policy(target, policy, values.get("label"), what, None, dry_run)
-    finally:
-        target.close()
     for d in decisions:
         out(d.line(dry_run))
     out(retention.summary(decisions, dry_run))

@@ -32,7 +32,7 @@ from tiffin.job import BackupJob, BackupResult, RestoreJob
 from tiffin.sources import INTO, SOURCES
 from tiffin.sources.base import Source
 from tiffin.sources.identity import identity, key
-from tiffin.targets import Target, make_target
+from tiffin.targets import Target, connected, make_target
 
 
 class RunFailed(BackupFailed):
@@ -215,8 +215,7 @@ def restore(job: RestoreJob) -> RestoreResult:
     if job.into and job.into not in INTO:
         raise UsageError(f"--into takes one of {', '.join(INTO)}")
     loader = INTO[job.into].loader(job) if job.into else None
-    target = make_target(job.target, job.target_options)
-    try:
+    with connected(job.target, job.target_options) as target:
         name = check_name(resolve(target, job.name, source=job.source_id))
         decoders_for(name, job.identity)  # bad name or missing identity: before any transfer
         if target.stat(name) is None:
@@ -244,8 +243,6 @@ def restore(job: RestoreJob) -> RestoreResult:
             check_stored(raw, manifest, name)
         else:
             summary = _write_output(target, name, manifest, job)
-    finally:
-        target.close()
     return RestoreResult(name, summary, time.monotonic() - t0)
 
 

@@ -5,7 +5,8 @@ is imported only when a target of that kind is made, so a run to a local folder 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tiffin.errors import UsageError
@@ -78,4 +79,26 @@ def make_target(url: TargetURL, options: TargetOptions) -> Target:
     return kind.load()(url, options)
 
 
-__all__ = ["HOWS", "KINDS", "SCHEMES", "TARGETS", "Entry", "Stored", "Target", "make_target"]
+@contextmanager
+def connected(url: TargetURL, options: TargetOptions) -> Iterator[Target]:
+    """Given a parsed target, connect to it for the length of a with block and close it on
+    the way out, whatever happens in it. Raise TargetError if it cannot be reached or
+    refuses us."""
+    target = make_target(url, options)
+    try:
+        yield target
+    finally:
+        target.close()
+
+
+__all__ = [
+    "HOWS",
+    "KINDS",
+    "SCHEMES",
+    "TARGETS",
+    "Entry",
+    "Stored",
+    "Target",
+    "connected",
+    "make_target",
+]
