@@ -159,7 +159,7 @@ def tiffin_env(tmp_path: Path) -> Callable[..., dict[str, str]]:
 @pytest.fixture(autouse=True)
 def _children_allowed() -> None:
     """Each test is a new run: tiffin.cli.main, called in this process by an earlier test,
-    ended by refusing new children (tiffin.process.end) as tiffin does before it exits."""
-    from tiffin import process
+    ended by refusing new children (tiffin.engine.process.end) as tiffin does before it exits."""
+    from tiffin.engine import process
 
     process.begin()

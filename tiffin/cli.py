@@ -2,45 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
-from tiffin import __version__, options, process, streams
+from tiffin import __version__, jobargs, options, usage
+from tiffin.engine import process, streams
 from tiffin.errors import ExitStatus, OutputClosed, TiffinError, UsageError, os_error_text
 from tiffin.job import BackupJob
-from tiffin.options import OPTIONS, Opt
-
-USAGE = """\
-tiffin backup   WHAT HOW WHERE [PATH] [options]    (or: tiffin backup WHAT URL)
-tiffin restore  HOW WHERE [PATH] NAME [options]    (or: tiffin restore URL NAME)
-WHAT: mysql, pgsql, data, sqlite.  HOW: local, ftp, ftps, ssh, s3, s3multi."""
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
-def _add(parser: argparse.ArgumentParser, opt: Opt) -> None:
-    kw: dict[str, Any] = {"help": opt.help, "dest": opt.dest, "default": None}
-    if opt.kind == "flag":
-        kw["action"] = "store_const"
-        kw["const"] = True
-    elif opt.kind == "list":
-        kw["action"] = "append"
-        kw["metavar"] = opt.metavar or opt.dest.upper()
-    else:
-        kw["metavar"] = opt.metavar or (
-            "{" + ",".join(opt.choices) + "}" if opt.choices else opt.dest.upper()
-        )
-    parser.add_argument(opt.flag, **kw)
-
+from tiffin.sources import SOURCES, spoken
 
 Handler = Callable[[list[str], dict[str, Any]], int]
 COMMANDS: dict[str, tuple[str, Handler]] = {}
@@ -54,51 +28,12 @@ def command(name: str, summary: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def command_parser(name: str) -> Parser:
-    """Return the argparse parser of one command, built from the options table."""
-    summary = COMMANDS[name][0]
-    p = Parser(prog=f"tiffin {name}", description=summary)
-    p.add_argument("args", nargs="*", metavar="ARG")
-    p.add_argument(
-        "--debug",
-        action="store_const",
-        const=True,
-        default=None,
-        help="show tracebacks and every command run",
-    )
-    for opt in OPTIONS:
-        if name in opt.commands:
-            _add(p, opt)
-    for flag, help_text in EXTRA_FLAGS.get(name, ()):
-        p.add_argument(flag, action="store_const", const=True, default=None, help=help_text)
-    return p
-
-
-EXTRA_FLAGS: dict[str, tuple[tuple[str, str], ...]] = {
-    "list": (("--json", "print a JSON array"),),
-    "verify": (("--all", "verify every backup"),),
-    "prune": (("--dry-run", "say what would be deleted, delete nothing"),),
-    "schedule": (
-        ("--list", "show tiffin's scheduled jobs: id, when, command"),
-        ("--systemd", "write a systemd user timer instead of a crontab line"),
-    ),
-    "unschedule": (("--all", "remove every scheduled tiffin job"),),
-}
-
-
-def top_help() -> str:
-    lines = [USAGE, "", "commands:"]
-    lines += [f"  {name:<10} {summary}" for name, (summary, _) in COMMANDS.items()]
-    lines.append("\nRun 'tiffin COMMAND --help' for a command's options.")
-    return "\n".join(lines)
-
-
 def parse(argv: Sequence[str]) -> tuple[str, list[str], dict[str, Any]]:
     """Given argv (without the program), return the command, its positionals and its typed
     option values. Raise UsageError if anything is malformed."""
     if not argv or argv[0] not in COMMANDS:
         if argv and argv[0] in ("-h", "--help"):
-            out(top_help())
+            out(usage.top_help({n: s for n, (s, _) in COMMANDS.items()}))
             raise SystemExit(0)
         if argv and argv[0] == "--version":
             out(f"tiffin {__version__}")
@@ -106,7 +41,7 @@ def parse(argv: Sequence[str]) -> tuple[str, list[str], dict[str, Any]]:
         what = f"unknown command {argv[0]!r}" if argv else "say what to do"
         raise UsageError(f"{what}: use one of {', '.join(COMMANDS)} (tiffin --help)")
     name = argv[0]
-    ns = command_parser(name).parse_intermixed_args(list(argv[1:]))
+    ns = usage.command_parser(name, COMMANDS[name][0]).parse_intermixed_args(list(argv[1:]))
     values: dict[str, Any] = {}
     for key, value in vars(ns).items():
         if key == "args" or value is None:
@@ -135,7 +70,8 @@ def err(line: str) -> None:
 def backup_and_report(job: BackupJob) -> None:
     """Given a job, back it up and report it (printed, mailed, pinged), whatever happens.
     Raise the job's own error after its report is sent."""
-    from tiffin import pipeline, progress, report
+    from tiffin.engine import pipeline
+    from tiffin.tell import progress, report
 
     with report.Report(job, out, err) as rep:
         with progress.shown(job.quiet) as watch:
@@ -149,9 +85,9 @@ def cmd_backup(args: list[str], values: dict[str, Any]) -> int:
     from tiffin import config
 
     if not args:
-        raise UsageError("say what to back up: mysql, pgsql, data or sqlite")
+        raise UsageError(f"say what to back up: {spoken(SOURCES)}")
     config.load_env_files(values.get("env_file") or ())
-    job = options.backup_job(args[0], args[1:], values)
+    job = jobargs.backup_job(args[0], args[1:], values)
     backup_and_report(job)
     return ExitStatus.OK
 
@@ -161,7 +97,8 @@ RUN_OVERRIDES = ("quiet", "insecure")  # given to `run`, they apply to every job
 
 @command("run", "run the jobs of a config file, one after another: [JOB ...] [--config FILE]")
 def cmd_run(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import config, report
+    from tiffin import config
+    from tiffin.tell import report
 
     config.load_env_files(values.get("env_file") or ())
     overrides = {k: values[k] for k in RUN_OVERRIDES if k in values}
@@ -188,7 +125,9 @@ def cmd_run(args: list[str], values: dict[str, Any]) -> int:
 
 @command("schedule", "run a backup daily from cron: WHAT HOW WHERE [PATH] [--at HH:MM|--cron EXPR]")
 def cmd_schedule(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import config, cron, report, schedule
+    from tiffin import config
+    from tiffin.commands import cron, schedule
+    from tiffin.tell import report
 
     if values.get("list"):
         if args:
@@ -207,13 +146,16 @@ def cmd_schedule(args: list[str], values: dict[str, Any]) -> int:
         jobs = config.select(config.load(path, run_values), args)
         for _, job in jobs:
             report.check(job)
-        plans = [schedule.plan_config(path, name, job, run_values) for name, job in jobs]
+        plans = [
+            schedule.plan_config(path, name, job, jobargs.option_args(run_values))
+            for name, job in jobs
+        ]
     else:
         if not args:
             raise UsageError("say what to schedule: WHAT HOW WHERE [PATH], --config FILE or --list")
-        job = options.backup_job(args[0], args[1:], values)
+        job = jobargs.backup_job(args[0], args[1:], values)
         report.check(job)
-        plans = [schedule.plan_backup(job, values)]
+        plans = [schedule.plan_backup(job, jobargs.option_args(values, skip=frozenset({"label"})))]
     install = schedule.schedule_systemd if values.get("systemd") else schedule.schedule_cron
     for line in install(plans, when):
         out(line)
@@ -225,7 +167,7 @@ SCHEDULE_CONFIG_KEYS = frozenset({"config", "at", "cron", *RUN_OVERRIDES})
 
 @command("unschedule", "remove scheduled jobs: JOB_ID ... | --all")
 def cmd_unschedule(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import schedule
+    from tiffin.commands import schedule
 
     every = bool(values.get("all"))
     if every == bool(args):
@@ -237,9 +179,9 @@ def cmd_unschedule(args: list[str], values: dict[str, Any]) -> int:
 
 @command("restore", "bring a backup back: HOW WHERE [PATH] NAME|latest, or URL NAME")
 def cmd_restore(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import pipeline
+    from tiffin.engine import pipeline
 
-    job = options.restore_job(args, values)
+    job = jobargs.restore_job(args, values)
     result = pipeline.restore(job)
     (err if job.output == "-" else out)(
         f"Restore of {result.name} completed: {result.summary} in {result.seconds:.1f} s."
@@ -251,18 +193,16 @@ def cmd_restore(args: list[str], values: dict[str, Any]) -> int:
 def cmd_list(args: list[str], values: dict[str, Any]) -> int:
     import json
 
-    from tiffin import inventory
-    from tiffin.targets import make_target
+    from tiffin.catalog import holdings
+    from tiffin.commands import inventory
+    from tiffin.targets import connected
 
-    url, rest = options.target_of(args)
+    url, rest = jobargs.target_of(args)
     if rest:
         raise UsageError(f"unexpected argument {rest[0]!r}")
-    what = inventory.check_what(values.get("what"))
-    target = make_target(url, options.target_options(values))
-    try:
-        items = inventory.select(inventory.survey(target), values.get("label"), what)
-    finally:
-        target.close()
+    what = holdings.check_what(values.get("what"))
+    with connected(url, jobargs.target_options(values)) as target:
+        items = holdings.select(holdings.survey(target), values.get("label"), what)
     if values.get("json"):
         out(json.dumps([i.to_json() for i in items], indent=2))
         return ExitStatus.OK
@@ -273,20 +213,17 @@ def cmd_list(args: list[str], values: dict[str, Any]) -> int:
 
 @command("verify", "re-read backups and check them: HOW WHERE [PATH] NAME|latest|--all")
 def cmd_verify(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import inventory
-    from tiffin.targets import make_target
+    from tiffin.commands import inventory
+    from tiffin.targets import connected
 
     every = bool(values.get("all"))
-    url, name = inventory.verify_args(args, every, values.get("identity"))
-    target = make_target(url, options.target_options(values))
+    url, name = jobargs.verify_args(args, every, values.get("identity"))
     verdicts = []
-    try:
+    with connected(url, jobargs.target_options(values)) as target:
         items = inventory.pick(target, name, values.get("label"))
         for verdict in inventory.verify(target, items, values.get("identity")):
             out(verdict.line())
             verdicts.append(verdict)
-    finally:
-        target.close()
     if every:
         out(inventory.summary(verdicts))
     problem = inventory.problem(verdicts, every)
@@ -297,32 +234,30 @@ def cmd_verify(args: list[str], values: dict[str, Any]) -> int:
 
 @command("prune", "delete backups a --keep-* policy does not keep: HOW WHERE [PATH]")
 def cmd_prune(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import inventory, prune
-    from tiffin.targets import make_target
+    from tiffin.catalog import holdings, retention
+    from tiffin.engine.prune import apply_policy
+    from tiffin.targets import connected
 
-    url, rest = options.target_of(args)
+    url, rest = jobargs.target_of(args)
     if rest:
         raise UsageError(f"unexpected argument {rest[0]!r}")
-    retention = options.retention(values)
-    what = inventory.check_what(values.get("what"))
+    policy = jobargs.retention(values)
+    what = holdings.check_what(values.get("what"))
     dry_run = bool(values.get("dry_run"))
-    prune.require(retention)  # no --keep-*: exit 2 before anything is contacted
-    target = make_target(url, options.target_options(values))
-    try:
-        decisions = prune.apply_policy(target, retention, values.get("label"), what, None, dry_run)
-    finally:
-        target.close()
+    retention.require(policy)  # no --keep-*: exit 2 before anything is contacted
+    with connected(url, jobargs.target_options(values)) as target:
+        decisions = apply_policy(target, policy, values.get("label"), what, None, dry_run)
     for d in decisions:
         out(d.line(dry_run))
-    out(prune.summary(decisions, dry_run))
+    out(retention.summary(decisions, dry_run))
     return ExitStatus.OK
 
 
 @command("drill", "restore a backup into scratch space and check it: HOW WHERE [PATH] NAME")
 def cmd_drill(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import drill
+    from tiffin.commands import drill
 
-    job = drill.drill_job(args, values)
+    job = jobargs.drill_job(args, values)
     drill.announce(job, err)
     try:
         result = drill.run(job)

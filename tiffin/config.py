@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from tiffin import options
+from tiffin import jobargs, options
 from tiffin.errors import UsageError
-from tiffin.job import WHATS, BackupJob, TargetURL, looks_like_url
+from tiffin.job import BackupJob, TargetURL, looks_like_url
+from tiffin.sources import SOURCES, WHATS
 
 DEFAULT_PATH = "~/.config/tiffin/tiffin.toml"
 # Loading an environment file changes the whole process: only the command line may ask it.
@@ -59,7 +60,7 @@ def _typed(table: Mapping[str, Any], where: str, errors: list[str]) -> dict[str,
             elif "\x00" in raw:
                 errors.append(f"{path}: may not contain a NUL character")
             elif key == "what" and raw.lower() not in WHATS:
-                errors.append(f"{path}: expected one of mysql, pgsql, data, sqlite")
+                errors.append(f"{path}: expected one of {', '.join(SOURCES)}")
             elif key == "to" and not looks_like_url(raw):
                 errors.append(f"{path}: expected a URL such as file:///var/backups or s3://bucket")
             else:
@@ -100,7 +101,7 @@ def _job(values: dict[str, Any], where: str, errors: list[str]) -> BackupJob | N
         return None
     rest = {k: v for k, v in values.items() if k not in TARGET_KEYS}
     try:
-        job = options.backup_job(values["what"], [values["to"]], rest)
+        job = jobargs.backup_job(values["what"], [values["to"]], rest)
         if values.get("path"):
             job = replace(job, target=_with_path(job.target, values["path"]))
     except UsageError as exc:

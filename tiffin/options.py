@@ -6,29 +6,14 @@ of a frozen Job only through the builders at the end of this module.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tiffin.codecs.age import check_recipients
+from tiffin.codecs import COMPRESSORS
 from tiffin.errors import UsageError
-from tiffin.job import (
-    WHATS,
-    BackupJob,
-    DBConn,
-    RestoreJob,
-    Retention,
-    SourceSpec,
-    TargetOptions,
-    TargetURL,
-    looks_like_url,
-    parse_target,
-    parse_url,
-)
-from tiffin.naming import check_label, check_name, default_label
 from tiffin.numbers import number
 from tiffin.numbers import parse_size as parse_size  # where callers have found it
+from tiffin.sources import INTO, SOURCES, spoken
 
 BACKUP = "backup"
 RESTORE = "restore"
@@ -112,12 +97,10 @@ OPTIONS: tuple[Opt, ...] = (
     ),
     Opt(
         "--what",
-        "only backups of this WHAT: mysql, pgsql, data, sqlite (sql: mysql and pgsql)",
+        f"only backups of this WHAT: {', '.join(SOURCES)} (sql: mysql and pgsql)",
         frozenset({LIST, PRUNE}),
     ),
-    Opt(
-        "--compress", "gzip (default), zstd or none", BACKUP_CMDS, choices=("gzip", "zstd", "none")
-    ),
+    Opt("--compress", "gzip (default), zstd or none", BACKUP_CMDS, choices=tuple(COMPRESSORS)),
     Opt("--compress-level", "compression level", BACKUP_CMDS, "int", metavar="N", span=(0, 22)),
     Opt(
         "--compress-threads",
@@ -277,9 +260,9 @@ OPTIONS: tuple[Opt, ...] = (
     # restore
     Opt(
         "--into",
-        "load into mysql, pgsql, sqlite or dir",
+        f"load into {spoken(INTO)}",
         frozenset({RESTORE, DRILL}),
-        choices=("mysql", "pgsql", "sqlite", "dir"),
+        choices=tuple(INTO),
     ),
     Opt(
         "--output",
@@ -343,156 +326,3 @@ def coerce(opt: Opt, value: Any) -> Any:
 
 
 # ---------------------------------------------------------------- builders
-
-
-def _password(values: Mapping[str, Any]) -> str | None:
-    path = values.get("password_file")
-    if path:
-        try:
-            with open(os.path.expanduser(path), encoding="utf-8") as f:
-                return f.read().rstrip("\r\n")
-        except OSError as exc:
-            raise UsageError(f"cannot read --password-file {path}: {exc.strerror}") from None
-    return os.environ.get("TIFFIN_DB_PASSWORD")
-
-
-def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
-    """Given WHAT and option values, return the SourceSpec. Raise UsageError if malformed."""
-    kind = WHATS.get(what.lower())
-    if kind is None:
-        raise UsageError(f"unknown source {what!r}: use mysql, pgsql, data or sqlite")
-    conn = DBConn(
-        values.get("host"),
-        values.get("port"),
-        values.get("user"),
-        _password(values),
-        values.get("socket"),
-    )
-    if kind == "sqlite" and not values.get("file") and values.get("_command") == BACKUP:
-        raise UsageError("sqlite needs the database file: --file PATH")
-    return SourceSpec(
-        what=kind,
-        conn=conn,
-        databases=tuple(values.get("database") or ()),
-        consistency=values.get("consistency") or "auto",
-        replica=bool(values.get("replica")),
-        dir=values.get("dir") or "~/data",
-        excludes=tuple(values.get("exclude") or ()),
-        file=values.get("file"),
-    )
-
-
-def target_of(positional: list[str], min_rest: int = 0) -> tuple[TargetURL, list[str]]:
-    """Given the positionals after WHAT (HOW WHERE [PATH] ... or URL ...), return the target
-    and the positionals left, of which MIN_REST are required after the target."""
-    if not positional:
-        raise UsageError("missing the target: HOW WHERE [PATH] (e.g. local /var/backups) or a URL")
-    if looks_like_url(positional[0]):
-        return parse_url(positional[0]), positional[1:]
-    if len(positional) < 2:
-        raise UsageError(f"{positional[0]} needs WHERE (a directory, USER@HOST or a bucket)")
-    extra = len(positional) - 2 - min_rest
-    if extra < 0:
-        raise UsageError("missing the backup NAME (or latest)")
-    if extra > 1:
-        raise UsageError(f"unexpected argument {positional[3 + min_rest]!r}")
-    path = positional[2] if extra == 1 else None
-    return parse_target(positional[0], positional[1], path), positional[2 + extra :]
-
-
-def target_options(values: Mapping[str, Any]) -> TargetOptions:
-    opts = TargetOptions()
-    return TargetOptions(
-        ssh_key=values.get("ssh_key"),
-        endpoint_url=values.get("endpoint_url"),
-        insecure=bool(values.get("insecure")),
-        timeout=float(values.get("timeout") or opts.timeout),
-        chunk_size=int(values.get("chunk_size") or opts.chunk_size),
-        mode=int(values["mode"]) if values.get("mode") is not None else opts.mode,
-    )
-
-
-def retention(values: Mapping[str, Any]) -> Retention:
-    keep = {
-        k: int(values.get("keep_" + k) or 0)
-        for k in ("last", "hourly", "daily", "weekly", "monthly", "yearly")
-    }
-    if any(v < 0 for v in keep.values()):
-        raise UsageError("--keep-* takes a number of 0 or more")
-    return Retention(**keep)
-
-
-def backup_job(what: str, positional: list[str], values: Mapping[str, Any]) -> BackupJob:
-    """Given WHAT, the target positionals and option values, return a BackupJob. Raise
-    UsageError if anything is malformed: nothing has been contacted yet."""
-    target, rest = target_of(positional)
-    if rest:
-        raise UsageError(f"unexpected argument {rest[0]!r}")
-    label = check_label(values.get("label") or default_label(os.environ.get("HOSTNAME")))
-    min_ratio = values.get("min_ratio")
-    if min_ratio is not None and not 0 <= float(min_ratio) <= 1:
-        raise UsageError("--min-ratio takes a number from 0 to 1")
-    level = values.get("compress_level")
-    compress = values.get("compress") or "gzip"
-    if level is not None and not (
-        (compress == "gzip" and 0 <= level <= 9)
-        or (compress == "zstd" and 1 <= level <= 22)
-        or compress == "none"
-    ):
-        raise UsageError(
-            f"--compress-level {level} is out of range for {compress} (gzip 0-9, zstd 1-22)"
-        )
-    spec = source_spec(what, {**values, "_command": BACKUP})
-    if spec.what == "sqlite" and not spec.file:
-        raise UsageError("sqlite needs the database file: --file PATH")
-    return BackupJob(
-        source=spec,
-        target=target,
-        target_options=target_options(values),
-        label=label,
-        compress=compress,
-        compress_level=level,
-        compress_threads=int(values.get("compress_threads") or 0),
-        encrypt_to=check_recipients(values.get("encrypt_to") or ()),
-        min_ratio=0.5 if min_ratio is None else float(min_ratio),
-        emails=tuple(values.get("email") or ()),
-        ping_url=values.get("ping_url"),
-        retention=retention(values),
-        quiet=bool(values.get("quiet")),
-        debug=bool(values.get("debug")),
-        name=values.get("name") or "",
-    )
-
-
-def restore_job(positional: list[str], values: Mapping[str, Any]) -> RestoreJob:
-    """Given RESTORE's positionals (HOW WHERE [PATH] NAME, or URL NAME) and option values,
-    return a RestoreJob. Raise UsageError if malformed."""
-    target, rest = target_of(positional, min_rest=1)
-    if len(rest) != 1:
-        raise UsageError("restore takes one backup NAME (or latest) after the target")
-    into, output = values.get("into"), values.get("output")
-    if into and output:
-        raise UsageError("give either --into or --output, not both")
-    if not into and not output:
-        raise UsageError(
-            "say where to restore: --output FILE (- for stdout) or --into mysql|pgsql|sqlite|dir"
-        )
-    if into == "dir" and not values.get("dir"):
-        raise UsageError("--into dir needs the destination: --dir DIR")
-    if into == "sqlite" and not values.get("file"):
-        raise UsageError("--into sqlite needs the destination file: --file PATH")
-    spec = source_spec({"dir": "data"}.get(into or "", into or "data"), values)
-    return RestoreJob(
-        target=target,
-        name=check_name(rest[0]),
-        target_options=target_options(values),
-        into=into,
-        output=output,
-        source=spec,
-        identity=values.get("identity"),
-        force=bool(values.get("force")),
-        overwrite=bool(values.get("overwrite")),
-        source_id=values.get("source_id"),
-        quiet=bool(values.get("quiet")),
-        debug=bool(values.get("debug")),
-    )

@@ -52,7 +52,7 @@ CHILD = """
 import json, sys
 from tests.big.test_big_streams import generated
 from tiffin.job import TargetOptions, TargetURL
-from tiffin.streams import BLOCK, HashingReader, IterReader, Prefetch, buffered
+from tiffin.engine.streams import BLOCK, HashingReader, IterReader, Prefetch, buffered
 from tiffin.targets import make_target
 
 kind, bucket, name, size, endpoint = sys.argv[1:6]

@@ -25,8 +25,8 @@ from tests.servers.ftp import FTPServer
 from tests.servers.ports import free_port
 from tests.servers.s3 import S3Server
 from tests.servers.sshd import SSHServer
+from tiffin.engine.streams import BLOCK
 from tiffin.job import TargetOptions, TargetURL
-from tiffin.streams import BLOCK
 
 TIMEOUT = 15.0
 

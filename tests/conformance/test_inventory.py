@@ -10,11 +10,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from tests.conformance.kinds import Setup
-from tiffin.inventory import COMPLETE, INCOMPLETE, PARTIAL, survey, verify_one
+from tiffin.catalog.holdings import survey
+from tiffin.catalog.manifest import Manifest
+from tiffin.catalog.naming import MANIFEST_SUFFIX, PARTIAL_SUFFIX, make_name
+from tiffin.catalog.retention import COMPLETE, INCOMPLETE, PARTIAL
+from tiffin.commands.inventory import verify_one
+from tiffin.engine.prune import apply_policy
 from tiffin.job import Retention
-from tiffin.manifest import Manifest
-from tiffin.naming import MANIFEST_SUFFIX, PARTIAL_SUFFIX, make_name
-from tiffin.prune import apply_policy
 from tiffin.targets import Target
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -12,8 +12,8 @@ from dataclasses import replace
 import pytest
 
 from tests.conformance.kinds import Setup
+from tiffin.engine.streams import IterReader, buffered
 from tiffin.errors import AlreadyExists, NotFound, TargetError
-from tiffin.streams import IterReader, buffered
 from tiffin.targets import Target, make_target
 
 # A failure inside a library's thread would reach the user as a traceback on stderr.

@@ -19,9 +19,10 @@ from tests.servers.certs import make_certs
 from tests.servers.ftp import FTPServer
 from tests.servers.sshd import SSHServer
 from tiffin.errors import TargetError, UsageError
-from tiffin.job import TargetOptions, TargetURL, parse_target, parse_url
+from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets.ftp import FTPTarget
 from tiffin.targets.sftp import SFTPTarget
+from tiffin.targets.where import parse_target, parse_url
 
 NAME = "db_2026-11-28_05:10:19_UTC.sql.gz"
 OPTIONS = TargetOptions(timeout=TIMEOUT)

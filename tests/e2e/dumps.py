@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tests.servers.mariadb import MariaDB
 from tests.servers.postgres import Postgres
-from tiffin.manifest import Manifest
-from tiffin.naming import make_name
+from tiffin.catalog.manifest import Manifest
+from tiffin.catalog.naming import make_name
 
 WHEN = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
 

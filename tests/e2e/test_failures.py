@@ -21,7 +21,7 @@ def test_an_existing_backup_is_never_overwritten_nor_fails_the_run(tmp_path):
     backup of another source under the same label) takes the next free second."""
     from datetime import UTC, datetime, timedelta
 
-    from tiffin.naming import make_name, parse_name
+    from tiffin.catalog.naming import make_name, parse_name
 
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "f").write_text("one")

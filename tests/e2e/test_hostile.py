@@ -21,8 +21,8 @@ import pytest
 from tests.e2e.helpers import tiffin
 from tests.faults.tried import tried
 from tests.servers.env import tiffin_env
-from tiffin.manifest import Manifest
-from tiffin.naming import make_name
+from tiffin.catalog.manifest import Manifest
+from tiffin.catalog.naming import make_name
 
 WHEN = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.helpers import backups, manifest, tiffin
 from tests.servers.env import tiffin_env
-from tiffin.naming import make_name, parse_name
+from tiffin.catalog.naming import make_name, parse_name
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

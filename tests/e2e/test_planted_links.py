@@ -1,5 +1,5 @@
 """A symlink, a hard link or a fifo planted where tiffin is about to create a local file never
-gets a byte written through it (tiffin/safefile.py): the restore output and its .partial,
+gets a byte written through it (tiffin/engine/safefile.py): the restore output and its .partial,
 a folder target's NAME.partial and its manifest's, the lock file, the secrets file and
 systemd unit of a scheduled job, a SQLite restore's .partial."""
 
@@ -18,7 +18,7 @@ from tests.e2e.helpers import backups, tiffin
 from tests.e2e.test_schedule import Crontab
 from tests.faults.tried import tried
 from tests.servers.env import tiffin_env
-from tiffin import lock
+from tiffin.engine import lock
 from tiffin.job import SourceSpec
 from tiffin.sources.identity import identity, key
 
@@ -133,7 +133,7 @@ CASES = {
         lambda r: [r / "target" / (n + ".partial") for n in names_soon(".data.tar.gz")],
         _backup,
         0,
-        moves=True,  # a NAME.partial makes NAME taken (tiffin.catalog.free_name)
+        moves=True,  # a NAME.partial makes NAME taken (tiffin.catalog.holdings.free_name)
     ),
     "backup to a folder: the manifest's .partial": Case(
         lambda r: [

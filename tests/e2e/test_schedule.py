@@ -19,7 +19,7 @@ import pytest
 from tests.e2e.helpers import backups, tiffin, tiffin_exe
 from tests.servers.env import tiffin_env
 from tests.servers.smtp import TEST_AUTH
-from tiffin import cron
+from tiffin.commands import cron
 
 USER_TAB = (
     "# m h  dom mon dow   command\n"

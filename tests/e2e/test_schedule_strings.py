@@ -20,7 +20,8 @@ from tests.e2e.test_schedule import Crontab
 from tests.faults.tried import tried
 from tests.readers import argv_printer, cron_entries, printed_argv, run_as_cron
 from tests.servers.ftp import FTPServer
-from tiffin.job import TargetURL, parse_url
+from tiffin.job import TargetURL
+from tiffin.targets.where import parse_url
 
 # Folder names and patterns: any Unicode a file name can hold, rich in what readers split on.
 SPECIAL = [

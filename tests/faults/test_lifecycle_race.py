@@ -21,8 +21,8 @@ import pytest
 from tests.e2e.helpers import tiffin, tiffin_exe
 from tests.faults.tried import tried
 from tests.servers.env import tiffin_env
-from tiffin.manifest import Manifest
-from tiffin.naming import make_name
+from tiffin.catalog.manifest import Manifest
+from tiffin.catalog.naming import make_name
 
 BIG = 768 << 20  # long enough to be caught while it is read
 

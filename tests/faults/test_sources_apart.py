@@ -17,10 +17,10 @@ from tests.e2e.helpers import tiffin
 from tests.faults.midstream import LABEL, running
 from tests.faults.places import MANIFEST, Place
 from tests.faults.tried import tried
-from tiffin import lock
-from tiffin.catalog import free_name
+from tiffin.catalog.holdings import free_name
+from tiffin.catalog.naming import make_name
+from tiffin.engine import lock
 from tiffin.job import TargetOptions, TargetURL
-from tiffin.naming import make_name
 from tiffin.targets import make_target
 
 PAIRS = 3  # pairs of runs started together

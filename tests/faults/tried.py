@@ -139,7 +139,7 @@ def render() -> str:
         "        signal.SIG_IGN); os.execvp(sys.argv[1], sys.argv[1:])' .venv/bin/pytest -n 2",
         "        tests/faults/test_interrupts.py",
         "",
-        "One run at a time per label, source kind, source and target (`tiffin/lock.py`).",
+        "One run at a time per label, source kind, source and target (`tiffin/engine/lock.py`).",
     ]
     for key, title in SECTIONS.items():
         section = [r for r in rows if r[2].section == key]

@@ -22,8 +22,9 @@ from tests.fuzz.sandbox import Outcome, Sandbox
 from tests.servers.ports import free_port
 from tiffin import cli
 from tiffin.config import KEYS
-from tiffin.job import HOWS, SCHEMES, WHATS
 from tiffin.options import OPTIONS
+from tiffin.sources import WHATS
+from tiffin.targets import HOWS, SCHEMES
 
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "120")),

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from tests.faults.tried import tried
 from tests.fuzz.sandbox import Sandbox
 from tests.fuzz.test_cli_fuzz import PORT, check
-from tiffin.manifest import SOURCE
+from tiffin.catalog.manifest import SOURCE
 
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200")),

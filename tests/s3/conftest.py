@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.servers.s3 import S3Server
+from tiffin.engine.streams import IterReader, buffered
 from tiffin.job import TargetOptions, TargetURL
-from tiffin.streams import IterReader, buffered
 
 MiB = 1 << 20
 _buckets = itertools.count()

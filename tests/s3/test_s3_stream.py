@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib
 import io
 import os
 import subprocess
@@ -18,10 +17,11 @@ import pytest
 from tests.s3.conftest import Generated, MiB, options, url
 from tests.servers.env import tiffin_env
 from tests.servers.s3 import S3Server
+from tiffin.engine.streams import IterReader, buffered
 from tiffin.errors import AlreadyExists, NotFound, TargetError
-from tiffin.streams import IterReader, buffered
 from tiffin.targets import TARGETS
-from tiffin.targets.s3 import S3Target, part_size
+from tiffin.targets.s3 import S3Target
+from tiffin.targets.s3parts import part_size
 
 
 def sha256_of(reader: object) -> str:
@@ -32,8 +32,7 @@ def sha256_of(reader: object) -> str:
 
 
 def test_registry_names_s3_target() -> None:
-    module, name = TARGETS["s3"]
-    assert getattr(importlib.import_module(module), name) is S3Target
+    assert TARGETS["s3"].load() is S3Target
 
 
 def test_put_streams_200_mib_in_growing_parts(s3_env: S3Server, bucket: str) -> None:
@@ -240,7 +239,7 @@ MEMORY_CHILD = textwrap.dedent(
     """
     import random, sys
     from tiffin.job import TargetOptions, TargetURL
-    from tiffin.streams import IterReader, buffered
+    from tiffin.engine.streams import IterReader, buffered
     from tiffin.targets.s3 import S3Target
 
     size = int(sys.argv[2])

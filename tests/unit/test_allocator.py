@@ -7,7 +7,7 @@ import sys
 
 CODE = """
 import os, resource, sys
-from tiffin.streams import BLOCK, keep_blocks_in_heap
+from tiffin.engine.streams import BLOCK, keep_blocks_in_heap
 tuned = sys.argv[1] == "tuned"
 if tuned:
     assert keep_blocks_in_heap()

@@ -25,8 +25,8 @@ from tiffin.codecs.gzip import (
     gunzip_chunks,
     parallel_gzip,
 )
+from tiffin.engine.streams import IterReader, Prefetch, buffered
 from tiffin.errors import IntegrityError, UsageError
-from tiffin.streams import IterReader, Prefetch, buffered
 
 SMALL = 64 << 10  # a small block, so that many blocks stay quick to test
 

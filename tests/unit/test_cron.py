@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tiffin import cron
+from tiffin.commands import cron
 from tiffin.errors import UsageError
 
 USER_TAB = (

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from tiffin.drill import check_files, check_sqlite, check_tables, dump_major
+from tiffin.commands.drill import check_files, check_sqlite, check_tables, dump_major
 from tiffin.sources.psqlfeed import LONG, connect_target, pieces
 
 
@@ -158,8 +158,8 @@ def test_temporary_tables_of_other_sessions_are_not_expected_back():
 
 
 def test_the_scratch_postgresql_is_the_dump_s_major_or_the_oldest_newer():
+    from tiffin.engine.scratch.postgres import pick_server
     from tiffin.errors import BackupFailed
-    from tiffin.scratch.postgres import pick_server
 
     have = {13: "/13/bin", 15: "/15/bin", 17: "/17/bin"}
     assert pick_server(15, have) == "/15/bin"

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tiffin import manifest
-from tiffin.catalog import read_manifest
+from tiffin.catalog import manifest
+from tiffin.catalog.holdings import read_manifest
+from tiffin.catalog.manifest import Manifest, Part
 from tiffin.errors import IntegrityError
 from tiffin.job import TargetOptions, TargetURL
-from tiffin.manifest import Manifest, Part
 from tiffin.targets.local import LocalTarget
 
 NAME = "host_2026-01-01_03:00:00_UTC.sqlite.gz"

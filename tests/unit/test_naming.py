@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from tiffin.catalog.naming import check_label, check_name, make_name, parse_name
 from tiffin.errors import UsageError
-from tiffin.naming import check_label, check_name, make_name, parse_name
 
 
 def test_name_is_the_seeds_form_in_utc():

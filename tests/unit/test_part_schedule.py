@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tiffin.targets.s3 import (
+from tiffin.targets.s3parts import (
     FIRST_PART,
     IN_FLIGHT_BYTES,
     IN_FLIGHT_PARTS,

@@ -1,4 +1,5 @@
-"""The prune policy (tiffin.prune.plan): restic's meaning, and properties over many random sets."""
+"""The prune policy (tiffin.catalog.retention.plan): restic's meaning, and properties over
+many random sets."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tiffin.errors import UsageError
-from tiffin.job import Retention
-from tiffin.naming import make_name
-from tiffin.prune import (
+from tiffin.catalog.naming import make_name
+from tiffin.catalog.retention import (
     COMPLETE,
     DAMAGED,
     INCOMPLETE,
@@ -23,6 +22,8 @@ from tiffin.prune import (
     Decision,
     plan,
 )
+from tiffin.errors import UsageError
+from tiffin.job import Retention
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 COMPRESS = {"mysql": "gzip", "pgsql": "zstd", "data": "gzip", "sqlite": "none"}
@@ -266,7 +267,7 @@ def test_policy_properties_over_many_random_sets(sets):
 
 
 def test_stray_drill_records_are_those_whose_backup_is_gone():
-    from tiffin.prune import stray_records
+    from tiffin.catalog.retention import stray_records
     from tiffin.targets.base import Entry
 
     now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)

@@ -24,9 +24,11 @@ from tests.readers import (
     printed_argv,
     run_as_cron,
 )
-from tiffin import config, cron, schedule, units
+from tiffin import config
+from tiffin.commands import cron, schedule, units
 from tiffin.errors import UsageError
-from tiffin.job import TargetURL, parse_target, parse_url
+from tiffin.job import TargetURL
+from tiffin.targets.where import parse_target, parse_url
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
 SETTINGS = settings(

@@ -9,7 +9,7 @@ import random
 import stat
 import tarfile
 
-from tiffin.sources import directory as d
+from tiffin.sources import tarheader as d
 
 KINDS = {
     stat.S_IFREG: tarfile.REGTYPE,

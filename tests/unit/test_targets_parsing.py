@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from tiffin.errors import UsageError
-from tiffin.job import TargetURL, parse_target, parse_url
+from tiffin.job import TargetURL
 from tiffin.options import parse_size
+from tiffin.targets.where import parse_target, parse_url
 
 
 def test_seed_ftp_form_with_password():

@@ -1,4 +1,4 @@
-"""The watchdog of tiffin/process.py on real child processes: no progress and no answer
+"""The watchdog of tiffin/engine/process.py on real child processes: no progress and no answer
 from the server ends a child (its whole process group) with one sentence; a server that
 answers keeps a silent child waiting."""
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tiffin import process
+from tiffin.engine import process
 from tiffin.errors import BackupFailed
 
 

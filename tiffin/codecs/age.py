@@ -17,8 +17,8 @@ from typing import IO, Any, TypeAlias
 
 import pyrage
 
+from tiffin.engine.streams import BLOCK, IterReader, buffered
 from tiffin.errors import IntegrityError, UsageError
-from tiffin.streams import BLOCK, IterReader, buffered
 
 DEPTH = 4
 # pyrage ships no type stubs: its x25519/ssh Recipient and Identity objects are opaque here.

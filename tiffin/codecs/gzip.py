@@ -30,8 +30,8 @@ try:
 except ImportError:  # pragma: no cover - the package is a declared dependency
     import zlib  # type: ignore[no-redef]
 
+from tiffin.engine.streams import BLOCK, IterReader, buffered
 from tiffin.errors import IntegrityError
-from tiffin.streams import BLOCK, IterReader, buffered
 
 ZlibError: type[Exception] = zlib.error  # type: ignore[assignment]  # a value in zlib_ng's stubs
 WINDOW = 32 << 10  # deflate's window: the most a back-reference reaches

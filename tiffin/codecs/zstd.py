@@ -12,8 +12,8 @@ from typing import IO
 
 import zstandard
 
+from tiffin.engine.streams import BLOCK, IterReader, buffered
 from tiffin.errors import IntegrityError
-from tiffin.streams import BLOCK, IterReader, buffered
 
 JOB_SIZE = 2 << 20
 

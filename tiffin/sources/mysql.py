@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import IO, Any
 
-from tiffin import process
+from tiffin.engine import process
 from tiffin.errors import BackupFailed, ToolFailed, UsageError
 from tiffin.job import DBConn, RestoreJob, SourceSpec
 from tiffin.sources.base import address

@@ -7,7 +7,7 @@ import glob
 import os
 import re
 
-from tiffin import process
+from tiffin.engine import process
 from tiffin.errors import BackupFailed
 
 CLIENT_DIRS = "/usr/lib/postgresql/*/bin"

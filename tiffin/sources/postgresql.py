@@ -13,14 +13,14 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
-from tiffin import process
+from tiffin.engine import process
+from tiffin.engine.streams import BLOCK, IterReader, buffered
 from tiffin.errors import BackupFailed, ToolFailed
 from tiffin.job import DBConn, RestoreJob, SourceSpec
 from tiffin.sources import psqlfeed
 from tiffin.sources.base import address
 from tiffin.sources.beside import Beside, counted_rows
 from tiffin.sources.pgclients import client_versions, newest_psql, pick_client, pick_major
-from tiffin.streams import BLOCK, IterReader, buffered
 
 # Errors that a pg_dumpall script meets on any live server and that do no harm.
 BENIGN = (re.compile(r'role "[^"]+" already exists'),)

@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
-from tiffin import process
+from tiffin.engine import process
+from tiffin.engine.streams import BLOCK
 from tiffin.errors import BackupFailed
-from tiffin.streams import BLOCK
 
 LONG = 1 << 20  # a line longer than this is data, streamed through unread
 REFUSED = "backslash commands are restricted"

@@ -16,9 +16,9 @@ import tempfile
 from typing import IO, Any
 from urllib.parse import quote
 
+from tiffin.engine.streams import copy
 from tiffin.errors import BackupFailed, UsageError
 from tiffin.job import RestoreJob, SourceSpec
-from tiffin.streams import copy
 
 HEADER = b"SQLite format 3\x00"
 STEP_PAGES = 256

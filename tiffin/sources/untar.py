@@ -30,8 +30,8 @@ import stat
 import tarfile
 from typing import IO
 
+from tiffin.engine.streams import BLOCK
 from tiffin.errors import BackupFailed
-from tiffin.streams import BLOCK
 
 PAGE = 4096
 _ZERO_PAGE = bytes(PAGE)

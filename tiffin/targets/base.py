@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import IO, Protocol
 
-from tiffin.manifest import Part
+from tiffin.catalog.manifest import Part
 
 
 @dataclass(frozen=True)

@@ -8,23 +8,21 @@ import logging
 import netrc
 import os
 import posixpath
-import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import IO
 
+from tiffin.catalog.naming import PARTIAL_SUFFIX
+from tiffin.engine.streams import BLOCK
 from tiffin.errors import AlreadyExists, NotFound, TargetError, UsageError
 from tiffin.job import TargetOptions, TargetURL
-from tiffin.naming import PARTIAL_SUFFIX
-from tiffin.streams import BLOCK
 from tiffin.targets.base import Entry, Stored
+from tiffin.targets.ftpread import _FAILURES, _Download
 from tiffin.urls import host_text
 
 log = logging.getLogger("tiffin")
-
-_FAILURES = (ftplib.Error, OSError, EOFError)
 
 
 def find_password(url: TargetURL) -> str:
@@ -395,53 +393,6 @@ def _entry(fname: str, size: int, mtime: float | None) -> Entry:
     partial = fname.endswith(PARTIAL_SUFFIX)
     name = fname[: -len(PARTIAL_SUFFIX)] if partial else fname
     return Entry(name, size, mtime, partial)
-
-
-class _Download(io.RawIOBase):
-    """RETR's data connection as a reader. At EOF the server's final reply must be 226 (or
-    250) and the byte count SIZE's, so that a cut transfer raises instead of ending early."""
-
-    def __init__(
-        self, target: FTPTarget, ftp: ftplib.FTP, conn: socket.socket, name: str, size: int
-    ) -> None:
-        super().__init__()
-        self.target, self.ftp, self.conn = target, ftp, conn
-        self.name, self.size, self.count = name, size, 0
-        self.done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        if self.done:
-            return 0
-        try:
-            n = self.conn.recv_into(b)
-            if n:
-                self.count += n
-                return n
-            self.done = True
-            if isinstance(self.conn, ssl.SSLSocket):
-                self.conn.unwrap()
-            self.conn.close()
-            reply = self.ftp.voidresp()
-        except _FAILURES as exc:
-            self.done = True
-            raise self.target._explain(exc, f"reading {self.name}") from None
-        if reply[:3] not in ("226", "250"):
-            raise TargetError(f"the FTP server at {self.target.where} ended {self.name}: {reply}")
-        if self.count != self.size:
-            raise TargetError(
-                f"only {self.count} of the {self.size} bytes of {self.name} arrived from "
-                f"{self.target.where}"
-            )
-        return 0
-
-    def close(self) -> None:
-        if not self.closed:
-            self.conn.close()
-            self.ftp.close()
-        super().close()
 
 
 def _is_dir(ftp: ftplib.FTP, path: str) -> bool:

@@ -7,11 +7,11 @@ import logging
 import os
 from typing import IO
 
-from tiffin import safefile
+from tiffin.catalog.naming import PARTIAL_SUFFIX
+from tiffin.engine import safefile
+from tiffin.engine.streams import BLOCK
 from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.job import TargetOptions, TargetURL
-from tiffin.naming import PARTIAL_SUFFIX
-from tiffin.streams import BLOCK
 from tiffin.targets.base import Entry, Stored
 
 WRITEBACK = 32 << 20  # bytes written between two requests to start writing them to disk

@@ -15,11 +15,11 @@ import logging
 import re
 from typing import IO, cast
 
+from tiffin.catalog.manifest import Part
+from tiffin.catalog.naming import DRILL_SUFFIX, MANIFEST_SUFFIX
+from tiffin.engine.streams import BLOCK, HashingReader
 from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.job import TargetOptions, TargetURL
-from tiffin.manifest import Part
-from tiffin.naming import DRILL_SUFFIX, MANIFEST_SUFFIX
-from tiffin.streams import BLOCK, HashingReader
 from tiffin.targets.base import Entry, Stored
 from tiffin.targets.s3 import S3Store, entry
 

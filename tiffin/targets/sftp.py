@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import posixpath
 import socket
 import stat as statmod
@@ -13,14 +12,14 @@ from contextlib import contextmanager, suppress
 from typing import IO
 
 import paramiko
-from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
-from tiffin.errors import AlreadyExists, NotFound, TargetError, UsageError
+from tiffin.catalog.naming import PARTIAL_SUFFIX
+from tiffin.engine.streams import BLOCK
+from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.job import TargetOptions, TargetURL
-from tiffin.naming import PARTIAL_SUFFIX
-from tiffin.streams import BLOCK
 from tiffin.targets.base import Entry, Stored
+from tiffin.targets.sshkeys import known_host_keys, load_keys
 from tiffin.urls import host_text
 
 log = logging.getLogger("tiffin")
@@ -33,63 +32,7 @@ PACKET = 64 << 10  # an SFTP request of 32 KiB plus its header fits in one packe
 OPENSSH_REQUEST = 255 << 10
 AEAD_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 READ_AHEAD = 8 << 20  # bytes a reader prefetches; its memory stays bounded by this
-DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 _FAILURES = (OSError, EOFError, paramiko.SSHException)
-
-
-def load_keys(options: TargetOptions) -> list[paramiko.PKey]:
-    """Given the options, return the keys to offer: --ssh-key alone when given, else the
-    agent's keys and the passphrase-less ~/.ssh/id_ed25519, id_ecdsa, id_rsa that exist.
-    Raise UsageError if --ssh-key cannot be used or no key is found at all."""
-    if options.ssh_key:
-        try:
-            return [paramiko.PKey.from_path(options.ssh_key)]
-        except (OSError, ValueError, TypeError, paramiko.SSHException) as exc:
-            why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            raise UsageError(
-                f"the SSH key {options.ssh_key} cannot be used ({why}); tiffin needs a key "
-                "without a passphrase, or one loaded into ssh-agent"
-            ) from None
-    keys: list[paramiko.PKey] = list(paramiko.Agent().get_keys())
-    for base in DEFAULT_KEYS:
-        path = os.path.join(os.path.expanduser("~"), ".ssh", base)
-        if os.path.exists(path):
-            try:
-                keys.append(paramiko.PKey.from_path(path))
-            except (OSError, ValueError, TypeError, paramiko.SSHException) as exc:
-                log.info("skipping the SSH key %s: %s", path, exc)
-    unique = {key.asbytes(): key for key in keys}
-    if not unique:
-        raise UsageError(
-            "no SSH key found: give --ssh-key FILE, load a key into ssh-agent, or create "
-            "~/.ssh/id_ed25519 (ssh-keygen -t ed25519)"
-        )
-    return list(unique.values())
-
-
-def known_host_keys(host: str, port: int) -> Mapping[str, paramiko.PKey] | None:
-    """Given a host and port, return the keys ~/.ssh/known_hosts holds for it, or None.
-    Skip malformed lines as ssh does (paramiko's loader stops at them). Raise TargetError if
-    the file exists but cannot be read."""
-    path = os.path.join(os.path.expanduser("~"), ".ssh", "known_hosts")
-    try:
-        with open(path, encoding="utf-8", errors="replace") as file:
-            lines = file.read().splitlines()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise TargetError(f"cannot read {path}: {exc.strerror}") from None
-    known = paramiko.HostKeys()
-    for lineno, line in enumerate(lines, 1):
-        try:
-            entry = HostKeyEntry.from_line(line.strip(), lineno)
-        except (InvalidHostKey, paramiko.SSHException, ValueError):
-            continue
-        if entry is not None and entry.key is not None:
-            for name in entry.hostnames:
-                known.add(name, entry.key.get_name(), entry.key)
-    # OpenSSH stores a host on a port other than 22 as [host]:port.
-    return known.lookup(host if port == 22 else f"[{host}]:{port}")
 
 
 def _reason(exc: BaseException) -> str:

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Literal
 
-from tiffin import __version__, notify
+from tiffin import __version__
 from tiffin.errors import TiffinError, os_error_text
-from tiffin.job import BackupJob
-from tiffin.pipeline import BackupResult
+from tiffin.job import BackupJob, BackupResult
+from tiffin.tell import notify
 
 # Variables whose values are secrets: never shown in a report, a mail or a note.
 SECRET_VARS = (

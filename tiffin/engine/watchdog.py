@@ -1,4 +1,4 @@
-"""The rule every wait on a server obeys (a child of tiffin/process.py that talks to one):
+"""The rule every wait on a server obeys (a child of tiffin/engine/process.py that talks to one):
 no progress for patience() seconds (--timeout), and no answer from the server either, ends
 the wait with one sentence naming the server."""
 

@@ -1,14 +1,14 @@
-"""A scratch MariaDB server (see tiffin.scratch): mariadbd, found beside the client tools."""
+"""A scratch MariaDB server (see tiffin.engine.scratch): mariadbd, found beside the client tools."""
 
 from __future__ import annotations
 
 import os
 import pwd
 
-from tiffin import process
+from tiffin.engine import process
+from tiffin.engine.scratch.base import ScratchServer, find_binary
 from tiffin.errors import BackupFailed
 from tiffin.job import DBConn
-from tiffin.scratch.base import ScratchServer, find_binary
 
 SERVER_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/mysql/bin")
 

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tiffin import __version__
+from tiffin.catalog.naming import DRILL_SUFFIX
 from tiffin.errors import TiffinError
-from tiffin.naming import DRILL_SUFFIX
 from tiffin.targets.base import Target
 
 _COUNT = re.compile(r"([\d,]+) ([a-z]+?)s?(?:,|$)")

@@ -10,7 +10,7 @@ started, and is removed at the end whatever happened (use it as a context manage
 Whatever SQL it is fed runs there, as that server's superuser, and nowhere else:
 - when tiffin runs as root, the server runs as the unprivileged OS user `nobody` (never
   `postgres` or `mysql`, who own the live data); otherwise it runs as the invoking user;
-- it is jailed by Linux's Landlock (tiffin/scratch/jail.py): it can execute no program but
+- it is jailed by Linux's Landlock (tiffin/engine/scratch/jail.py): it can execute no program but
   itself (so `COPY ... TO PROGRAM` or a C function calling system() fails), create or change
   no file outside its folder (so `COPY ... TO '/tmp/x'`, `SELECT ... INTO OUTFILE` or a
   general_log_file elsewhere fail), and bind or connect no TCP port. On a kernel without
@@ -27,7 +27,7 @@ Whatever SQL it is fed runs there, as that server's superuser, and nowhere else:
   INSTALL SONAME).
 """
 
-from tiffin.scratch.mariadb import ScratchMariaDB
-from tiffin.scratch.postgres import ScratchPostgres
+from tiffin.engine.scratch.mariadb import ScratchMariaDB
+from tiffin.engine.scratch.postgres import ScratchPostgres
 
 __all__ = ["ScratchMariaDB", "ScratchPostgres"]

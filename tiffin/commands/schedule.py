@@ -8,19 +8,18 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tiffin import cron, options, process, safefile
+from tiffin.commands import cron
+from tiffin.commands.units import exec_text, unit_files
+from tiffin.engine import process, safefile
 from tiffin.errors import TiffinError, ToolFailed, UsageError
 from tiffin.job import BackupJob
-from tiffin.units import exec_text, unit_files
 
 SECRETS_DIR = "~/.config/tiffin/secrets"
 SYSTEMD_DIR = "~/.config/systemd/user"
-# Paths on the line are made absolute: cron starts in $HOME, not where schedule was run.
-PATH_DESTS = frozenset({"password_file", "dir", "file", "ssh_key", "socket", "env_file"})
 TLS_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR")
 MAIL_VARS = ("TIFFIN_SMTP_URL", "TIFFIN_MAIL_FROM")
 DB_VARS = {
@@ -78,27 +77,6 @@ def identity(job: BackupJob) -> list[Any]:
     return ["backup", src.what, *where, job.target.redacted(), job.label]
 
 
-def option_args(values: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> list[str]:
-    """Given typed option values, return the backup options that say the same on a command
-    line, in the options table's order (paths made absolute)."""
-    args: list[str] = []
-    for opt in options.OPTIONS:
-        value = values.get(opt.dest)
-        if options.BACKUP not in opt.commands or value is None or opt.dest in skip:
-            continue
-        items = list(value) if opt.kind == "list" else [value]
-        for item in items:
-            if opt.kind == "flag":
-                args += [opt.flag] if item else []
-            elif opt.kind == "mode":
-                args += [opt.flag, format(item, "04o")]
-            elif opt.dest in PATH_DESTS:
-                args += [opt.flag, os.path.abspath(os.path.expanduser(str(item)))]
-            else:
-                args += option_value(opt.flag, str(item))
-    return args
-
-
 def option_value(flag: str, value: str) -> list[str]:
     """Given an option and its value, return them as argv words that argparse reads back: a
     value starting with '-' would be taken for an option, so it is joined with '='."""
@@ -129,26 +107,28 @@ def job_env(job: BackupJob, with_target_password: bool = True) -> dict[str, str]
     return env
 
 
-def plan_backup(job: BackupJob, values: Mapping[str, Any]) -> Plan:
-    """Given a checked backup job and the option values it was built from, return its plan: the
-    job's target as a URL without password, its label fixed, its options as given."""
+def plan_backup(job: BackupJob, args: Sequence[str]) -> Plan:
+    """Given a checked backup job and its options as argv words but --label (tiffin/jobargs.py
+    option_args), return its plan: the job's target as a URL without password, its label
+    fixed, its options as given."""
     argv = [
         *tiffin_argv(),
         "backup",
         job.source.what,
         job.target.redacted(),
         *option_value("--label", job.label),
-        *option_args(values, skip=frozenset({"label"})),
+        *args,
     ]
     return Plan(job_id(identity(job)), tuple(argv), job_env(job))
 
 
-def plan_config(path: str, name: str, job: BackupJob, values: Mapping[str, Any]) -> Plan:
-    """Given a config file, one of its jobs and the run options, return the plan that runs it."""
+def plan_config(path: str, name: str, job: BackupJob, args: Sequence[str]) -> Plan:
+    """Given a config file, one of its jobs and the run options as argv words, return the plan
+    that runs it."""
     if name.startswith("-"):  # after "--", or argparse would take the name for an option
-        argv = [*tiffin_argv(), "run", "--config", path, *option_args(values), "--", name]
+        argv = [*tiffin_argv(), "run", "--config", path, *args, "--", name]
     else:
-        argv = [*tiffin_argv(), "run", name, "--config", path, *option_args(values)]
+        argv = [*tiffin_argv(), "run", name, "--config", path, *args]
     return Plan(job_id(["config", path, name]), tuple(argv), job_env(job, False))
 
 

@@ -2,13 +2,13 @@
 copy against what the manifest recorded at backup time, so that an empty or cut dump fails.
 
 Where it goes: `--into mysql|pgsql` loads the dump, whole and as it is, into a throwaway
-server that tiffin starts for it (tiffin.scratch: its own folder, a private Unix socket, no
+server that tiffin starts for it (tiffin.engine.scratch: its own folder, a private Unix socket, no
 TCP, jailed), never into the server the connection options name (they are accepted and
 unused); `--into dir` and `--into sqlite` restore into a fresh temporary folder (created
 under --dir when given). All of it is removed at the end, whether the drill passed, failed
 or was interrupted. The client loading the dump runs no client-side command the dump holds
 (see tiffin.sources.psqlfeed and tiffin.sources.mysql.guarded). The verdict is stored beside
-the backup as NAME.drill.json (tiffin.drillrecord).
+the backup as NAME.drill.json (tiffin.catalog.drillrecord).
 
 The checks, against the manifest's "source" details:
 - mysql/pgsql: every database and every table recorded is there. A table whose rows were
@@ -36,23 +36,26 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from tiffin import __version__, drillrecord, notify, options, process
-from tiffin.catalog import read_manifest, scan
-from tiffin.drillsql import mysql_counts, pg_counts
+from tiffin import __version__
+from tiffin.catalog import drillrecord
+from tiffin.catalog.holdings import latest, read_manifest
+from tiffin.catalog.manifest import Manifest
+from tiffin.catalog.naming import default_label
+from tiffin.commands.drillsql import mysql_counts, pg_counts
+from tiffin.engine import process
+from tiffin.engine.scratch import ScratchMariaDB, ScratchPostgres
+from tiffin.engine.stored import check_stored, decoded
 from tiffin.errors import BackupFailed, NotFound, TiffinError, UsageError
 from tiffin.job import RestoreJob, SourceSpec, TargetOptions, TargetURL
-from tiffin.manifest import Manifest
-from tiffin.naming import check_name, default_label
-from tiffin.pipeline import check_stored, decoded
-from tiffin.scratch import ScratchMariaDB, ScratchPostgres
+from tiffin.sources import INTO
 from tiffin.sources.directory import DirectoryLoader
-from tiffin.sources.identity import key_of
 from tiffin.sources.mysql import MySQLLoader
 from tiffin.sources.postgresql import PostgresLoader
 from tiffin.sources.sqlite import SqliteLoader, table_counts
 from tiffin.targets import Target, make_target
+from tiffin.tell import notify
 
-WHAT_OF = {"mysql": "mysql", "pgsql": "pgsql", "sqlite": "sqlite", "dir": "data"}
+WHAT_OF = {into: kind.what for into, kind in INTO.items()}
 INTO_OF = {v: k for k, v in WHAT_OF.items()}
 MIN_SHARE = 0.9
 TEMP_SCHEMAS = ("pg_temp_", "pg_toast_temp_")
@@ -97,45 +100,14 @@ class DrillResult:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
-def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
-    """Given DRILL's positionals (HOW WHERE [PATH] NAME, or URL NAME) and option values,
-    return a DrillJob. Raise UsageError if anything is malformed."""
-    target, rest = options.target_of(positional, min_rest=1)
-    if len(rest) != 1:
-        raise UsageError("drill takes one backup NAME (or latest) after the target")
-    into = values.get("into")
-    if not into:
-        raise UsageError("say where to drill: --into mysql, pgsql, sqlite or dir")
-    if values.get("database"):
-        raise UsageError("drill loads into scratch databases of its own: drop --database")
-    return DrillJob(
-        target=target,
-        name=check_name(rest[0]),
-        into=into,
-        source=options.source_spec(WHAT_OF[into], values),
-        target_options=options.target_options(values),
-        identity=values.get("identity"),
-        label=values.get("label"),
-        workdir=values.get("dir"),
-        emails=notify.check_addresses(values.get("email") or ()),
-        ping_url=notify.check_ping_url(values["ping_url"]) if values.get("ping_url") else None,
-        source_id=values.get("source_id"),
-    )
-
-
 def _latest(
     target: Target, what: str, label: str | None, source: str | None = None
 ) -> tuple[str, Manifest]:
-    for b in scan(target):
-        if b.complete and (label is None or b.label == label):
-            try:
-                m = read_manifest(target, b.name)
-            except BackupFailed:
-                continue
-            if m.what == what and (source is None or key_of(m.source) == source):
-                return b.name, m
-    of = f" of the source {source}" if source is not None else ""
-    raise NotFound(f"there is no complete {what} backup{of} here to drill as 'latest'")
+    found = latest(target, label, what, source)
+    if found is None or found[1] is None:
+        of = f" of the source {source}" if source is not None else ""
+        raise NotFound(f"there is no complete {what} backup{of} here to drill as 'latest'")
+    return found[0].name, found[1]
 
 
 def check_tables(
@@ -298,7 +270,7 @@ def _drill_db(
 
 def run(job: DrillJob) -> DrillResult:
     """Given a drill job, restore the backup into scratch space, check it, remove the scratch
-    space, record the verdict beside the backup (tiffin.drillrecord) and return the result.
+    space, record the verdict beside the backup (tiffin.catalog.drillrecord) and return the result.
     Raise DrillFailed (naming the backup) if the backup cannot be read or loaded or a check
     fails; TargetError if the target cannot be reached."""
     t0 = time.monotonic()

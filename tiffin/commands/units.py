@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tiffin import cron
+from tiffin.commands import cron
 from tiffin.errors import UsageError
 
 

@@ -8,13 +8,18 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, cast
 
-from tiffin import lock, process, safefile
-from tiffin.catalog import free_name, previous_complete, read_manifest, resolve
+from tiffin.catalog.holdings import free_name, previous_complete, read_manifest, resolve
+from tiffin.catalog.manifest import Manifest
+from tiffin.catalog.naming import MANIFEST_SUFFIX, check_name, make_name, parse_name
 from tiffin.codecs import Codec, compressor
+from tiffin.engine import lock, process, safefile
+from tiffin.engine.prune import apply_policy
+from tiffin.engine.stored import check_stored, decoded, decoders_for, verify_stored
+from tiffin.engine.streams import BLOCK, HashingReader, Prefetch
 from tiffin.errors import (
     BackupFailed,
     IntegrityError,
@@ -23,30 +28,11 @@ from tiffin.errors import (
     TiffinError,
     UsageError,
 )
-from tiffin.job import BackupJob, RestoreJob, SourceSpec
-from tiffin.manifest import Manifest
-from tiffin.naming import MANIFEST_SUFFIX, check_name, make_name, parse_name
-from tiffin.sources.base import Loader, Source
-from tiffin.sources.directory import DirectoryLoader, DirectorySource
+from tiffin.job import BackupJob, BackupResult, RestoreJob
+from tiffin.sources import INTO, SOURCES
+from tiffin.sources.base import Source
 from tiffin.sources.identity import identity, key
-from tiffin.sources.mysql import MySQLLoader, MySQLSource
-from tiffin.sources.postgresql import PostgresLoader, PostgresSource
-from tiffin.sources.sqlite import SqliteLoader, SqliteSource
-from tiffin.streams import BLOCK, HashingReader, Prefetch
-from tiffin.targets import Target, make_target
-
-SOURCES: dict[str, Callable[[SourceSpec], Source]] = {
-    "mysql": MySQLSource,
-    "pgsql": PostgresSource,
-    "sqlite": SqliteSource,
-    "data": DirectorySource,
-}
-LOADERS: dict[str, Callable[[RestoreJob], Loader]] = {
-    "mysql": MySQLLoader,
-    "pgsql": PostgresLoader,
-    "sqlite": SqliteLoader,
-    "dir": DirectoryLoader,
-}
+from tiffin.targets import Target, connected, make_target
 
 
 class RunFailed(BackupFailed):
@@ -56,26 +42,6 @@ class RunFailed(BackupFailed):
         self.name = name
         self.reason = reason
         super().__init__(str(reason))
-
-
-@dataclass(frozen=True)
-class BackupResult:
-    name: str
-    what: str
-    label: str
-    target: str
-    size: int
-    started: datetime
-    finished: datetime
-    consistency: str | None = None
-    warnings: tuple[str, ...] = ()
-    previous_size: int | None = None
-    manifest: Manifest | None = None
-    pruned: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def seconds(self) -> float:
-        return (self.finished - self.started).total_seconds()
 
 
 def _iso(t: datetime) -> str:
@@ -107,10 +73,10 @@ def backup(
         return make_name(job.label, job.source.what, when, job.compress, bool(job.encrypt_to))
 
     name = job.name or name_of(started)
-    source = SOURCES[job.source.what](job.source)
+    source = SOURCES[job.source.what].source(job.source)
     where = job.target.redacted()
     try:
-        # One run at a time per label, source kind, source and target (see tiffin/lock.py).
+        # One run at a time per label, source kind, source and target (see tiffin/engine/lock.py).
         held = lock.hold(job.label, job.source.what, where, key(identity(job.source)) or "")
     except TiffinError as exc:
         raise RunFailed(name, exc) from exc
@@ -224,8 +190,6 @@ def prune_after_backup(target: Target, job: BackupJob) -> tuple[tuple[str, ...],
     """Given the target a backup was just published to, apply the job's --keep-* policy to the
     job's LABEL, WHAT and source. Return the names deleted and, if pruning failed, why: the
     backup itself is complete either way, so a failed prune is a warning, not a failed one."""
-    from tiffin.prune import apply_policy
-
     try:
         source = key(identity(job.source))
         decisions = apply_policy(target, job.retention, job.label, job.source.what, source=source)
@@ -244,62 +208,14 @@ class RestoreResult:
     seconds: float
 
 
-def check_stored(reader: HashingReader, manifest: Manifest | None, name: str) -> None:
-    """Raise IntegrityError unless READER's bytes (read to EOF) match MANIFEST."""
-    if manifest is None:
-        return
-    if reader.size != manifest.size:
-        raise IntegrityError(f"{name} holds {reader.size} bytes, its manifest says {manifest.size}")
-    if reader.sha256 != manifest.sha256:
-        raise IntegrityError(f"the sha256 of {name} does not match its manifest")
-
-
-def decoders_for(name: str, identity: str | None) -> list[Codec]:
-    """Given a backup name and an age identity file, return the decoding stages in order."""
-    parsed = parse_name(name)
-    stages: list[Codec] = []
-    if parsed is None:
-        raise UsageError(f"{name} is not a tiffin backup name")
-    if parsed.encrypted:
-        if not identity:
-            raise UsageError(f"{name} is encrypted: give the age identity with --identity FILE")
-        from tiffin.codecs.age import AgeCodec
-
-        stages.append(AgeCodec(identity_file=identity))
-    stages.append(compressor(parsed.compression))
-    return stages
-
-
-def decoded(
-    target: Target, name: str, manifest: Manifest | None, identity: str | None
-) -> tuple[HashingReader, IO[bytes]]:
-    raw = HashingReader(target.open(name))
-    stream: IO[bytes] = io.BufferedReader(raw, buffer_size=BLOCK)
-    for codec in decoders_for(name, identity):
-        stream = codec.decode(stream)
-    return raw, stream
-
-
-def verify_stored(target: Target, name: str, manifest: Manifest) -> None:
-    """Read NAME's stored bytes to the end; raise IntegrityError unless they match MANIFEST."""
-    raw = HashingReader(target.open(name))
-    try:
-        while raw.read(BLOCK):
-            pass
-    finally:
-        raw.close()
-    check_stored(raw, manifest, name)
-
-
 def restore(job: RestoreJob) -> RestoreResult:
     """Given a restore job, load or write the backup. Raise a TiffinError if anything fails."""
     t0 = time.monotonic()
     process.set_patience(job.target_options.timeout)  # bounds every wait on the server too
-    if job.into and job.into not in LOADERS:
-        raise UsageError(f"--into takes one of {', '.join(LOADERS)}")
-    loader = LOADERS[job.into](job) if job.into else None
-    target = make_target(job.target, job.target_options)
-    try:
+    if job.into and job.into not in INTO:
+        raise UsageError(f"--into takes one of {', '.join(INTO)}")
+    loader = INTO[job.into].loader(job) if job.into else None
+    with connected(job.target, job.target_options) as target:
         name = check_name(resolve(target, job.name, source=job.source_id))
         decoders_for(name, job.identity)  # bad name or missing identity: before any transfer
         if target.stat(name) is None:
@@ -327,8 +243,6 @@ def restore(job: RestoreJob) -> RestoreResult:
             check_stored(raw, manifest, name)
         else:
             summary = _write_output(target, name, manifest, job)
-    finally:
-        target.close()
     return RestoreResult(name, summary, time.monotonic() - t0)
 
 

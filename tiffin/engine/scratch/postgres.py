@@ -1,4 +1,4 @@
-"""A scratch PostgreSQL server (see tiffin.scratch): initdb and postgres of Debian's
+"""A scratch PostgreSQL server (see tiffin.engine.scratch): initdb and postgres of Debian's
 /usr/lib/postgresql/MAJOR/bin, the dump's major version or the oldest newer one."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import os
 import re
 import signal
 
-from tiffin import process
+from tiffin.engine import process
+from tiffin.engine.scratch.base import ScratchServer
 from tiffin.errors import BackupFailed
 from tiffin.job import DBConn
-from tiffin.scratch.base import ScratchServer
 
 SERVER_DIRS = "/usr/lib/postgresql/*/bin"
 SUPERUSER = "postgres"

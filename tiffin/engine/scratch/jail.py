@@ -150,7 +150,7 @@ def hide(program: str, writable: list[str], required: bool) -> None:
 
 def main(argv: list[str]) -> None:
     parent = os.getppid()
-    if os.getpgid(0) != os.getpid():  # tiffin.process starts each child leading its group
+    if os.getpgid(0) != os.getpid():  # tiffin.engine.process starts each child leading its group
         os.setsid()  # a process group of its own: tiffin ends every process the server starts
     sep = argv.index("--")
     opts, cmd = argv[:sep], argv[sep + 1 :]

@@ -19,8 +19,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO
 
+from tiffin.engine.watchdog import NO_GREETING, Server, Stalled, patience, set_patience
 from tiffin.errors import BackupFailed, ToolFailed
-from tiffin.watchdog import NO_GREETING, Server, Stalled, patience, set_patience
 
 __all__ = ["Server", "Stalled", "patience", "set_patience"]  # the watchdog's rules, re-exported
 

@@ -19,12 +19,9 @@ their last write when the target reports one, else by their name; younger ones a
 a backup may still be writing them. A damaged backup (an unreadable manifest, or chunks that
 do not make a whole) is never touched.
 
-Deleting a complete backup removes its manifest first, then its bytes, then its drill record
-(NAME.drill.json), so that a deletion cut short leaves an incomplete backup (which a later
-prune removes), never a manifest that vouches for missing bytes. A drill record whose backup
-is gone (a deletion cut short, or a drill that ended while its backup was pruned) is removed
-by the next prune of its label, and so is a drill record's leftover temporary once 24 hours
-old.
+Deleting a complete backup removes its manifest first and then its bytes, so that a deletion
+cut short leaves an incomplete backup (which a later prune removes), never a manifest that
+vouches for missing bytes.
 """
 
 from __future__ import annotations
@@ -32,14 +29,28 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
-from tiffin.errors import TargetError, UsageError
+from tiffin.catalog.naming import DRILL_SUFFIX, MANIFEST_SUFFIX, parse_name
+from tiffin.errors import UsageError
 from tiffin.job import Retention
-from tiffin.naming import DRILL_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX, parse_name
-from tiffin.targets.base import Entry, Target
+from tiffin.targets.base import Entry
 
 LEFTOVER_AGE = timedelta(hours=24)
-COMPLETE, INCOMPLETE, PARTIAL, DAMAGED = "complete", "incomplete", "partial", "damaged"
+
+
+class State(StrEnum):
+    """What a target holds of one backup (its str() is the word `list` shows)."""
+
+    COMPLETE = "complete"  # its bytes and a readable manifest
+    INCOMPLETE = "incomplete"  # its bytes and no manifest
+    PARTIAL = "partial"  # an upload in progress or abandoned
+    DAMAGED = "damaged"  # an unreadable manifest, or stored parts that do not make a whole
+    MISSING = "missing"  # a manifest whose bytes are gone
+
+
+COMPLETE, INCOMPLETE, PARTIAL = State.COMPLETE, State.INCOMPLETE, State.PARTIAL
+DAMAGED, MISSING = State.DAMAGED, State.MISSING
 
 Key = tuple[int, ...]
 # restic's buckets: (rule, the period of a time, how that period reads).
@@ -62,7 +73,7 @@ class Candidate:
     label: str
     what: str
     created: datetime
-    state: str = COMPLETE
+    state: State = COMPLETE
     modified: datetime | None = None
     source: str | None = None  # the source's identity key, when the manifest records one
 
@@ -164,27 +175,6 @@ def plan(backups: Iterable[Candidate], retention: Retention, now: datetime) -> l
     return decisions
 
 
-def _remove_partial(target: Target, name: str) -> None:
-    """Remove NAME's partial leftover: the NAME.partial file of a folder, FTP or SSH target,
-    or the uncompleted upload that an S3 target lists under NAME (its remove() aborts it)."""
-    target.remove(name + PARTIAL_SUFFIX)
-    left = target.stat(name)
-    if left is None or left.partial:
-        target.remove(name)
-
-
-def delete(target: Target, decision: Decision) -> None:
-    """Given a Decision to delete, remove that backup from TARGET: the manifest first, then the
-    bytes. Raise TargetError if the target refuses."""
-    b = decision.backup
-    if b.state == PARTIAL:
-        _remove_partial(target, b.name)
-        return
-    target.remove(b.name + MANIFEST_SUFFIX)
-    target.remove(b.name)
-    target.remove(b.name + DRILL_SUFFIX)
-
-
 def stray_records(
     entries: Sequence[Entry], now: datetime, label: str | None, what: str | None
 ) -> list[Entry]:
@@ -233,53 +223,3 @@ def matches(b: Candidate, label: str | None, what: str | None, source: str | Non
     if what is None or what in (b.what, kind_of(b.what)):
         return True
     return not b.complete and b.what == kind_of(what)
-
-
-def apply_policy(
-    target: Target,
-    retention: Retention,
-    label: str | None = None,
-    what: str | None = None,
-    now: datetime | None = None,
-    dry_run: bool = False,
-    source: str | None = None,
-) -> list[Decision]:
-    """Given a connected target, a retention policy, optionally a LABEL and a WHAT (mysql,
-    pgsql, data, sqlite) and a SOURCE identity key to limit it to, the time now (default: the
-    clock) and whether to delete nothing, prune the target and return every Decision, newest
-    first (deleted ones are gone when it returns, unless DRY_RUN). This is what `tiffin
-    prune` runs, and what `tiffin backup --keep-*` runs after a successful backup. Raise
-    UsageError if the policy keeps nothing, TargetError (saying what was deleted before) if
-    a deletion fails."""
-    from tiffin.inventory import survey
-
-    now = now or datetime.now(UTC)
-    entries = target.list()
-    candidates = [
-        c
-        for c in (item.candidate() for item in survey(target, entries))
-        if c and matches(c, label, what, source)
-    ]
-    decisions = plan(candidates, retention, now)
-    if dry_run:
-        return decisions
-    done: list[str] = []
-    for d in decisions:
-        if d.keep:
-            continue
-        try:
-            delete(target, d)
-        except TargetError as exc:
-            gone = f" (deleted before it: {', '.join(done)})" if done else ""
-            raise TargetError(f"could not delete {d.name}: {exc}{gone}") from exc
-        done.append(d.name)
-    for e in stray_records(entries, now, label, what):
-        try:
-            if e.partial:
-                _remove_partial(target, e.name)
-            else:
-                target.remove(e.name)
-        except TargetError as exc:
-            gone = f" (deleted before it: {', '.join(done)})" if done else ""
-            raise TargetError(f"could not delete the drill record {e.name}: {exc}{gone}") from exc
-    return decisions

@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tiffin import __version__
+from tiffin.catalog.naming import BASE_EXT
+from tiffin.catalog.schema import AnyOf, Fields, Hex, Invalid, List, Map, Optional, check
 from tiffin.errors import IntegrityError
-from tiffin.schema import AnyOf, Fields, Hex, Invalid, List, Map, Optional, check
 
 FORMAT = 1
 # The largest manifest tiffin writes or reads. The writer keeps under it (to_json drops the
@@ -23,7 +24,7 @@ FORMAT = 1
 MAX_BYTES = 64 << 20
 # What to_json drops, in this order, when a manifest would be larger than MAX_BYTES.
 TRIMMABLE = ("rows_estimated", "rows", "engines", "extensions", "tables")
-WHATS = ("mysql", "pgsql", "sqlite", "data")
+WHATS = tuple(BASE_EXT)  # the WHATs a backup name can carry
 
 _TABLES = Map(List(str))  # mysql, pgsql: {database: [table, ...]}
 _COUNTS = Map(Map(int))  # mysql, pgsql: {database: {table: rows}}

@@ -20,7 +20,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from urllib.parse import urlsplit, urlunsplit
 
-from tiffin import process
+from tiffin.engine import process
 from tiffin.errors import TiffinError, UsageError
 from tiffin.job import redact_url_text
 from tiffin.urls import host_text, split_url

@@ -27,7 +27,7 @@ import os
 import time
 from types import TracebackType
 
-from tiffin import safefile
+from tiffin.engine import safefile
 from tiffin.errors import BackupFailed
 
 log = logging.getLogger("tiffin")

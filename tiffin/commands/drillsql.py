@@ -1,9 +1,9 @@
 """The drill's own SQL: which databases and tables a scratch server holds after the load,
-and their rows, read with the server's client over its socket (see tiffin.scratch)."""
+and their rows, read with the server's client over its socket (see tiffin.engine.scratch)."""
 
 from __future__ import annotations
 
-from tiffin import process
+from tiffin.engine import process
 from tiffin.job import DBConn
 from tiffin.sources.mysql import with_secret
 from tiffin.sources.pgclients import newest_psql

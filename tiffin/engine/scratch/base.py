@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Self
 
-from tiffin import process
+from tiffin.engine import process
 from tiffin.errors import BackupFailed, TiffinError
 
 JAIL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jail.py")
@@ -90,7 +90,7 @@ class ScratchServer:
         }
 
     def jail_cmd(self, cmd: Sequence[str], landlock: bool) -> tuple[str, ...]:
-        """Given a server command, return it run through the jail (see tiffin/scratch/jail.py)."""
+        """Given a server command, return it run through the jail (engine/scratch/jail.py)."""
         opts: list[str] = ["--user", self.user] if self.user else []
         if landlock and self.hidden:
             opts += ["--hide", "required"]

@@ -1,0 +1,249 @@
+"""The edge between argv and the jobs: positionals and option values (typed by the options
+table, tiffin/options.py) become frozen jobs, and a job's options become argv again."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from tiffin import options
+from tiffin.catalog.naming import check_label, check_name, default_label, parse_name
+from tiffin.codecs.age import check_recipients
+from tiffin.commands.drill import DrillJob
+from tiffin.commands.schedule import option_value
+from tiffin.errors import UsageError
+from tiffin.job import (
+    BackupJob,
+    DBConn,
+    RestoreJob,
+    Retention,
+    SourceSpec,
+    TargetOptions,
+    TargetURL,
+    looks_like_url,
+)
+from tiffin.numbers import parse_size as parse_size  # where callers have found it
+from tiffin.options import BACKUP
+from tiffin.sources import INTO, SOURCES, WHATS, spoken
+from tiffin.targets.where import parse_target, parse_url
+from tiffin.tell import notify
+
+
+def _password(values: Mapping[str, Any]) -> str | None:
+    path = values.get("password_file")
+    if path:
+        try:
+            with open(os.path.expanduser(path), encoding="utf-8") as f:
+                return f.read().rstrip("\r\n")
+        except OSError as exc:
+            raise UsageError(f"cannot read --password-file {path}: {exc.strerror}") from None
+    return os.environ.get("TIFFIN_DB_PASSWORD")
+
+
+def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
+    """Given WHAT and option values, return the SourceSpec. Raise UsageError if malformed."""
+    kind = WHATS.get(what.lower())
+    if kind is None:
+        raise UsageError(f"unknown source {what!r}: use {spoken(SOURCES)}")
+    conn = DBConn(
+        values.get("host"),
+        values.get("port"),
+        values.get("user"),
+        _password(values),
+        values.get("socket"),
+    )
+    if kind == "sqlite" and not values.get("file") and values.get("_command") == BACKUP:
+        raise UsageError("sqlite needs the database file: --file PATH")
+    return SourceSpec(
+        what=kind,
+        conn=conn,
+        databases=tuple(values.get("database") or ()),
+        consistency=values.get("consistency") or "auto",
+        replica=bool(values.get("replica")),
+        dir=values.get("dir") or "~/data",
+        excludes=tuple(values.get("exclude") or ()),
+        file=values.get("file"),
+    )
+
+
+def target_of(positional: list[str], min_rest: int = 0) -> tuple[TargetURL, list[str]]:
+    """Given the positionals after WHAT (HOW WHERE [PATH] ... or URL ...), return the target
+    and the positionals left, of which MIN_REST are required after the target."""
+    if not positional:
+        raise UsageError("missing the target: HOW WHERE [PATH] (e.g. local /var/backups) or a URL")
+    if looks_like_url(positional[0]):
+        return parse_url(positional[0]), positional[1:]
+    if len(positional) < 2:
+        raise UsageError(f"{positional[0]} needs WHERE (a directory, USER@HOST or a bucket)")
+    extra = len(positional) - 2 - min_rest
+    if extra < 0:
+        raise UsageError("missing the backup NAME (or latest)")
+    if extra > 1:
+        raise UsageError(f"unexpected argument {positional[3 + min_rest]!r}")
+    path = positional[2] if extra == 1 else None
+    return parse_target(positional[0], positional[1], path), positional[2 + extra :]
+
+
+def target_options(values: Mapping[str, Any]) -> TargetOptions:
+    opts = TargetOptions()
+    return TargetOptions(
+        ssh_key=values.get("ssh_key"),
+        endpoint_url=values.get("endpoint_url"),
+        insecure=bool(values.get("insecure")),
+        timeout=float(values.get("timeout") or opts.timeout),
+        chunk_size=int(values.get("chunk_size") or opts.chunk_size),
+        mode=int(values["mode"]) if values.get("mode") is not None else opts.mode,
+    )
+
+
+def retention(values: Mapping[str, Any]) -> Retention:
+    keep = {
+        k: int(values.get("keep_" + k) or 0)
+        for k in ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+    }
+    if any(v < 0 for v in keep.values()):
+        raise UsageError("--keep-* takes a number of 0 or more")
+    return Retention(**keep)
+
+
+def backup_job(what: str, positional: list[str], values: Mapping[str, Any]) -> BackupJob:
+    """Given WHAT, the target positionals and option values, return a BackupJob. Raise
+    UsageError if anything is malformed: nothing has been contacted yet."""
+    target, rest = target_of(positional)
+    if rest:
+        raise UsageError(f"unexpected argument {rest[0]!r}")
+    label = check_label(values.get("label") or default_label(os.environ.get("HOSTNAME")))
+    min_ratio = values.get("min_ratio")
+    if min_ratio is not None and not 0 <= float(min_ratio) <= 1:
+        raise UsageError("--min-ratio takes a number from 0 to 1")
+    level = values.get("compress_level")
+    compress = values.get("compress") or "gzip"
+    if level is not None and not (
+        (compress == "gzip" and 0 <= level <= 9)
+        or (compress == "zstd" and 1 <= level <= 22)
+        or compress == "none"
+    ):
+        raise UsageError(
+            f"--compress-level {level} is out of range for {compress} (gzip 0-9, zstd 1-22)"
+        )
+    spec = source_spec(what, {**values, "_command": BACKUP})
+    if spec.what == "sqlite" and not spec.file:
+        raise UsageError("sqlite needs the database file: --file PATH")
+    return BackupJob(
+        source=spec,
+        target=target,
+        target_options=target_options(values),
+        label=label,
+        compress=compress,
+        compress_level=level,
+        compress_threads=int(values.get("compress_threads") or 0),
+        encrypt_to=check_recipients(values.get("encrypt_to") or ()),
+        min_ratio=0.5 if min_ratio is None else float(min_ratio),
+        emails=tuple(values.get("email") or ()),
+        ping_url=values.get("ping_url"),
+        retention=retention(values),
+        quiet=bool(values.get("quiet")),
+        debug=bool(values.get("debug")),
+        name=values.get("name") or "",
+    )
+
+
+def restore_job(positional: list[str], values: Mapping[str, Any]) -> RestoreJob:
+    """Given RESTORE's positionals (HOW WHERE [PATH] NAME, or URL NAME) and option values,
+    return a RestoreJob. Raise UsageError if malformed."""
+    target, rest = target_of(positional, min_rest=1)
+    if len(rest) != 1:
+        raise UsageError("restore takes one backup NAME (or latest) after the target")
+    into, output = values.get("into"), values.get("output")
+    if into and output:
+        raise UsageError("give either --into or --output, not both")
+    if not into and not output:
+        raise UsageError(
+            "say where to restore: --output FILE (- for stdout) or --into " + "|".join(INTO)
+        )
+    if into == "dir" and not values.get("dir"):
+        raise UsageError("--into dir needs the destination: --dir DIR")
+    if into == "sqlite" and not values.get("file"):
+        raise UsageError("--into sqlite needs the destination file: --file PATH")
+    spec = source_spec(INTO[into].what if into in INTO else into or "data", values)
+    return RestoreJob(
+        target=target,
+        name=check_name(rest[0]),
+        target_options=target_options(values),
+        into=into,
+        output=output,
+        source=spec,
+        identity=values.get("identity"),
+        force=bool(values.get("force")),
+        overwrite=bool(values.get("overwrite")),
+        source_id=values.get("source_id"),
+        quiet=bool(values.get("quiet")),
+        debug=bool(values.get("debug")),
+    )
+
+
+def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
+    """Given DRILL's positionals (HOW WHERE [PATH] NAME, or URL NAME) and option values,
+    return a DrillJob. Raise UsageError if anything is malformed."""
+    target, rest = target_of(positional, min_rest=1)
+    if len(rest) != 1:
+        raise UsageError("drill takes one backup NAME (or latest) after the target")
+    into = values.get("into")
+    if not into:
+        raise UsageError(f"say where to drill: --into {spoken(INTO)}")
+    if values.get("database"):
+        raise UsageError("drill loads into scratch databases of its own: drop --database")
+    return DrillJob(
+        target=target,
+        name=check_name(rest[0]),
+        into=into,
+        source=source_spec(INTO[into].what, values),
+        target_options=target_options(values),
+        identity=values.get("identity"),
+        label=values.get("label"),
+        workdir=values.get("dir"),
+        emails=notify.check_addresses(values.get("email") or ()),
+        ping_url=notify.check_ping_url(values["ping_url"]) if values.get("ping_url") else None,
+        source_id=values.get("source_id"),
+    )
+
+
+def verify_args(args: list[str], every: bool, identity: str | None) -> tuple[TargetURL, str | None]:
+    """Given verify's positionals, --all and --identity, return the target and the NAME to
+    verify (None: all). Raise UsageError if they do not fit together."""
+    if identity and not os.access(os.path.expanduser(identity), os.R_OK):
+        raise UsageError(f"cannot read the identity file {identity}")
+    if every and args and (parse_name(args[-1]) or args[-1] == "latest"):
+        raise UsageError(f"give a backup NAME or --all, not both (got {args[-1]!r})")
+    url, rest = target_of(args, min_rest=0 if every else 1)
+    if every:
+        return url, None
+    if len(rest) != 1:
+        raise UsageError("verify takes one backup NAME (or latest), or --all")
+    return url, check_name(rest[0])
+
+
+# Paths on the line are made absolute: cron starts in $HOME, not where schedule was run.
+PATH_DESTS = frozenset({"password_file", "dir", "file", "ssh_key", "socket", "env_file"})
+
+
+def option_args(values: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> list[str]:
+    """Given typed option values, return the backup options that say the same on a command
+    line, in the options table's order (paths made absolute)."""
+    args: list[str] = []
+    for opt in options.OPTIONS:
+        value = values.get(opt.dest)
+        if options.BACKUP not in opt.commands or value is None or opt.dest in skip:
+            continue
+        items = list(value) if opt.kind == "list" else [value]
+        for item in items:
+            if opt.kind == "flag":
+                args += [opt.flag] if item else []
+            elif opt.kind == "mode":
+                args += [opt.flag, format(item, "04o")]
+            elif opt.dest in PATH_DESTS:
+                args += [opt.flag, os.path.abspath(os.path.expanduser(str(item)))]
+            else:
+                args += option_value(opt.flag, str(item))
+    return args
