@@ -12,7 +12,13 @@ bindir=${2:-/usr/local/bin}
 
 umask 022
 make_venv "$prefix"
-"$prefix/bin/pip" install -q --disable-pip-version-check --upgrade "$src"
+# From a clean copy of the package: setuptools keeps a build/ folder in the source tree, and
+# modules moved or removed since the last build would be installed again from it.
+copy=$(mktemp -d)
+trap 'rm -rf "$copy"' EXIT
+cp -r "$src/pyproject.toml" "$src/README.md" "$src/tiffin" "$copy/"
+find "$copy" -name __pycache__ -prune -exec rm -rf {} +
+"$prefix/bin/pip" install -q --disable-pip-version-check --upgrade "$copy"
 chmod -R a+rX "$prefix"
 mkdir -p "$bindir"
 ln -sfn "$prefix/bin/tiffin" "$bindir/tiffin"
