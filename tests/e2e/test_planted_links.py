@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import backups, tiffin
+from tests.e2e.helpers import backups, tiffin, tiffin_exe
 from tests.e2e.test_schedule import Crontab
 from tests.faults.tried import tried
 from tests.servers.env import tiffin_env
@@ -213,3 +215,51 @@ def test_a_planted_link_is_never_written_through(place: str, kind: str, tmp_path
             if os.path.lexists(path):
                 st = path.lstat()
                 assert stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size > 0, path
+
+
+def test_restore_output_writes_into_a_device_or_pipe_and_never_replaces_one(tmp_path: Path):
+    """--output naming a character device or a pipe gets the dump written into it, as
+    `> PATH` would; a link to one, a folder or closed standard output is refused; the
+    device, pipe or link is never replaced by a file (with --overwrite neither)."""
+    root = tmp_path / "t"
+    root.mkdir()
+    argv = _restore(root)[:-2]  # restore local STORE latest
+    env = tiffin_env(root / "home")
+    expected = tiffin([*argv, "--output", "-"], env).stdout
+    null_before = os.stat("/dev/null")
+    for flags in ([], ["--overwrite"]):
+        r = tiffin([*argv, "--output", "/dev/null", *flags], env)
+        assert "written to /dev/null" in r.stdout
+        assert os.stat("/dev/null").st_rdev == null_before.st_rdev
+        assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+        r = tiffin([*argv, "--output", "/dev/full", *flags], env, expect=1)
+        assert r.stderr.strip() == "tiffin: cannot write /dev/full: No space left on device"
+        assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    fifo = root / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    tiffin([*argv, "--output", str(fifo), "--overwrite"], env)
+    reader.join(timeout=60)
+    assert got == [expected.encode()] and stat.S_ISFIFO(fifo.lstat().st_mode)
+    link = root / "to-null"
+    link.symlink_to("/dev/null")
+    (root / "folder").mkdir()
+    for path in (link, root / "folder"):
+        r = tiffin([*argv, "--output", str(path), "--overwrite"], env, expect=1)
+        [line] = r.stderr.strip().split("\n")
+        assert line.startswith(f"tiffin: {path} is a "), line
+    assert os.readlink(link) == "/dev/null"
+    closed = subprocess.run(
+        [tiffin_exe(), *argv, "--output", "-"],
+        env=env,
+        stdout=None,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        close_fds=True,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert closed.returncode == 1
+    assert closed.stderr.strip() == "tiffin: standard output is closed: give --output FILE"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -246,21 +247,28 @@ def restore(job: RestoreJob) -> RestoreResult:
     return RestoreResult(name, summary, time.monotonic() - t0)
 
 
+def _copy(stream: IO[bytes], sink: IO[bytes]) -> None:
+    while data := stream.read(BLOCK):
+        sink.write(data)
+    sink.flush()
+
+
 def _write_output(target: Target, name: str, manifest: Manifest | None, job: RestoreJob) -> str:
     out = job.output or "-"
     raw, stream = decoded(target, name, manifest, job.identity)
     try:
         if out == "-":
-            sink = sys.stdout.buffer
+            if sys.stdout is None:  # started with standard output closed (>&-)
+                raise BackupFailed("standard output is closed: give --output FILE")
             try:
-                while data := stream.read(BLOCK):
-                    sink.write(data)
-                sink.flush()
+                _copy(stream, sys.stdout.buffer)
             except BrokenPipeError:
                 raise OutputClosed("standard output was closed") from None
             check_stored(raw, manifest, name)
             return "written to standard output"
         path = os.path.abspath(os.path.expanduser(out))
+        if _is_stream(path):
+            return _write_into(path, raw, stream, manifest, name)
         if os.path.lexists(path) and not job.overwrite:
             raise BackupFailed(f"{path} exists; add --overwrite to replace it")
         temp = path + ".partial"
@@ -270,9 +278,7 @@ def _write_output(target: Target, name: str, manifest: Manifest | None, job: Res
             raise BackupFailed(f"cannot write {temp}: {exc.strerror or exc}") from None
         try:
             with os.fdopen(fd, "wb") as f:
-                while data := stream.read(BLOCK):
-                    f.write(data)
-                f.flush()
+                _copy(stream, f)
                 os.fsync(f.fileno())
             check_stored(raw, manifest, name)
             if job.overwrite:
@@ -289,3 +295,49 @@ def _write_output(target: Target, name: str, manifest: Manifest | None, job: Res
         return f"written to {path}"
     finally:
         stream.close()
+
+
+def _is_stream(path: str) -> bool:
+    """Given --output's path, return True if it is a character device or a pipe, which the
+    dump is written into as `> PATH` would (never replaced by a file). Raise BackupFailed if
+    it is a block device, a socket, a directory, or a link to anything but a file."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise BackupFailed(f"cannot write {path}: {exc.strerror or exc}") from None
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+        return True
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            linked = os.stat(path)
+        except OSError:
+            return False  # a dangling link: replaced with --overwrite, like a file
+        if stat.S_ISREG(linked.st_mode):
+            return False
+        raise BackupFailed(
+            f"{path} is a link to a device, pipe or folder, never written through or "
+            "replaced: give the device itself, or - for standard output"
+        )
+    if stat.S_ISDIR(st.st_mode):
+        raise BackupFailed(f"{path} is a folder: give a file name")
+    if not stat.S_ISREG(st.st_mode):
+        raise BackupFailed(f"{path} is a block device or a socket: give a file name")
+    return False
+
+
+def _write_into(
+    path: str, raw: HashingReader, stream: IO[bytes], manifest: Manifest | None, name: str
+) -> str:
+    """Write the restored dump into the character device or pipe at PATH."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NOCTTY)
+        with os.fdopen(fd, "wb") as sink:
+            _copy(stream, sink)
+    except BrokenPipeError:
+        raise OutputClosed(f"{path} was closed") from None
+    except OSError as exc:
+        raise BackupFailed(f"cannot write {path}: {exc.strerror or exc}") from None
+    check_stored(raw, manifest, name)
+    return f"written to {path}"
