@@ -427,3 +427,68 @@ def test_sparse_writes_keep_every_byte(tmp_path_factory, runs, chunk):
     finally:
         os.close(fd)
     assert path.read_bytes() == data
+
+
+def pax_sparse(realsize: int, pieces: list[tuple[int, int]], data: bytes) -> bytes:
+    """A tar holding data/x as a PAX GNU sparse 1.0 member: PIECES (offset, size) of DATA
+    in a file of REALSIZE bytes, holes between them."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        top = tarfile.TarInfo("data")
+        top.type, top.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(top)
+        head = f"{len(pieces)}\n" + "".join(f"{o}\n{n}\n" for o, n in pieces)
+        body = head.encode() + bytes(-len(head) % 512) + data
+        info = tarfile.TarInfo("data/GNUSparseFile.0/x")
+        info.size, info.mode = len(body), 0o644
+        info.pax_headers = {
+            "GNU.sparse.major": "1",
+            "GNU.sparse.minor": "0",
+            "GNU.sparse.name": "data/x",
+            "GNU.sparse.realsize": str(realsize),
+        }
+        tar.addfile(info, io.BytesIO(body))
+    return buf.getvalue()
+
+
+def test_a_sparse_member_costs_its_stored_bytes_not_its_claimed_size(tmp_path):
+    """A 1 KiB backup claiming a 1 TiB file with 3 bytes at its end restores at once, as a
+    hole and the 3 bytes (tarfile's own reader would make a TiB of zeros first)."""
+    dest = tmp_path / "out"
+    loader(dest).load(io.BytesIO(pax_sparse(1 << 40, [((1 << 40) - 3, 3)], b"end")), {})
+    got = dest / "data" / "x"
+    assert got.stat().st_size == 1 << 40 and got.stat().st_blocks * 512 <= 1 << 20
+    with open(got, "rb") as f:
+        f.seek((1 << 40) - 8)
+        assert f.read() == bytes(5) + b"end"
+
+
+@pytest.mark.parametrize(
+    ("realsize", "pieces"),
+    [(1 << 62, [(1 << 61, 3)]), (10, [(100, 3)]), (100, [(-5, 3)]), (100, [(0, 3), (0, 3)])],
+    ids=["past what a file may hold", "past its size", "negative", "out of order"],
+)
+def test_a_hostile_sparse_map_is_refused_in_one_sentence(tmp_path, realsize, pieces):
+    with pytest.raises(BackupFailed) as info:
+        loader(tmp_path / "out").load(io.BytesIO(pax_sparse(realsize, pieces, b"abcabc")), {})
+    assert "data/x" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("form", ["gnu", "posix"])
+def test_sparse_files_from_gnu_tar_come_back_byte_for_byte_as_holes(tmp_path, form):
+    src = tmp_path / "src" / "data"
+    src.mkdir(parents=True)
+    with open(src / "disk.img", "wb") as f:
+        for at in (0, 5 * MiB + 7, 40 * MiB):
+            f.seek(at)
+            f.write(os.urandom(5000))
+    tar = tmp_path / "s.tar"
+    subprocess.run(
+        ["tar", f"--format={form}", "--sparse", "-cf", str(tar), "-C", str(src.parent), "data"],
+        check=True,
+    )
+    dest = tmp_path / "out"
+    loader(dest).load(io.BytesIO(tar.read_bytes()), {})
+    got = dest / "data" / "disk.img"
+    assert got.read_bytes() == (src / "disk.img").read_bytes()
+    assert got.stat().st_blocks * 512 < MiB
