@@ -31,6 +31,8 @@ OPTION_KEYS: dict[str, options.Opt] = {
 TARGET_KEYS = ("what", "to", "path")
 KEYS = (*TARGET_KEYS, *OPTION_KEYS)
 _JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# A config or env file is text a person wrote: /dev/zero given as one must not fill memory.
+TEXT_MAX = 16 << 20
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -118,6 +120,8 @@ def parse(text: str, path: str, overrides: Mapping[str, Any] | None = None) -> d
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [f"not valid TOML: {exc}"]) from None
+    except RecursionError:  # tomllib parses nested arrays and tables by recursion
+        raise ConfigError(path, ["not valid TOML: its arrays or tables nest too deep"]) from None
     errors: list[str] = []
     for key in data:
         if key not in ("defaults", "jobs"):
@@ -156,13 +160,17 @@ def load(path: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Bac
     cannot be read, ConfigError if it is malformed."""
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            text = f.read(TEXT_MAX + 1)
     except FileNotFoundError:
         raise UsageError(
             f"there is no config file {path}: write one with [jobs.NAME] tables, or give --config"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read the config file {path}: {exc}") from None
+    if len(text) > TEXT_MAX:
+        raise UsageError(
+            f"the config file {path} is over {TEXT_MAX >> 20} MiB: is it the right file?"
+        )
     return parse(text, path, overrides)
 
 
@@ -186,11 +194,16 @@ def load_env_files(paths: Iterable[str]) -> None:
         try:
             with open(full, encoding="utf-8", newline="") as f:
                 # Lines end at "\n" (or "\r\n") only: a value keeps any \x0c, \x85, U+2028.
-                lines = [ln.removesuffix("\r") for ln in f.read().split("\n")]
+                text = f.read(TEXT_MAX + 1)
+                lines = [ln.removesuffix("\r") for ln in text.split("\n")]
         except OSError as exc:
             raise UsageError(f"cannot read --env-file {path}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise UsageError(f"--env-file {path} is not UTF-8 text") from None
+        if len(text) > TEXT_MAX:
+            raise UsageError(
+                f"--env-file {path} is over {TEXT_MAX >> 20} MiB: is it the right file?"
+            )
         for number, line in enumerate(lines, 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue

@@ -29,15 +29,26 @@ from tiffin.sources import INTO, SOURCES, WHATS, spoken
 from tiffin.targets.where import parse_target, parse_url
 from tiffin.tell import notify
 
+SECRET_MAX = 64 << 10  # a password file holds one password
+
 
 def _password(values: Mapping[str, Any]) -> str | None:
     path = values.get("password_file")
     if path:
         try:
-            with open(os.path.expanduser(path), encoding="utf-8") as f:
-                return f.read().rstrip("\r\n")
+            with open(os.path.expanduser(path), "rb") as f:
+                raw = f.read(SECRET_MAX + 1)  # /dev/zero too: never more than this
         except OSError as exc:
             raise UsageError(f"cannot read --password-file {path}: {exc.strerror}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(f"--password-file {path} is not UTF-8 text") from None
+        if len(raw) > SECRET_MAX or "\0" in text:
+            raise UsageError(
+                f"--password-file {path} holds more than a password (over 64 KiB, or a NUL)"
+            )
+        return text.rstrip("\r\n")
     return os.environ.get("TIFFIN_DB_PASSWORD")
 
 

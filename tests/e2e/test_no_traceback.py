@@ -99,12 +99,51 @@ def drill_wrong_types(tmp: Path, env: dict[str, str]) -> None:
     one_sentence(r, 1, "manifest.size must be a whole number")
 
 
+def files_that_are_no_text(tmp: Path, env: dict[str, str]) -> None:
+    """--password-file, --env-file and --config given /dev/zero (endless), a NUL, Latin-1
+    bytes or arrays nested 5,000 deep: exit 2 in one sentence, read no further than a bound."""
+    (tmp / "nul").write_bytes(b"pa\0ss\n")
+    (tmp / "latin1").write_bytes(b"caf\xe9\n")
+    (tmp / "deep.toml").write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    backup = ["backup", "data", "local", str(tmp / "b"), "--dir", str(tmp)]
+    pgsql = ["backup", "pgsql", "local", str(tmp / "b"), "--host", "127.0.0.1", "--port", "9"]
+    for argv, said in (
+        ([*pgsql, "--password-file", "/dev/zero"], "holds more than a password"),
+        ([*pgsql, "--password-file", str(tmp / "nul")], "holds more than a password"),
+        ([*pgsql, "--password-file", str(tmp / "latin1")], "is not UTF-8 text"),
+        ([*backup, "--env-file", "/dev/zero"], "is over 16 MiB"),
+        (["run", "--config", "/dev/zero"], "is over 16 MiB"),
+        (["run", "--config", str(tmp / "deep.toml")], "nest too deep"),
+    ):
+        one_sentence(tiffin(argv, env, expect=None, timeout=60), 2, said)
+    assert not (tmp / "b").exists()
+
+
+def line_breaks_for_ftp(tmp: Path, env: dict[str, str]) -> None:
+    """A CR, LF or NUL in an FTP user, password or path, which ftplib refuses to send: exit 2
+    before anything is contacted, the password never shown."""
+    backup = ["backup", "data"]
+    where = "bob:pw@127.0.0.1:9"
+    for argv, extra in (
+        ([*backup, "ftp://bob:SE%0aCRET@127.0.0.1:9/x"], {}),
+        ([*backup, "ftp://bob:SE%0dCRET@127.0.0.1:9/x"], {}),
+        ([*backup, "ftp", "bob@127.0.0.1:9"], {"TIFFIN_FTP_PASSWORD": "SE\nCRET"}),
+        ([*backup, "ftp", "b\nob@127.0.0.1:9"], {"TIFFIN_FTP_PASSWORD": "pw"}),
+        ([*backup, "ftp", where, "a\nb"], {}),
+    ):
+        r = tiffin([*argv, "--dir", str(tmp)], {**env, **extra}, expect=None, timeout=60)
+        one_sentence(r, 2, "holds a line break or a NUL, which FTP cannot send")
+        assert "CRET" not in r.stderr + r.stdout
+
+
 CASES: dict[str, Callable[[Path, dict[str, str]], None]] = {
     "NUL in a TOML dir, to or path": nul_in_toml,
     "a file where the local target folder should be": file_as_target_folder,
     "restore --output - | head -c100": stdout_closed,
     "--env-file /proc/self/environ": env_file_not_text,
     "drill and restore of a manifest with wrong types": drill_wrong_types,
+    "password, env and config files that are no text": files_that_are_no_text,
+    "a line break in an FTP user, password or path": line_breaks_for_ftp,
 }
 
 

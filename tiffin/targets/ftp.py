@@ -105,6 +105,12 @@ class FTPTarget:
         self.timeout = options.timeout
         self.insecure = options.insecure
         self._password = find_password(url)
+        # FTP commands are lines: ftplib refuses a CR, LF or NUL in any of them.
+        for what, text in (("user", self.user), ("password", self._password), ("path", url.path)):
+            if any(c in text for c in "\r\n\0"):
+                raise UsageError(
+                    f"the FTP {what} holds a line break or a NUL, which FTP cannot send"
+                )
         ftp = self._connect()
         self._ftp: ftplib.FTP | None = ftp
         with self._errors("finding the login's home folder"):
