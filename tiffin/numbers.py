@@ -36,7 +36,14 @@ def number(kind: str, value: Any) -> float:
         if isinstance(value, int):  # TOML's 0o640 and 416 are the same integer, 640 another
             raise ValueError('write a file mode as a quoted string of octal digits, like "0640"')
         if isinstance(value, str) and _MODE.fullmatch(value):
-            return int(value, 8)
+            mode = int(value.removeprefix("0o"), 8)
+            if mode & 0o7000:
+                raise ValueError("a backup takes no setuid, setgid or sticky bit (try 0600)")
+            if mode & 0o022:  # others could write a hostile dump in its place
+                raise ValueError("no one but the owner may write a backup (try 0600 or 0640)")
+            if mode & 0o600 != 0o600:
+                raise ValueError("the owner must read and write a backup (try 0600 or 0640)")
+            return mode
         raise ValueError("expected an octal file mode such as 0600")
     if kind == "size":
         try:

@@ -170,3 +170,22 @@ def test_a_toml_integer_mode_is_refused_not_misread(written):
         ].target_options.mode
         == 0o640
     )
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [
+        ("0777", "no one but the owner may write"),
+        ("0660", "no one but the owner may write"),
+        ("0602", "no one but the owner may write"),
+        ("4700", "no setuid, setgid or sticky bit"),
+        ("0", "the owner must read and write"),
+        ("0400", "the owner must read and write"),
+    ],
+)
+def test_a_mode_that_lets_others_write_or_the_owner_not_is_refused(mode, said):
+    """A backup others may write can be swapped for a hostile dump; one its owner cannot
+    read or write cannot be verified or pruned."""
+    text = f'[jobs.a]\nwhat = "data"\nto = "file:///b"\nmode = "{mode}"\n'
+    with pytest.raises(UsageError, match=said):
+        config.parse(text, "/etc/t.toml")
