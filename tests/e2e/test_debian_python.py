@@ -29,13 +29,17 @@ def test_the_suite_runs_on_debians_own_python():
     )
 
 
-def test_folder_restore_and_drill_strip_setuid_and_keep_holes(tmp_path):
+def test_folder_restore_and_drill_strip_mode_bits_as_tars_data_filter_and_keep_holes(tmp_path):
     src = tmp_path / "src" / "data"
     (src / "shared").mkdir(parents=True)
     (src / "shared").chmod(0o2775)  # setgid directory
     tool = src / "tool"
     tool.write_bytes(b"#!/bin/sh\necho hi\n")
     tool.chmod(0o4755)  # setuid file
+    (src / "open").write_text("anyone may write me\n")
+    (src / "open").chmod(0o666)
+    (src / "drop").mkdir()
+    (src / "drop").chmod(0o1777)  # sticky, world-writable directory
     sparse = src / "disk.img"
     with open(sparse, "wb") as f:  # 64 MiB, of which 2 pages hold data
         f.seek(MiB + 10)
@@ -53,7 +57,9 @@ def test_folder_restore_and_drill_strip_setuid_and_keep_holes(tmp_path):
     got = dest / "data"
     assert (got / "tool").read_bytes() == tool.read_bytes()
     assert (got / "tool").stat().st_mode & 0o7777 == 0o755  # setuid stripped
-    assert (got / "shared").stat().st_mode & 0o7777 == 0o775  # setgid stripped
+    assert (got / "shared").stat().st_mode & 0o7777 == 0o755  # setgid, group write stripped
+    assert (got / "open").stat().st_mode & 0o7777 == 0o644  # other write stripped
+    assert (got / "drop").stat().st_mode & 0o7777 == 0o755  # sticky, other write stripped
     assert (got / "disk.img").stat().st_size == 64 * MiB
     assert (got / "disk.img").read_bytes() == sparse.read_bytes()
     assert (got / "disk.img").stat().st_blocks * 512 < MiB, "the zeros came back as data"

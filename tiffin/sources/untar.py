@@ -9,11 +9,11 @@ existing file is never written through.
 
 These are the checks of tarfile's `data` filter (Python 3.11.4 and later), made here on every
 Python tiffin supports (Debian 12 ships 3.11.2, which has no filters): no absolute name, no
-name leading out, no special file, a hard link only to a file of this archive, setuid and
-setgid bits stripped. Two differences, both kept on purpose: a symlink's own target may lead
-anywhere (it is restored as stored, and nothing is ever written through a symlink), and modes
-keep their group and other write bits and owners are restored when run as root (a backup
-brings back the folder as it was). Runs of zeros of a page or more are written as holes, so a
+name leading out, no special file, a hard link only to a file of this archive, no setuid,
+setgid or sticky bit and no group or other write bit. Two differences, both kept on purpose:
+a symlink's own target may lead anywhere (it is restored as stored, and nothing is ever
+written through a symlink), and owners and the other mode bits are restored (a backup brings
+back the folder as it was). Runs of zeros of a page or more are written as holes, so a
 sparse file comes back sparse instead of as gigabytes of zeros.
 """
 
@@ -35,8 +35,8 @@ from tiffin.errors import BackupFailed
 
 PAGE = 4096
 _ZERO_PAGE = bytes(PAGE)
-# Permission bits and the sticky bit; never setuid or setgid (tar's data filter drops them).
-_MODE = 0o1777
+# As tar's data filter: no setuid, setgid or sticky bit, no group or other write.
+_MODE = 0o755
 
 
 def _write_all(fd: int, view: memoryview) -> None:
