@@ -142,6 +142,9 @@ def test_restoring_a_hostile_archive_never_writes_outside_the_folder(
         else:
             assert r.returncode == 1, (r.stdout, r.stderr)
             assert r.stderr.startswith("tiffin: refusing "), r.stderr
+            # A refused restore leaves no link that leads out of the folder.
+            for link in (p for p in (tmp_path / "r").rglob("*") if p.is_symlink()):
+                assert (tmp_path / "r") in link.resolve().parents, link
         after = {k: v for k, v in tree(tmp_path).items() if not k.startswith(("r/", "home/"))}
         assert after == before, set(after) ^ set(before)
     assert (outside / "victim.txt").read_bytes() == b"precious"

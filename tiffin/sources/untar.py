@@ -155,7 +155,11 @@ class SafeExtractor:
                     # A stream of any length: keep no list of the members seen.
                     tar.members.clear()  # type: ignore[attr-defined]
         except tarfile.TarError as exc:
+            self._unlink_symlinks()
             raise BackupFailed(f"the backup is not a sound tar stream: {exc}") from None
+        except BaseException:
+            self._unlink_symlinks()
+            raise
         for path, member in reversed(self._dirs):
             st = _lstat(path)
             if st is not None and stat.S_ISDIR(st.st_mode):
@@ -163,6 +167,14 @@ class SafeExtractor:
         while reader.read(BLOCK):  # the bytes after the archive's end, for upstream checks
             pass
         return len(self._files)
+
+    def _unlink_symlinks(self) -> None:
+        """A restore that failed leaves no symlink of the archive behind, which might lead out
+        of DEST (nothing was written through one; files restored are kept)."""
+        for path in self._symlinks:
+            with contextlib.suppress(OSError):
+                if os.path.islink(path):
+                    os.unlink(path)
 
     def _refuse(self, member: tarfile.TarInfo, why: str) -> BackupFailed:
         return BackupFailed(f"refusing {member.name}: {why}")
