@@ -3,6 +3,7 @@ and back: Target.open -> HashingReader -> Codec.decode ... -> Loader.load or a f
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import stat
@@ -332,12 +333,16 @@ def _write_into(
 ) -> str:
     """Write the restored dump into the character device or pipe at PATH."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NOCTTY)
+        # Non-blocking to open: a pipe no process reads is refused (ENXIO), not waited on.
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK)
+        os.set_blocking(fd, True)
         with os.fdopen(fd, "wb") as sink:
             _copy(stream, sink)
     except BrokenPipeError:
         raise OutputClosed(f"{path} was closed") from None
     except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise BackupFailed(f"cannot write {path}: it is a pipe that no process reads") from None
         raise BackupFailed(f"cannot write {path}: {exc.strerror or exc}") from None
     check_stored(raw, manifest, name)
     return f"written to {path}"
