@@ -45,7 +45,7 @@ from tiffin.commands.drillsql import mysql_counts, pg_counts
 from tiffin.engine import process
 from tiffin.engine.scratch import ScratchMariaDB, ScratchPostgres
 from tiffin.engine.stored import check_stored, decoded
-from tiffin.errors import BackupFailed, NotFound, TiffinError, UsageError
+from tiffin.errors import BackupFailed, Failed, NotFound, TiffinError, UsageError
 from tiffin.job import RestoreJob, SourceSpec, TargetOptions, TargetURL
 from tiffin.sources import INTO
 from tiffin.sources.directory import DirectoryLoader
@@ -62,7 +62,7 @@ TEMP_SCHEMAS = ("pg_temp_", "pg_toast_temp_")
 MAX_WARNINGS = 5
 
 
-class DrillFailed(BackupFailed):
+class DrillFailed(Failed):
     """The drill of NAME failed; str() is the reason. SUMMARY: what was checked, if the checks
     ran; RECORDED: whether it is a verdict on the backup (recorded beside it); `warnings`:
     what the report adds (a record that could not be stored)."""
@@ -74,7 +74,7 @@ class DrillFailed(BackupFailed):
         self.summary = summary
         self.recorded = recorded
         self.warnings: list[str] = []
-        super().__init__(reason)
+        super().__init__(f"Drill of {name}", reason)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from tiffin.engine.stored import check_stored, decoded, decoders_for, verify_sto
 from tiffin.engine.streams import BLOCK, HashingReader, Prefetch
 from tiffin.errors import (
     BackupFailed,
+    Failed,
     IntegrityError,
     NotFound,
     OutputClosed,
@@ -35,13 +36,11 @@ from tiffin.sources.identity import identity, key
 from tiffin.targets import Target, connected, make_target
 
 
-class RunFailed(BackupFailed):
+class RunFailed(Failed):
     """A backup (or restore) of a known NAME failed; str() is the reason."""
 
     def __init__(self, name: str, reason: TiffinError | str) -> None:
-        self.name = name
-        self.reason = reason
-        super().__init__(str(reason))
+        super().__init__(f"Backup {name}", reason)
 
 
 def _iso(t: datetime) -> str:
