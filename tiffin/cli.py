@@ -211,7 +211,7 @@ def cmd_list(args: list[str], values: dict[str, Any]) -> int:
     with connected(url, jobargs.target_options(values)) as target:
         items = holdings.select(holdings.survey(target), values.get("label"), what)
     if values.get("json"):
-        out(json.dumps([i.to_json() for i in items], indent=2))
+        out(json.dumps([b.to_json() for b in items], indent=2))
         return ExitStatus.OK
     for line in inventory.table(items) if items else [f"No backups at {url.redacted()}."]:
         out(line)

@@ -104,10 +104,10 @@ def _latest(
     target: Target, what: str, label: str | None, source: str | None = None
 ) -> tuple[str, Manifest]:
     found = latest(target, label, what, source)
-    if found is None or found[1] is None:
+    if found is None or found.manifest is None:
         of = f" of the source {source}" if source is not None else ""
         raise NotFound(f"there is no complete {what} backup{of} here to drill as 'latest'")
-    return found[0].name, found[1]
+    return found.name, found.manifest
 
 
 def check_tables(
