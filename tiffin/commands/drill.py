@@ -52,7 +52,7 @@ from tiffin.sources.directory import DirectoryLoader
 from tiffin.sources.mysql import MySQLLoader
 from tiffin.sources.postgresql import PostgresLoader
 from tiffin.sources.sqlite import SqliteLoader, table_counts
-from tiffin.targets import Target, make_target
+from tiffin.targets import Target, connected
 from tiffin.tell import notify
 
 WHAT_OF = {into: kind.what for into, kind in INTO.items()}
@@ -275,8 +275,7 @@ def run(job: DrillJob) -> DrillResult:
     fails; TargetError if the target cannot be reached."""
     t0 = time.monotonic()
     process.set_patience(job.target_options.timeout)  # bounds every wait on the server too
-    target = make_target(job.target, job.target_options)
-    try:
+    with connected(job.target, job.target_options) as target:
         try:
             result = _run(job, target, t0)
         except DrillFailed as exc:
@@ -286,8 +285,6 @@ def run(job: DrillJob) -> DrillResult:
             raise
         rec = drillrecord.record(result.name, job.into, True, result.summary, result.warnings)
         noted = drillrecord.store(target, rec)
-    finally:
-        target.close()
     return DrillResult(result.name, result.summary, result.seconds, (*result.warnings, *noted))
 
 

@@ -33,7 +33,7 @@ from tiffin.job import BackupJob, BackupResult, RestoreJob
 from tiffin.sources import INTO, SOURCES
 from tiffin.sources.base import Source
 from tiffin.sources.identity import identity, key
-from tiffin.targets import Target, connected, make_target
+from tiffin.targets import Target, connected
 
 
 class RunFailed(Failed):
@@ -80,30 +80,25 @@ def backup(
     except TiffinError as exc:
         raise RunFailed(name, exc) from exc
     with held:
-        try:
-            target = make_target(job.target, job.target_options)
-        except UsageError:
-            raise
-        except TiffinError as exc:
-            raise RunFailed(name, exc) from exc
         claim = None
         try:
-            if not job.name:
-                name, claim = free_name(target, where, started, name_of)
-            return _backup(job, name, started, source, target, now, watch)
-        except UsageError:
+            with connected(job.target, job.target_options) as target:
+                try:
+                    if not job.name:
+                        name, claim = free_name(target, where, started, name_of)
+                    return _backup(job, name, started, source, target, now, watch)
+                except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM mapped to it by the CLI
+                    process.kill_all()
+                    raise RunFailed(
+                        name, "interrupted; stopped and cleaned up, nothing was published"
+                    ) from exc
+                finally:
+                    if claim is not None:
+                        claim.close()
+        except (UsageError, RunFailed):
             raise
         except TiffinError as exc:
             raise RunFailed(name, exc) from exc
-        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM mapped to it by the CLI
-            process.kill_all()
-            raise RunFailed(
-                name, "interrupted; stopped and cleaned up, nothing was published"
-            ) from exc
-        finally:
-            if claim is not None:
-                claim.close()
-            target.close()
 
 
 def _backup(
