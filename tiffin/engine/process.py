@@ -17,10 +17,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from tiffin.engine.watchdog import NO_GREETING, Server, Stalled, patience, set_patience
 from tiffin.errors import BackupFailed, ToolFailed
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = ["Server", "Stalled", "patience", "set_patience"]  # the watchdog's rules, re-exported
 
@@ -251,7 +254,7 @@ class ToolOutput(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, b: WriteableBuffer) -> int:
         if self._done:
             return 0
         n = self._out.readinto(b)  # type: ignore[attr-defined]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterable
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from tiffin.catalog.manifest import Manifest, Part
 from tiffin.catalog.naming import parse_name
@@ -16,6 +16,9 @@ from tiffin.errors import (
     UsageError,
 )
 from tiffin.targets import Target
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 
 def check_stored(reader: HashingReader, manifest: Manifest | None, name: str) -> None:
@@ -94,10 +97,11 @@ class PartsCheck(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.inner.read(len(b))
+    def readinto(self, b: WriteableBuffer) -> int:
+        out = memoryview(b)
+        data = self.inner.read(len(out))
         n = len(data)
-        b[:n] = data
+        out[:n] = data
         view = memoryview(data)
         while view:
             i = self._index

@@ -8,7 +8,10 @@ import io
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 BLOCK = 1 << 20
 
@@ -46,14 +49,15 @@ class IterReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, b: WriteableBuffer) -> int:
+        out = memoryview(b)
         while not self._buf:
             try:
                 self._buf = memoryview(next(self._chunks))
             except StopIteration:
                 return 0
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
+        n = min(len(out), len(self._buf))
+        out[:n] = self._buf[:n]
         self._buf = self._buf[n:]
         return n
 
@@ -92,11 +96,12 @@ class HashingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.inner.read(len(b))
+    def readinto(self, b: WriteableBuffer) -> int:
+        out = memoryview(b)
+        data = self.inner.read(len(out))
         n = len(data)
         if n:
-            b[:n] = data
+            out[:n] = data
             self._sha.update(data)
             self.size += n
         return n
@@ -160,7 +165,8 @@ class Prefetch(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, b: WriteableBuffer) -> int:
+        out = memoryview(b)
         while not self._buf:
             if self._eof:
                 return 0
@@ -172,8 +178,8 @@ class Prefetch(io.RawIOBase):
                 self._eof = True
                 raise item
             self._buf = memoryview(item)
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
+        n = min(len(out), len(self._buf))
+        out[:n] = self._buf[:n]
         self._buf = self._buf[n:]
         return n
 

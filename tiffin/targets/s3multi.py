@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from typing import IO, cast
+from typing import IO, TYPE_CHECKING, cast
 
 from tiffin.catalog.manifest import Part
 from tiffin.catalog.naming import DRILL_SUFFIX, MANIFEST_SUFFIX
@@ -22,6 +22,9 @@ from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets.base import Entry, Stored
 from tiffin.targets.s3 import S3Store, entry
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 log = logging.getLogger("tiffin")
 
@@ -69,8 +72,9 @@ class _Limited(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        want = min(len(b), self._left)
+    def readinto(self, b: WriteableBuffer) -> int:
+        out = memoryview(b)
+        want = min(len(out), self._left)
         if want <= 0:
             return 0
         if self._head:
@@ -79,7 +83,7 @@ class _Limited(io.RawIOBase):
         else:
             data = self._inner.read(want)
         n = len(data)
-        b[:n] = data
+        out[:n] = data
         self._left -= n
         return n
 
@@ -95,7 +99,8 @@ class _Chain(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, b: WriteableBuffer) -> int:
+        out = memoryview(b)
         while True:
             if self._current is None:
                 if not self._keys:
@@ -105,9 +110,9 @@ class _Chain(io.RawIOBase):
                     self._current = self._store.open_key(key, self._name)
                 except NotFound:
                     raise TargetError(f"{self._store.where(key)} vanished while reading") from None
-            data = self._current.read(len(b))
+            data = self._current.read(len(out))
             if data:
-                b[: len(data)] = data
+                out[: len(data)] = data
                 return len(data)
             self._current.close()
             self._current = None

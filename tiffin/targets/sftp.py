@@ -9,7 +9,7 @@ import socket
 import stat as statmod
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
@@ -21,6 +21,9 @@ from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets.base import Entry, Stored
 from tiffin.targets.sshkeys import known_host_keys, load_keys
 from tiffin.urls import host_text
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 log = logging.getLogger("tiffin")
 
@@ -388,7 +391,8 @@ class _Download(io.RawIOBase):
             block = next(self._blocks, b"")
         return block
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, b: WriteableBuffer) -> int:
+        out = memoryview(b)
         if not self._buf:
             with self.target._errors(f"reading {self.name}"):
                 block = self._next_block()
@@ -401,8 +405,8 @@ class _Download(io.RawIOBase):
                 return 0
             self._count += len(block)
             self._buf = memoryview(block)
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
+        n = min(len(out), len(self._buf))
+        out[:n] = self._buf[:n]
         self._buf = self._buf[n:]
         return n
 
