@@ -34,7 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 from tiffin import __version__
 from tiffin.catalog import drillrecord
@@ -45,6 +45,7 @@ from tiffin.commands.drillsql import mysql_counts, pg_counts
 from tiffin.engine import process
 from tiffin.engine.scratch import ScratchMariaDB, ScratchPostgres
 from tiffin.engine.stored import check_stored, decoded
+from tiffin.engine.streams import Reader
 from tiffin.errors import BackupFailed, Failed, NotFound, TiffinError, UsageError
 from tiffin.job import RestoreJob, SourceSpec, TargetOptions, TargetURL
 from tiffin.sources import INTO
@@ -210,7 +211,7 @@ def _restore_job(job: DrillJob, **source: Any) -> RestoreJob:
 
 
 def _drill_files(
-    job: DrillJob, stream: IO[bytes], details: dict[str, Any]
+    job: DrillJob, stream: Reader, details: dict[str, Any]
 ) -> tuple[list[str], list[str], str]:
     parent = os.path.expanduser(job.workdir) if job.workdir else None
     try:
@@ -249,7 +250,7 @@ def dump_major(details: Mapping[str, Any]) -> int:
 
 
 def _drill_db(
-    job: DrillJob, stream: IO[bytes], details: dict[str, Any]
+    job: DrillJob, stream: Reader, details: dict[str, Any]
 ) -> tuple[list[str], list[str], str]:
     mysql = job.into == "mysql"
     server = ScratchMariaDB() if mysql else ScratchPostgres(dump_major(details))

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import Any
 
 from tiffin.catalog.backup import COMPLETE, DAMAGED, INCOMPLETE, PARTIAL, Backup
 from tiffin.catalog.holdings import VANISHED, latest, select, survey
 from tiffin.catalog.naming import MANIFEST_SUFFIX, parse_name
 from tiffin.engine.stored import PartsCheck, decoders_for, read_path
-from tiffin.engine.streams import BLOCK
+from tiffin.engine.streams import BLOCK, Reader
 from tiffin.errors import BackupFailed, NotFound, TargetError
 from tiffin.targets.base import Target
 
@@ -92,7 +92,7 @@ def verify_one(target: Target, item: Backup, identity: str | None = None) -> Ver
         return Verdict(name, "FAILED", reason=item.problem)
     stages, note = _decoders(name, identity)
     try:
-        stored: IO[bytes] = target.open(name)
+        stored: Reader = target.open(name)
     except TargetError as exc:
         if _removed(target, name):
             return Verdict(name, REMOVED)
@@ -100,9 +100,7 @@ def verify_one(target: Target, item: Backup, identity: str | None = None) -> Ver
             exc = NotFound("its bytes are gone (the manifest is still here)")
         return Verdict(name, "FAILED", reason=str(exc))
     parts = PartsCheck(stored, m.parts) if m.parts else None
-    raw, stream, decoded = read_path(
-        cast(IO[bytes], parts) if parts is not None else stored, stages
-    )
+    raw, stream, decoded = read_path(parts if parts is not None else stored, stages)
     undecoded = ""
     try:
         try:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any, cast
+from typing import Any
 
 from tiffin.catalog.holdings import free_name, previous_complete, read_manifest, resolve
 from tiffin.catalog.manifest import Manifest
@@ -19,7 +19,7 @@ from tiffin.codecs import Codec, compressor
 from tiffin.engine import lock, process, safefile
 from tiffin.engine.prune import apply_policy
 from tiffin.engine.stored import check_stored, decoded, decoders_for, verify_stored
-from tiffin.engine.streams import BLOCK, HashingReader, Prefetch
+from tiffin.engine.streams import BLOCK, HashingReader, Prefetch, Reader
 from tiffin.errors import (
     BackupFailed,
     Failed,
@@ -117,16 +117,16 @@ def _backup(
     ident = identity(job.source)
     kind = parsed.kind if parsed else ""
     previous = previous_complete(target, job.label, job.source.what, kind, key(ident))
-    stream: IO[bytes] = source.open()
+    stream: Reader = source.open()
     try:
         # Blocks pass from stage to stage as they are (Prefetch.read hands on the block it
         # holds): no buffered reader in between, which would copy every byte twice a stage.
-        stream = cast(IO[bytes], Prefetch(stream))
+        stream = Prefetch(stream)
         for codec in codecs_for(job):
-            stream = cast(IO[bytes], Prefetch(codec.encode(stream)))
+            stream = Prefetch(codec.encode(stream))
         hashing = HashingReader(stream)
         upload: io.RawIOBase = watch(hashing) if watch else hashing
-        stored = target.put(name, upload)  # type: ignore[arg-type]
+        stored = target.put(name, upload)
     except BaseException:
         # A dump tool that sends nothing (waiting for a lock, its server hung) keeps a
         # prefetch thread inside a read that holds its reader's lock, and closing the stream

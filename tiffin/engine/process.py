@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING
 
+from tiffin.engine.streams import Reader
 from tiffin.engine.watchdog import NO_GREETING, Server, Stalled, patience, set_patience
 from tiffin.errors import BackupFailed, ToolFailed
 
@@ -330,7 +331,7 @@ def run(
 
 def feed(
     cmd: Sequence[str],
-    reader: IO[bytes],
+    reader: Reader,
     *,
     name: str | None = None,
     env: Mapping[str, str] | None = None,

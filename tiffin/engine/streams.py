@@ -8,7 +8,7 @@ import io
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -34,6 +34,16 @@ def keep_blocks_in_heap() -> bool:
     except (OSError, AttributeError):
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TRIM_THRESHOLD, HEAP_KEPT))
+
+
+class Reader(Protocol):
+    """What a stage reads from and hands on: read(N) returns up to N bytes (all that is left
+    when N is -1), b"" only at the end; close() lets go of what it holds. The Source, Codec
+    and Target contracts pass these, so that a stage is any object with these two methods."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
 
 
 class IterReader(io.RawIOBase):
@@ -87,7 +97,7 @@ def buffered(raw: io.RawIOBase, size: int = BLOCK) -> io.BufferedReader:
 class HashingReader(io.RawIOBase):
     """Counts and sha256-hashes every byte read through it."""
 
-    def __init__(self, inner: IO[bytes]) -> None:
+    def __init__(self, inner: Reader) -> None:
         super().__init__()
         self.inner = inner
         self.size = 0
@@ -128,7 +138,7 @@ class Prefetch(io.RawIOBase):
 
     _END = object()
 
-    def __init__(self, inner: IO[bytes], depth: int = 4, block: int = BLOCK) -> None:
+    def __init__(self, inner: Reader, depth: int = 4, block: int = BLOCK) -> None:
         super().__init__()
         self.inner = inner
         self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
@@ -213,7 +223,7 @@ class Prefetch(io.RawIOBase):
         super().close()
 
 
-def copy(reader: IO[bytes], write: Callable[[bytes], Any], block: int = BLOCK) -> int:
+def copy(reader: Reader, write: Callable[[bytes], Any], block: int = BLOCK) -> int:
     """Copy READER to WRITE in blocks; return the byte count."""
     total = 0
     while True:

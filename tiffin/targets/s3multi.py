@@ -13,11 +13,11 @@ from __future__ import annotations
 import io
 import logging
 import re
-from typing import IO, TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from tiffin.catalog.manifest import Part
 from tiffin.catalog.naming import DRILL_SUFFIX, MANIFEST_SUFFIX
-from tiffin.engine.streams import BLOCK, HashingReader
+from tiffin.engine.streams import BLOCK, HashingReader, Reader
 from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets.base import Entry, Stored
@@ -65,7 +65,7 @@ def is_plain(name: str) -> bool:
 class _Limited(io.RawIOBase):
     """At most LIMIT bytes of INNER, starting with HEAD (bytes already read from INNER)."""
 
-    def __init__(self, inner: IO[bytes], limit: int, head: bytes = b"") -> None:
+    def __init__(self, inner: Reader, limit: int, head: bytes = b"") -> None:
         super().__init__()
         self._inner, self._left, self._head = inner, limit, memoryview(head)
 
@@ -94,7 +94,7 @@ class _Chain(io.RawIOBase):
     def __init__(self, store: S3Store, keys: list[str], name: str) -> None:
         super().__init__()
         self._store, self._keys, self._name = store, keys, name
-        self._current: IO[bytes] | None = None
+        self._current: Reader | None = None
 
     def readable(self) -> bool:
         return True
@@ -157,7 +157,7 @@ class S3MultiTarget:
             raise TargetError(f"the chunk {chunk_name(name, missing)} of {name} is missing")
         return chunks
 
-    def put(self, name: str, reader: IO[bytes], replace: bool = False) -> Stored:
+    def put(self, name: str, reader: Reader, replace: bool = False) -> Stored:
         s = self.store
         if is_plain(name):
             if not replace and s.head(s.key(name)) is not None:
@@ -173,9 +173,9 @@ class S3MultiTarget:
             head = b""
             while True:
                 part = chunk_name(name, len(parts))
-                chunk = cast(IO[bytes], _Limited(reader, self.chunk_size, head))
+                chunk = _Limited(reader, self.chunk_size, head)
                 hashing = HashingReader(chunk)
-                s.upload(s.key(f"{name}/{part}"), cast(IO[bytes], hashing))
+                s.upload(s.key(f"{name}/{part}"), hashing)
                 parts.append(Part(part, hashing.size, hashing.sha256))
                 if hashing.size < self.chunk_size:
                     break
@@ -189,7 +189,7 @@ class S3MultiTarget:
             raise
         return Stored(sum(p.size for p in parts), tuple(parts))
 
-    def open(self, name: str) -> IO[bytes]:
+    def open(self, name: str) -> Reader:
         chunks = self._chunks(name)
         if not chunks:
             return self.store.open_key(self.store.key(name), name)

@@ -9,13 +9,13 @@ import socket
 import stat as statmod
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
 from tiffin.catalog.naming import PARTIAL_SUFFIX
-from tiffin.engine.streams import BLOCK
+from tiffin.engine.streams import BLOCK, Reader
 from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets.base import Entry, Stored
@@ -204,7 +204,7 @@ class SFTPTarget:
         """Return True if the server announces itself as OpenSSH."""
         return self._transport is not None and "OpenSSH" in (self._transport.remote_version or "")
 
-    def put(self, name: str, reader: IO[bytes], replace: bool = False) -> Stored:
+    def put(self, name: str, reader: Reader, replace: bool = False) -> Stored:
         final = self._path(name)
         temp = final + PARTIAL_SUFFIX
         self._hung = False
@@ -298,7 +298,7 @@ class SFTPTarget:
         except (TargetError, *_FAILURES) as exc:
             log.warning("could not remove %s on %s: %s", temp, self.where, exc)
 
-    def open(self, name: str) -> IO[bytes]:
+    def open(self, name: str) -> Reader:
         path = self._path(name)
         sftp = self._client()
         with self._errors(f"reading {name}"):
