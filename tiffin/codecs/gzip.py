@@ -25,14 +25,12 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from tiffin.engine.streams import Reader
-
 try:
     from zlib_ng import zlib_ng as zlib
 except ImportError:  # pragma: no cover - the package is a declared dependency
     import zlib  # type: ignore[no-redef]
 
-from tiffin.engine.streams import BLOCK, IterReader, buffered
+from tiffin.engine.streams import BLOCK, IterReader, Reader, buffered
 from tiffin.errors import IntegrityError
 
 ZlibError: type[Exception] = zlib.error  # type: ignore[assignment]  # a value in zlib_ng's stubs

@@ -288,6 +288,13 @@ def spawn_reader(
     return io.BufferedReader(ToolOutput(child), buffer_size=1 << 20)
 
 
+def child_of(reader: io.BufferedReader) -> Child:
+    """Given a reader that spawn_reader returned, return the Child whose stdout it reads."""
+    raw = reader.raw
+    assert isinstance(raw, ToolOutput), "not a reader from spawn_reader"
+    return raw.child
+
+
 def run(
     cmd: Sequence[str],
     *,

@@ -136,19 +136,17 @@ class Prefetch(io.RawIOBase):
     """Reads INNER in a thread of its own, DEPTH blocks ahead, so that the stage upstream and
     the one downstream run at the same time; memory stays at DEPTH x BLOCK."""
 
-    _END = object()
-
     def __init__(self, inner: Reader, depth: int = 4, block: int = BLOCK) -> None:
         super().__init__()
         self.inner = inner
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)  # None: EOF
         self._buf = memoryview(b"")
         self._stop = threading.Event()
         self._eof = False
         self._thread = threading.Thread(target=self._pump, args=(block,), daemon=True)
         self._thread.start()
 
-    def _put(self, item: Any) -> bool:
+    def _put(self, item: bytes | BaseException | None) -> bool:
         while not self._stop.is_set():
             try:
                 self._q.put(item, timeout=0.2)
@@ -162,7 +160,7 @@ class Prefetch(io.RawIOBase):
             while not self._stop.is_set():
                 data = self.inner.read(block)
                 if not data:
-                    self._put(self._END)
+                    self._put(None)
                     return
                 if not self._put(bytes(data)):
                     return
@@ -181,7 +179,7 @@ class Prefetch(io.RawIOBase):
             if self._eof:
                 return 0
             item = self._q.get()
-            if item is self._END:
+            if item is None:
                 self._eof = True
                 return 0
             if isinstance(item, BaseException):
@@ -198,14 +196,14 @@ class Prefetch(io.RawIOBase):
         (the common case between stages); else as RawIOBase.read does."""
         if not self._buf and not self._eof and size >= BLOCK:
             item = self._q.get()
-            if item is self._END:
+            if item is None:
                 self._eof = True
                 return b""
             if isinstance(item, BaseException):
                 self._eof = True
                 raise item
             if len(item) <= size:
-                return item  # type: ignore[no-any-return]
+                return item
             self._buf = memoryview(item)
         return super().read(size)
 

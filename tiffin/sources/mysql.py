@@ -274,7 +274,7 @@ class MySQLSource:
         cmd, fds = with_secret(self.dump_bin, self.spec.conn, args)
         name = self.dump_bin.rsplit("/", 1)[-1]
         reader = process.spawn_reader(cmd, name=name, pass_fds=fds, server=self.server)
-        self._child = reader.raw.child  # type: ignore[attr-defined]
+        self._child = process.child_of(reader)
         exact = self._exact
         self._counting = Beside(lambda: self._count(exact), "tiffin-mysql-count")
         return reader

@@ -222,7 +222,7 @@ class PostgresSource:
                 reader = process.spawn_reader(
                     cmd, name=os.path.basename(cmd[0]), env=env, server=server
                 )
-                self._children.append(reader.raw.child)  # type: ignore[attr-defined]
+                self._children.append(process.child_of(reader))
                 try:
                     while True:
                         data = reader.read(BLOCK)
