@@ -12,7 +12,14 @@ from typing import Any
 
 from tiffin import __version__, jobargs, options, usage
 from tiffin.engine import process, streams
-from tiffin.errors import ExitStatus, OutputClosed, TiffinError, UsageError, os_error_text
+from tiffin.errors import (
+    ExitStatus,
+    OutputClosed,
+    TiffinError,
+    UsageError,
+    failure_line,
+    os_error_text,
+)
 from tiffin.job import BackupJob
 from tiffin.sources import SOURCES, spoken
 
@@ -113,13 +120,13 @@ def cmd_run(args: list[str], values: dict[str, Any]) -> int:
             backup_and_report(job)
         except TiffinError as exc:
             failed += 1
-            err(report.failure_line(getattr(exc, "name", None) or f"of job {name}", str(exc)))
+            err(failure_line(exc.subject or f"Backup of job {name}", exc))
         except OSError as exc:
             failed += 1
-            err(report.failure_line(f"of job {name}", os_error_text(exc)))
+            err(failure_line(f"Backup of job {name}", os_error_text(exc)))
         except Exception as exc:  # one job's surprise must not keep the others from running
             failed += 1
-            err(report.failure_line(f"of job {name}", f"unexpected error: {exc!r}"))
+            err(failure_line(f"Backup of job {name}", f"unexpected error: {exc!r}"))
     return ExitStatus.FAILED if failed else ExitStatus.OK
 
 
@@ -204,7 +211,7 @@ def cmd_list(args: list[str], values: dict[str, Any]) -> int:
     with connected(url, jobargs.target_options(values)) as target:
         items = holdings.select(holdings.survey(target), values.get("label"), what)
     if values.get("json"):
-        out(json.dumps([i.to_json() for i in items], indent=2))
+        out(json.dumps([b.to_json() for b in items], indent=2))
         return ExitStatus.OK
     for line in inventory.table(items) if items else [f"No backups at {url.redacted()}."]:
         out(line)
@@ -264,8 +271,9 @@ def cmd_drill(args: list[str], values: dict[str, Any]) -> int:
     except TiffinError as exc:
         if isinstance(exc, UsageError):
             raise
-        lines = [f"Drill of {getattr(exc, 'name', None) or job.name} FAILED: {exc}"]
-        lines += [f"WARNING: {warning}" for warning in getattr(exc, "warnings", ())]
+        lines = [failure_line(exc.subject or f"Drill of {job.name}", exc)]
+        noted = exc.warnings if isinstance(exc, drill.DrillFailed) else []
+        lines += [f"WARNING: {warning}" for warning in noted]
         for line in lines:
             err(line)
         drill.send_report(job, lines, False, err)
@@ -307,17 +315,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         process.kill_all()
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitStatus.FAILED
-    except UsageError as exc:
-        if debug:
-            traceback.print_exc()
-        err(f"tiffin: {exc}")
-        return ExitStatus.USAGE
     except TiffinError as exc:
         if debug:
             traceback.print_exc()
-        name = getattr(exc, "name", None)
-        err(f"Backup {name} FAILED: {exc}" if name else f"tiffin: {exc}")
-        return ExitStatus.FAILED
+        err(failure_line(exc.subject, exc) if exc.subject else f"tiffin: {exc}")
+        return exc.exit_status
     except KeyboardInterrupt:
         process.kill_all()
         err("tiffin: interrupted; stopped and cleaned up, nothing was published")

@@ -12,9 +12,11 @@ class ExitStatus(IntEnum):
 
 
 class TiffinError(Exception):
-    """Base of tiffin's own errors: str() is one sentence naming what to fix."""
+    """Base of tiffin's own errors: str() is one sentence naming what to fix. `exit_status` is
+    what cli.main returns for it; `subject`, if set, names what failed ("Backup NAME")."""
 
     exit_status = ExitStatus.FAILED
+    subject: str | None = None
 
 
 class UsageError(TiffinError):
@@ -25,6 +27,20 @@ class UsageError(TiffinError):
 
 class BackupFailed(TiffinError):
     """The work failed: a server refused, a stream broke, a check did not hold."""
+
+
+class Failed(BackupFailed):
+    """The work on one named thing failed. SUBJECT names it as the user reads it ("Backup
+    NAME", "Drill of NAME"); str() is the reason; failure_line() makes the two one sentence."""
+
+    def __init__(self, subject: str, reason: object) -> None:
+        self.subject = subject
+        super().__init__(str(reason))
+
+
+def failure_line(subject: str, reason: object) -> str:
+    """Given what failed ("Backup NAME") and why, return the line the user reads."""
+    return f"{subject} FAILED: {reason}"
 
 
 class TargetError(BackupFailed):

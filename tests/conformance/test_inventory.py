@@ -10,10 +10,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from tests.conformance.kinds import Setup
+from tiffin.catalog.backup import COMPLETE, INCOMPLETE, PARTIAL
 from tiffin.catalog.holdings import survey
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import MANIFEST_SUFFIX, PARTIAL_SUFFIX, make_name
-from tiffin.catalog.retention import COMPLETE, INCOMPLETE, PARTIAL
 from tiffin.commands.inventory import verify_one
 from tiffin.engine.prune import apply_policy
 from tiffin.job import Retention
@@ -77,7 +77,7 @@ def test_list_shows_backups_newest_first_and_ignores_other_files(
         (partial, PARTIAL),
     ]
     [item] = [i for i in survey(target) if i.name == newest]
-    assert item.backup.size == len(payload(3000)) and item.what == "mysql"
+    assert item.size == len(payload(3000)) and item.what == "mysql"
     assert item.to_json()["created"] == (NOW - timedelta(days=0.1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

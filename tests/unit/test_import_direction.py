@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "tiffin.engine.lock",
         "tiffin.engine.safefile",
         "tiffin.engine.watchdog",
+        "tiffin.catalog.backup",
         "tiffin.catalog.manifest",
         "tiffin.catalog.naming",
         "tiffin.catalog.schema",

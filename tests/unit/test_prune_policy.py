@@ -11,14 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tiffin.catalog.backup import COMPLETE, DAMAGED, INCOMPLETE, PARTIAL, Backup
 from tiffin.catalog.naming import make_name
 from tiffin.catalog.retention import (
-    COMPLETE,
-    DAMAGED,
-    INCOMPLETE,
-    PARTIAL,
     PERIODS,
-    Candidate,
     Decision,
     plan,
 )
@@ -39,11 +35,11 @@ def backup(
     what: str = "mysql",
     state: str = COMPLETE,
     modified: datetime | None = None,
-) -> Candidate:
+) -> Backup:
     t = at(when) if isinstance(when, str) else when
     name = make_name(label, what, t, COMPRESS[what], False)
     shown = what if state == COMPLETE else {"mysql": "sql", "pgsql": "sql"}.get(what, what)
-    return Candidate(name, label, shown, t, state, modified)
+    return Backup(name, label, shown, t, state, modified)
 
 
 def kept(decisions: list[Decision]) -> list[str]:
@@ -206,15 +202,15 @@ SETS_PER_EXAMPLE = 20
 EXAMPLES = 520  # x 20 = 10,400 random sets
 
 
-def build(raw: list[tuple[str, str, int, str]]) -> list[Candidate]:
-    out: dict[str, Candidate] = {}
+def build(raw: list[tuple[str, str, int, str]]) -> list[Backup]:
+    out: dict[str, Backup] = {}
     for label, what, secs, state in raw:
         b = backup(START + timedelta(seconds=secs), label, what, state)
         out.setdefault(b.name, b)
     return list(out.values())
 
 
-def oracle(group: list[Candidate], r: Retention) -> set[str]:
+def oracle(group: list[Backup], r: Retention) -> set[str]:
     """restic's policy written another way: the newest of each of the first N periods."""
     keep = {b.name for b in group[: r.last]}
     for rule, period, _show in PERIODS:
@@ -234,7 +230,7 @@ def check(raw: list[tuple[str, str, int, str]], r: Retention, later: int) -> Non
         b.name for b in sorted(backups, key=lambda b: (b.created, b.name), reverse=True)
     ]
     by_name = {d.name: d for d in first}
-    groups: dict[tuple[str, str], list[Candidate]] = {}
+    groups: dict[tuple[str, str], list[Backup]] = {}
     for d in first:
         if d.backup.complete:
             groups.setdefault((d.backup.label, d.backup.what), []).append(d.backup)

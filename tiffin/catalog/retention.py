@@ -29,8 +29,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 
+from tiffin.catalog.backup import COMPLETE, DAMAGED, PARTIAL, Backup, kind_of
 from tiffin.catalog.naming import DRILL_SUFFIX, MANIFEST_SUFFIX, parse_name
 from tiffin.errors import UsageError
 from tiffin.job import Retention
@@ -38,19 +38,6 @@ from tiffin.targets.base import Entry
 
 LEFTOVER_AGE = timedelta(hours=24)
 
-
-class State(StrEnum):
-    """What a target holds of one backup (its str() is the word `list` shows)."""
-
-    COMPLETE = "complete"  # its bytes and a readable manifest
-    INCOMPLETE = "incomplete"  # its bytes and no manifest
-    PARTIAL = "partial"  # an upload in progress or abandoned
-    DAMAGED = "damaged"  # an unreadable manifest, or stored parts that do not make a whole
-    MISSING = "missing"  # a manifest whose bytes are gone
-
-
-COMPLETE, INCOMPLETE, PARTIAL = State.COMPLETE, State.INCOMPLETE, State.PARTIAL
-DAMAGED, MISSING = State.DAMAGED, State.MISSING
 
 Key = tuple[int, ...]
 # restic's buckets: (rule, the period of a time, how that period reads).
@@ -64,29 +51,10 @@ PERIODS: tuple[tuple[str, Callable[[datetime], Key], Callable[..., str]], ...] =
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """One backup as prune sees it. WHAT is the manifest's (mysql, pgsql, data, sqlite) for a
-    complete backup, else what the name tells (sql, data, sqlite). CREATED comes from the
-    name (UTC); MODIFIED is the last write the target reports, if any."""
-
-    name: str
-    label: str
-    what: str
-    created: datetime
-    state: State = COMPLETE
-    modified: datetime | None = None
-    source: str | None = None  # the source's identity key, when the manifest records one
-
-    @property
-    def complete(self) -> bool:
-        return self.state == COMPLETE
-
-
-@dataclass(frozen=True)
 class Decision:
     """Whether a backup stays, and every rule that keeps it (or why it goes)."""
 
-    backup: Candidate
+    backup: Backup
     keep: bool
     reasons: tuple[str, ...]
 
@@ -109,7 +77,7 @@ def _age(delta: timedelta) -> str:
     return f"{hours / 24:.0f} days old"
 
 
-def _rules(group: Sequence[Candidate], retention: Retention) -> dict[str, list[str]]:
+def _rules(group: Sequence[Backup], retention: Retention) -> dict[str, list[str]]:
     """Given one group's complete backups, newest first, return {name: reasons kept}."""
     kept: dict[str, list[str]] = {}
     for n, b in enumerate(group[: retention.last]):
@@ -143,13 +111,13 @@ def require(retention: Retention) -> None:
         )
 
 
-def plan(backups: Iterable[Candidate], retention: Retention, now: datetime) -> list[Decision]:
+def plan(backups: Iterable[Backup], retention: Retention, now: datetime) -> list[Decision]:
     """Given the backups of a target, a retention policy and the time now, return one
     Decision per backup, newest first: what stays (and by which rules) and what goes. Pure:
     no I/O. Raise UsageError if the policy keeps nothing (no --keep-* given)."""
     require(retention)
     ordered = sorted(backups, key=lambda b: (b.created, b.name), reverse=True)
-    groups: dict[tuple[str, str, str | None], list[Candidate]] = {}
+    groups: dict[tuple[str, str, str | None], list[Backup]] = {}
     for b in ordered:
         if b.complete:
             groups.setdefault((b.label, b.what, b.source), []).append(b)
@@ -207,12 +175,7 @@ def summary(decisions: Sequence[Decision], dry_run: bool) -> str:
     return f"Deleted {gone} and kept {kept} backups."
 
 
-def kind_of(what: str) -> str:
-    """Given a WHAT (mysql, pgsql, data, sqlite, or sql), return what a name tells of it."""
-    return "sql" if what in ("mysql", "pgsql", "sql") else what
-
-
-def matches(b: Candidate, label: str | None, what: str | None, source: str | None = None) -> bool:
+def matches(b: Backup, label: str | None, what: str | None, source: str | None = None) -> bool:
     """Whether B belongs to LABEL, WHAT and the source of identity key SOURCE (None: any).
     An incomplete backup, whose WHAT only its name tells (sql for both mysql and pgsql) and
     whose source nothing tells, matches on its name."""

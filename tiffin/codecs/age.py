@@ -13,11 +13,11 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO, Any, TypeAlias
+from typing import Any, TypeAlias
 
 import pyrage
 
-from tiffin.engine.streams import BLOCK, IterReader, buffered
+from tiffin.engine.streams import BLOCK, IterReader, Reader, buffered
 from tiffin.errors import IntegrityError, UsageError
 
 DEPTH = 4
@@ -103,7 +103,7 @@ class AgeCodec:
         self._identity_file = identity_file
         self._identities = load_identities(identity_file) if identity_file else []
 
-    def encode(self, reader: IO[bytes]) -> IO[bytes]:
+    def encode(self, reader: Reader) -> Reader:
         if not self._recipients:
             raise UsageError("age encryption needs a recipient: --encrypt-to RECIPIENT")
         recipients = self._recipients
@@ -113,7 +113,7 @@ class AgeCodec:
 
         return buffered(IterReader(_through(work, reader, self._explain), on_close=reader.close))
 
-    def decode(self, reader: IO[bytes]) -> IO[bytes]:
+    def decode(self, reader: Reader) -> Reader:
         if not self._identities:
             raise UsageError("the backup is encrypted: give the age identity with --identity FILE")
         identities = self._identities
@@ -140,7 +140,7 @@ class _Source(io.RawIOBase):
     """READER as pyrage sees it: the first exception READER raises is kept, so that the caller
     gets it back unchanged rather than wrapped in pyrage's own error."""
 
-    def __init__(self, reader: IO[bytes]) -> None:
+    def __init__(self, reader: Reader) -> None:
         super().__init__()
         self.reader = reader
         self.error: BaseException | None = None
@@ -200,7 +200,7 @@ _END = object()
 
 def _through(
     work: Callable[[Any, Any], None],
-    reader: IO[bytes],
+    reader: Reader,
     explain: Callable[[BaseException], BaseException],
 ) -> Iterator[bytes]:
     """Run WORK(source, sink) in a thread; yield what it writes. An exception READER raised

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import IO, Protocol
+from typing import Protocol
+
+from tiffin.engine.streams import Reader
 
 
 class Codec(Protocol):
@@ -18,6 +20,6 @@ class Codec(Protocol):
     name: str
     suffix: str
 
-    def encode(self, reader: IO[bytes]) -> IO[bytes]: ...
+    def encode(self, reader: Reader) -> Reader: ...
 
-    def decode(self, reader: IO[bytes]) -> IO[bytes]: ...
+    def decode(self, reader: Reader) -> Reader: ...

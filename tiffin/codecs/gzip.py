@@ -23,14 +23,14 @@ import struct
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any
+from typing import Any
 
 try:
     from zlib_ng import zlib_ng as zlib
 except ImportError:  # pragma: no cover - the package is a declared dependency
     import zlib  # type: ignore[no-redef]
 
-from tiffin.engine.streams import BLOCK, IterReader, buffered
+from tiffin.engine.streams import BLOCK, IterReader, Reader, buffered
 from tiffin.errors import IntegrityError
 
 ZlibError: type[Exception] = zlib.error  # type: ignore[assignment]  # a value in zlib_ng's stubs
@@ -59,7 +59,7 @@ def deflate_block(data: bytes, dictionary: bytes, level: int) -> bytes:
     return comp.compress(data) + comp.flush(zlib.Z_SYNC_FLUSH)
 
 
-def read_block(reader: IO[bytes], size: int) -> bytes:
+def read_block(reader: Reader, size: int) -> bytes:
     """Read SIZE bytes from READER, fewer only at its end."""
     data = reader.read(size)
     if not data or len(data) == size:
@@ -76,7 +76,7 @@ def read_block(reader: IO[bytes], size: int) -> bytes:
 
 
 def parallel_gzip(
-    reader: IO[bytes], level: int = 6, threads: int = 2, block: int = 0
+    reader: Reader, level: int = 6, threads: int = 2, block: int = 0
 ) -> Iterator[bytes]:
     """Yield one gzip member holding READER's bytes, deflated in THREADS threads. An exception
     READER raises propagates before the trailer, so a broken input never ends validly.
@@ -109,7 +109,7 @@ def parallel_gzip(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def serial_gzip(reader: IO[bytes], level: int = 6) -> Iterator[bytes]:
+def serial_gzip(reader: Reader, level: int = 6) -> Iterator[bytes]:
     """Yield one gzip member holding READER's bytes, deflated in this thread (zlib)."""
     comp = zlib.compressobj(level, zlib.DEFLATED, 31)
     while True:
@@ -130,18 +130,18 @@ class GzipCodec:
         self.level = 6 if level is None else level
         self.threads = threads if threads > 0 else (os.cpu_count() or 1)
 
-    def encode(self, reader: IO[bytes]) -> IO[bytes]:
+    def encode(self, reader: Reader) -> Reader:
         if self.threads == 1:
             chunks = serial_gzip(reader, self.level)
         else:
             chunks = parallel_gzip(reader, self.level, self.threads)
         return buffered(IterReader(chunks, on_close=reader.close))
 
-    def decode(self, reader: IO[bytes]) -> IO[bytes]:
+    def decode(self, reader: Reader) -> Reader:
         return buffered(IterReader(gunzip_chunks(reader), on_close=reader.close))
 
 
-def gunzip_chunks(reader: IO[bytes]) -> Iterator[bytes]:
+def gunzip_chunks(reader: Reader) -> Iterator[bytes]:
     """Yield the plain bytes of a gzip stream of one or more members, at most OUT_LIMIT bytes
     at a time whatever the ratio. Raise IntegrityError if it is empty, corrupt or ends early."""
     d = zlib.decompressobj(31)

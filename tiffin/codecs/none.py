@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import IO
+from tiffin.engine.streams import Reader
 
 
 class NoCodec:
@@ -12,8 +12,8 @@ class NoCodec:
     def __init__(self, level: int | None = None, threads: int = 0) -> None:
         pass
 
-    def encode(self, reader: IO[bytes]) -> IO[bytes]:
+    def encode(self, reader: Reader) -> Reader:
         return reader
 
-    def decode(self, reader: IO[bytes]) -> IO[bytes]:
+    def decode(self, reader: Reader) -> Reader:
         return reader

@@ -34,7 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 from tiffin import __version__
 from tiffin.catalog import drillrecord
@@ -45,14 +45,15 @@ from tiffin.commands.drillsql import mysql_counts, pg_counts
 from tiffin.engine import process
 from tiffin.engine.scratch import ScratchMariaDB, ScratchPostgres
 from tiffin.engine.stored import check_stored, decoded
-from tiffin.errors import BackupFailed, NotFound, TiffinError, UsageError
+from tiffin.engine.streams import Reader
+from tiffin.errors import BackupFailed, Failed, NotFound, TiffinError, UsageError
 from tiffin.job import RestoreJob, SourceSpec, TargetOptions, TargetURL
 from tiffin.sources import INTO
 from tiffin.sources.directory import DirectoryLoader
 from tiffin.sources.mysql import MySQLLoader
 from tiffin.sources.postgresql import PostgresLoader
 from tiffin.sources.sqlite import SqliteLoader, table_counts
-from tiffin.targets import Target, make_target
+from tiffin.targets import Target, connected
 from tiffin.tell import notify
 
 WHAT_OF = {into: kind.what for into, kind in INTO.items()}
@@ -62,7 +63,7 @@ TEMP_SCHEMAS = ("pg_temp_", "pg_toast_temp_")
 MAX_WARNINGS = 5
 
 
-class DrillFailed(BackupFailed):
+class DrillFailed(Failed):
     """The drill of NAME failed; str() is the reason. SUMMARY: what was checked, if the checks
     ran; RECORDED: whether it is a verdict on the backup (recorded beside it); `warnings`:
     what the report adds (a record that could not be stored)."""
@@ -74,7 +75,7 @@ class DrillFailed(BackupFailed):
         self.summary = summary
         self.recorded = recorded
         self.warnings: list[str] = []
-        super().__init__(reason)
+        super().__init__(f"Drill of {name}", reason)
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,10 @@ def _latest(
     target: Target, what: str, label: str | None, source: str | None = None
 ) -> tuple[str, Manifest]:
     found = latest(target, label, what, source)
-    if found is None or found[1] is None:
+    if found is None or found.manifest is None:
         of = f" of the source {source}" if source is not None else ""
         raise NotFound(f"there is no complete {what} backup{of} here to drill as 'latest'")
-    return found[0].name, found[1]
+    return found.name, found.manifest
 
 
 def check_tables(
@@ -210,7 +211,7 @@ def _restore_job(job: DrillJob, **source: Any) -> RestoreJob:
 
 
 def _drill_files(
-    job: DrillJob, stream: IO[bytes], details: dict[str, Any]
+    job: DrillJob, stream: Reader, details: dict[str, Any]
 ) -> tuple[list[str], list[str], str]:
     parent = os.path.expanduser(job.workdir) if job.workdir else None
     try:
@@ -249,7 +250,7 @@ def dump_major(details: Mapping[str, Any]) -> int:
 
 
 def _drill_db(
-    job: DrillJob, stream: IO[bytes], details: dict[str, Any]
+    job: DrillJob, stream: Reader, details: dict[str, Any]
 ) -> tuple[list[str], list[str], str]:
     mysql = job.into == "mysql"
     server = ScratchMariaDB() if mysql else ScratchPostgres(dump_major(details))
@@ -275,8 +276,7 @@ def run(job: DrillJob) -> DrillResult:
     fails; TargetError if the target cannot be reached."""
     t0 = time.monotonic()
     process.set_patience(job.target_options.timeout)  # bounds every wait on the server too
-    target = make_target(job.target, job.target_options)
-    try:
+    with connected(job.target, job.target_options) as target:
         try:
             result = _run(job, target, t0)
         except DrillFailed as exc:
@@ -286,8 +286,6 @@ def run(job: DrillJob) -> DrillResult:
             raise
         rec = drillrecord.record(result.name, job.into, True, result.summary, result.warnings)
         noted = drillrecord.store(target, rec)
-    finally:
-        target.close()
     return DrillResult(result.name, result.summary, result.seconds, (*result.warnings, *noted))
 
 

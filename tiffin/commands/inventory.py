@@ -10,28 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import Any
 
-from tiffin.catalog.holdings import VANISHED, Item, latest, select, survey
+from tiffin.catalog.backup import COMPLETE, DAMAGED, INCOMPLETE, PARTIAL, Backup
+from tiffin.catalog.holdings import VANISHED, latest, select, survey
 from tiffin.catalog.naming import MANIFEST_SUFFIX, parse_name
-from tiffin.catalog.retention import COMPLETE, DAMAGED, INCOMPLETE, PARTIAL
 from tiffin.engine.stored import PartsCheck, decoders_for, read_path
-from tiffin.engine.streams import BLOCK
+from tiffin.engine.streams import BLOCK, Reader
 from tiffin.errors import BackupFailed, NotFound, TargetError
 from tiffin.targets.base import Target
 
 REMOVED = "REMOVED"  # a verdict: removed whole (by a prune) while verify ran
 
 
-def table(items: list[Item]) -> list[str]:
+def table(items: list[Backup]) -> list[str]:
     """Given items, return the lines of an aligned table, newest first."""
     rows = [("NAME", "WHAT", "SIZE", "CREATED (UTC)", "STATUS")]
     for i in items:
-        created = i.backup.created.strftime("%Y-%m-%d %H:%M:%S")
+        created = i.created.strftime("%Y-%m-%d %H:%M:%S")
         status = (
             i.state if i.state in (COMPLETE, INCOMPLETE, DAMAGED) else f"incomplete ({i.state})"
         )
-        rows.append((i.name, i.what, str(i.backup.size), created, status))
+        rows.append((i.name, i.what, str(i.size), created, status))
     widths = [max(len(r[c]) for r in rows) for c in range(5)]
     return [
         "  ".join(
@@ -79,7 +79,7 @@ def _decoders(name: str, identity: str | None) -> tuple[list[Any], str]:
         return [], "not decrypted: this tiffin cannot read age (install pyrage)"
 
 
-def verify_one(target: Target, item: Item, identity: str | None = None) -> Verdict:
+def verify_one(target: Target, item: Backup, identity: str | None = None) -> Verdict:
     """Given a target, one of its items and an optional age identity file, re-read the
     stored bytes and return the Verdict: sizes and sha256 (each chunk's too) against the
     manifest, and that the stream decrypts and decompresses to its end."""
@@ -92,7 +92,7 @@ def verify_one(target: Target, item: Item, identity: str | None = None) -> Verdi
         return Verdict(name, "FAILED", reason=item.problem)
     stages, note = _decoders(name, identity)
     try:
-        stored: IO[bytes] = target.open(name)
+        stored: Reader = target.open(name)
     except TargetError as exc:
         if _removed(target, name):
             return Verdict(name, REMOVED)
@@ -100,9 +100,7 @@ def verify_one(target: Target, item: Item, identity: str | None = None) -> Verdi
             exc = NotFound("its bytes are gone (the manifest is still here)")
         return Verdict(name, "FAILED", reason=str(exc))
     parts = PartsCheck(stored, m.parts) if m.parts else None
-    raw, stream, decoded = read_path(
-        cast(IO[bytes], parts) if parts is not None else stored, stages
-    )
+    raw, stream, decoded = read_path(parts if parts is not None else stored, stages)
     undecoded = ""
     try:
         try:
@@ -142,14 +140,14 @@ def _removed(target: Target, name: str) -> bool:
         return False
 
 
-def pick(target: Target, name: str | None, label: str | None = None) -> list[Item]:
+def pick(target: Target, name: str | None, label: str | None = None) -> list[Backup]:
     """Given NAME, 'latest' or None (all), return the items to verify. Raise NotFound if NAME
     is not at the target, or there is no complete backup for 'latest'."""
     if name == "latest":
         newest = latest(target, label, read=True)
         if newest is None:
             raise NotFound("there is no complete backup here to verify as 'latest'")
-        return [Item(newest[0], COMPLETE, newest[1])]
+        return [newest]
     items = survey(target)
     if name is None:
         return select(items, label, None)
@@ -179,7 +177,7 @@ def problem(verdicts: list[Verdict], every: bool) -> str:
     return f"{', '.join(failed)} failed verification" if failed else ""
 
 
-def verify(target: Target, items: list[Item], identity: str | None = None) -> Iterator[Verdict]:
+def verify(target: Target, items: list[Backup], identity: str | None = None) -> Iterator[Verdict]:
     """Yield one Verdict per item, in order, as each is verified."""
     for item in items:
         yield verify_one(target, item, identity)

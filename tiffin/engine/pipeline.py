@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any, cast
+from typing import Any
 
 from tiffin.catalog.holdings import free_name, previous_complete, read_manifest, resolve
 from tiffin.catalog.manifest import Manifest
@@ -21,9 +21,10 @@ from tiffin.codecs import Codec, compressor
 from tiffin.engine import lock, process, safefile
 from tiffin.engine.prune import apply_policy
 from tiffin.engine.stored import check_stored, decoded, decoders_for, verify_stored
-from tiffin.engine.streams import BLOCK, HashingReader, Prefetch
+from tiffin.engine.streams import BLOCK, HashingReader, Prefetch, Reader
 from tiffin.errors import (
     BackupFailed,
+    Failed,
     IntegrityError,
     NotFound,
     OutputClosed,
@@ -34,16 +35,14 @@ from tiffin.job import BackupJob, BackupResult, RestoreJob
 from tiffin.sources import INTO, SOURCES
 from tiffin.sources.base import Source
 from tiffin.sources.identity import identity, key
-from tiffin.targets import Target, connected, make_target
+from tiffin.targets import Target, connected
 
 
-class RunFailed(BackupFailed):
+class RunFailed(Failed):
     """A backup (or restore) of a known NAME failed; str() is the reason."""
 
     def __init__(self, name: str, reason: TiffinError | str) -> None:
-        self.name = name
-        self.reason = reason
-        super().__init__(str(reason))
+        super().__init__(f"Backup {name}", reason)
 
 
 def _iso(t: datetime) -> str:
@@ -83,30 +82,25 @@ def backup(
     except TiffinError as exc:
         raise RunFailed(name, exc) from exc
     with held:
-        try:
-            target = make_target(job.target, job.target_options)
-        except UsageError:
-            raise
-        except TiffinError as exc:
-            raise RunFailed(name, exc) from exc
         claim = None
         try:
-            if not job.name:
-                name, claim = free_name(target, where, started, name_of)
-            return _backup(job, name, started, source, target, now, watch)
-        except UsageError:
+            with connected(job.target, job.target_options) as target:
+                try:
+                    if not job.name:
+                        name, claim = free_name(target, where, started, name_of)
+                    return _backup(job, name, started, source, target, now, watch)
+                except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM mapped to it by the CLI
+                    process.kill_all()
+                    raise RunFailed(
+                        name, "interrupted; stopped and cleaned up, nothing was published"
+                    ) from exc
+                finally:
+                    if claim is not None:
+                        claim.close()
+        except (UsageError, RunFailed):
             raise
         except TiffinError as exc:
             raise RunFailed(name, exc) from exc
-        except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM mapped to it by the CLI
-            process.kill_all()
-            raise RunFailed(
-                name, "interrupted; stopped and cleaned up, nothing was published"
-            ) from exc
-        finally:
-            if claim is not None:
-                claim.close()
-            target.close()
 
 
 def _backup(
@@ -125,16 +119,16 @@ def _backup(
     ident = identity(job.source)
     kind = parsed.kind if parsed else ""
     previous = previous_complete(target, job.label, job.source.what, kind, key(ident))
-    stream: IO[bytes] = source.open()
+    stream: Reader = source.open()
     try:
         # Blocks pass from stage to stage as they are (Prefetch.read hands on the block it
         # holds): no buffered reader in between, which would copy every byte twice a stage.
-        stream = cast(IO[bytes], Prefetch(stream))
+        stream = Prefetch(stream)
         for codec in codecs_for(job):
-            stream = cast(IO[bytes], Prefetch(codec.encode(stream)))
+            stream = Prefetch(codec.encode(stream))
         hashing = HashingReader(stream)
         upload: io.RawIOBase = watch(hashing) if watch else hashing
-        stored = target.put(name, upload)  # type: ignore[arg-type]
+        stored = target.put(name, upload)
     except BaseException:
         # A dump tool that sends nothing (waiting for a lock, its server hung) keeps a
         # prefetch thread inside a read that holds its reader's lock, and closing the stream

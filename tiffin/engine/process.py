@@ -17,10 +17,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
+from tiffin.engine.streams import Reader
 from tiffin.engine.watchdog import NO_GREETING, Server, Stalled, patience, set_patience
 from tiffin.errors import BackupFailed, ToolFailed
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = ["Server", "Stalled", "patience", "set_patience"]  # the watchdog's rules, re-exported
 
@@ -251,7 +255,7 @@ class ToolOutput(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, b: WriteableBuffer) -> int:
         if self._done:
             return 0
         n = self._out.readinto(b)  # type: ignore[attr-defined]
@@ -282,6 +286,13 @@ def spawn_reader(
     the reader raises Stalled, when it sends nothing for patience() seconds (see Server)."""
     child = Child(cmd, name=name, env=env, pass_fds=pass_fds, server=server)
     return io.BufferedReader(ToolOutput(child), buffer_size=1 << 20)
+
+
+def child_of(reader: io.BufferedReader) -> Child:
+    """Given a reader that spawn_reader returned, return the Child whose stdout it reads."""
+    raw = reader.raw
+    assert isinstance(raw, ToolOutput), "not a reader from spawn_reader"
+    return raw.child
 
 
 def run(
@@ -327,7 +338,7 @@ def run(
 
 def feed(
     cmd: Sequence[str],
-    reader: IO[bytes],
+    reader: Reader,
     *,
     name: str | None = None,
     env: Mapping[str, str] | None = None,

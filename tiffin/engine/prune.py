@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from tiffin.catalog.backup import MISSING, PARTIAL
 from tiffin.catalog.holdings import survey
 from tiffin.catalog.naming import DRILL_SUFFIX, MANIFEST_SUFFIX, PARTIAL_SUFFIX
-from tiffin.catalog.retention import PARTIAL, Decision, matches, plan, stray_records
+from tiffin.catalog.retention import Decision, matches, plan, stray_records
 from tiffin.errors import TargetError
 from tiffin.job import Retention
 from tiffin.targets.base import Target
@@ -60,9 +61,9 @@ def apply_policy(
     now = now or datetime.now(UTC)
     entries = target.list()
     candidates = [
-        c
-        for c in (item.candidate() for item in survey(target, entries))
-        if c and matches(c, label, what, source)
+        b
+        for b in survey(target, entries)
+        if b.state != MISSING and matches(b, label, what, source)  # a manifest alone is left
     ]
     decisions = plan(candidates, retention, now)
     if dry_run:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterable
-from typing import IO
+from typing import TYPE_CHECKING
 
 from tiffin.catalog.manifest import Manifest, Part
 from tiffin.catalog.naming import parse_name
 from tiffin.codecs import Codec, compressor
-from tiffin.engine.streams import BLOCK, HashingReader
+from tiffin.engine.streams import BLOCK, HashingReader, Reader
 from tiffin.errors import (
     IntegrityError,
     UsageError,
 )
 from tiffin.targets import Target
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 
 def check_stored(reader: HashingReader, manifest: Manifest | None, name: str) -> None:
@@ -44,16 +47,14 @@ def decoders_for(name: str, identity: str | None) -> list[Codec]:
     return stages
 
 
-def read_path(
-    stored: IO[bytes], stages: Iterable[Codec]
-) -> tuple[HashingReader, IO[bytes], IO[bytes]]:
+def read_path(stored: Reader, stages: Iterable[Codec]) -> tuple[HashingReader, Reader, Reader]:
     """The one read path of a stored backup, for restore, verify and drill. Given a reader of
     its stored bytes and its decoding stages in order (decoders_for), return the reader that
     counts and hashes the stored bytes (give it to check_stored once they are read to the
     end), the buffered reader of the stored bytes (closing it closes STORED), and the reader
     of the decoded bytes."""
     raw = HashingReader(stored)
-    buffered: IO[bytes] = io.BufferedReader(raw, buffer_size=BLOCK)
+    buffered: Reader = io.BufferedReader(raw, buffer_size=BLOCK)
     plain = buffered
     for codec in stages:
         plain = codec.decode(plain)
@@ -62,7 +63,7 @@ def read_path(
 
 def decoded(
     target: Target, name: str, manifest: Manifest | None, identity: str | None
-) -> tuple[HashingReader, IO[bytes]]:
+) -> tuple[HashingReader, Reader]:
     """Given a target, a backup NAME (its manifest) and an age identity, open NAME and return
     the hashing reader of its stored bytes and the reader of its decoded bytes."""
     raw, _, plain = read_path(target.open(name), decoders_for(name, identity))
@@ -84,7 +85,7 @@ class PartsCheck(io.RawIOBase):
     """Passes INNER's bytes through, hashing them part by part as the manifest's PARTS cut
     them, so that the first chunk whose bytes differ can be named."""
 
-    def __init__(self, inner: IO[bytes], parts: tuple[Part, ...]) -> None:
+    def __init__(self, inner: Reader, parts: tuple[Part, ...]) -> None:
         super().__init__()
         self.inner, self.parts = inner, parts
         self._sha = [hashlib.sha256() for _ in parts]
@@ -94,10 +95,11 @@ class PartsCheck(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.inner.read(len(b))
+    def readinto(self, b: WriteableBuffer) -> int:
+        out = memoryview(b)
+        data = self.inner.read(len(out))
         n = len(data)
-        b[:n] = data
+        out[:n] = data
         view = memoryview(data)
         while view:
             i = self._index

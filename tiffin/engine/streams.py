@@ -8,7 +8,10 @@ import io
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 BLOCK = 1 << 20
 
@@ -33,6 +36,16 @@ def keep_blocks_in_heap() -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TRIM_THRESHOLD, HEAP_KEPT))
 
 
+class Reader(Protocol):
+    """What a stage reads from and hands on: read(N) returns up to N bytes (all that is left
+    when N is -1), b"" only at the end; close() lets go of what it holds. The Source, Codec
+    and Target contracts pass these, so that a stage is any object with these two methods."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 class IterReader(io.RawIOBase):
     """A readable file object over an iterator of byte chunks. An exception raised by the
     iterator reaches the reader's caller, so a broken upstream is never a clean EOF."""
@@ -46,14 +59,15 @@ class IterReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, b: WriteableBuffer) -> int:
+        out = memoryview(b)
         while not self._buf:
             try:
                 self._buf = memoryview(next(self._chunks))
             except StopIteration:
                 return 0
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
+        n = min(len(out), len(self._buf))
+        out[:n] = self._buf[:n]
         self._buf = self._buf[n:]
         return n
 
@@ -83,7 +97,7 @@ def buffered(raw: io.RawIOBase, size: int = BLOCK) -> io.BufferedReader:
 class HashingReader(io.RawIOBase):
     """Counts and sha256-hashes every byte read through it."""
 
-    def __init__(self, inner: IO[bytes]) -> None:
+    def __init__(self, inner: Reader) -> None:
         super().__init__()
         self.inner = inner
         self.size = 0
@@ -92,11 +106,12 @@ class HashingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.inner.read(len(b))
+    def readinto(self, b: WriteableBuffer) -> int:
+        out = memoryview(b)
+        data = self.inner.read(len(out))
         n = len(data)
         if n:
-            b[:n] = data
+            out[:n] = data
             self._sha.update(data)
             self.size += n
         return n
@@ -121,19 +136,17 @@ class Prefetch(io.RawIOBase):
     """Reads INNER in a thread of its own, DEPTH blocks ahead, so that the stage upstream and
     the one downstream run at the same time; memory stays at DEPTH x BLOCK."""
 
-    _END = object()
-
-    def __init__(self, inner: IO[bytes], depth: int = 4, block: int = BLOCK) -> None:
+    def __init__(self, inner: Reader, depth: int = 4, block: int = BLOCK) -> None:
         super().__init__()
         self.inner = inner
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)  # None: EOF
         self._buf = memoryview(b"")
         self._stop = threading.Event()
         self._eof = False
         self._thread = threading.Thread(target=self._pump, args=(block,), daemon=True)
         self._thread.start()
 
-    def _put(self, item: Any) -> bool:
+    def _put(self, item: bytes | BaseException | None) -> bool:
         while not self._stop.is_set():
             try:
                 self._q.put(item, timeout=0.2)
@@ -147,7 +160,7 @@ class Prefetch(io.RawIOBase):
             while not self._stop.is_set():
                 data = self.inner.read(block)
                 if not data:
-                    self._put(self._END)
+                    self._put(None)
                     return
                 if not self._put(bytes(data)):
                     return
@@ -160,20 +173,21 @@ class Prefetch(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, b: WriteableBuffer) -> int:
+        out = memoryview(b)
         while not self._buf:
             if self._eof:
                 return 0
             item = self._q.get()
-            if item is self._END:
+            if item is None:
                 self._eof = True
                 return 0
             if isinstance(item, BaseException):
                 self._eof = True
                 raise item
             self._buf = memoryview(item)
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
+        n = min(len(out), len(self._buf))
+        out[:n] = self._buf[:n]
         self._buf = self._buf[n:]
         return n
 
@@ -182,14 +196,14 @@ class Prefetch(io.RawIOBase):
         (the common case between stages); else as RawIOBase.read does."""
         if not self._buf and not self._eof and size >= BLOCK:
             item = self._q.get()
-            if item is self._END:
+            if item is None:
                 self._eof = True
                 return b""
             if isinstance(item, BaseException):
                 self._eof = True
                 raise item
             if len(item) <= size:
-                return item  # type: ignore[no-any-return]
+                return item
             self._buf = memoryview(item)
         return super().read(size)
 
@@ -207,7 +221,7 @@ class Prefetch(io.RawIOBase):
         super().close()
 
 
-def copy(reader: IO[bytes], write: Callable[[bytes], Any], block: int = BLOCK) -> int:
+def copy(reader: Reader, write: Callable[[bytes], Any], block: int = BLOCK) -> int:
     """Copy READER to WRITE in blocks; return the byte count."""
     total = 0
     while True:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
+
+from tiffin.engine.streams import Reader
 
 
 class Source(Protocol):
@@ -32,7 +34,7 @@ class Source(Protocol):
 
     def prepare(self) -> dict[str, Any]: ...
 
-    def open(self) -> IO[bytes]: ...
+    def open(self) -> Reader: ...
 
     def finish(self) -> dict[str, Any]: ...
 
@@ -51,7 +53,7 @@ class Loader(Protocol):
 
     def check(self, details: dict[str, Any]) -> None: ...
 
-    def load(self, reader: IO[bytes], details: dict[str, Any]) -> str: ...
+    def load(self, reader: Reader, details: dict[str, Any]) -> str: ...
 
 
 def address(host: str | None, port: int | None, socket: str | None) -> str:

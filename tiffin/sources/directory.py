@@ -15,9 +15,9 @@ import tarfile
 import threading
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
-from typing import IO, Any
+from typing import Any
 
-from tiffin.engine.streams import BLOCK, IterReader, buffered
+from tiffin.engine.streams import BLOCK, IterReader, Reader, buffered
 from tiffin.errors import BackupFailed, UsageError
 from tiffin.job import RestoreJob, SourceSpec
 from tiffin.sources.tarheader import _ZEROS, _header
@@ -210,7 +210,7 @@ class DirectorySource:
             links += stat.S_ISLNK(st.st_mode)
         return {"dir": self.root, "files": files, "bytes": size, "dirs": dirs, "symlinks": links}
 
-    def open(self) -> IO[bytes]:
+    def open(self) -> Reader:
         """Start the tar thread and return a reader of the tar. The reader raises
         BackupFailed, instead of returning EOF, if a file or directory cannot be read."""
         self._thread = threading.Thread(target=self._produce, daemon=True, name="tiffin-tar")
@@ -317,7 +317,7 @@ class DirectoryLoader:
         if os.path.lexists(self.dest) and not os.path.isdir(self.dest):
             raise BackupFailed(f"{self.dest} exists and is not a directory")
 
-    def load(self, reader: IO[bytes], details: dict[str, Any]) -> str:
+    def load(self, reader: Reader, details: dict[str, Any]) -> str:
         """Given a reader of a tar, extract it into DIR and return "restored N files into
         DIR". Raise BackupFailed naming the first member refused and why."""
         self.check(details)

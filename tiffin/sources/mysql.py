@@ -7,9 +7,10 @@ The password reaches every child through an inherited pipe named as the first op
 from __future__ import annotations
 
 import math
-from typing import IO, Any
+from typing import Any
 
 from tiffin.engine import process
+from tiffin.engine.streams import Reader
 from tiffin.errors import BackupFailed, ToolFailed, UsageError
 from tiffin.job import DBConn, RestoreJob, SourceSpec
 from tiffin.sources.base import address
@@ -265,7 +266,7 @@ class MySQLSource:
         helptext = process.run((self.dump_bin, "--help"), name="mysqldump")
         return "--dump-replica=2" if "--dump-replica" in helptext else "--dump-slave=2"
 
-    def open(self) -> IO[bytes]:
+    def open(self) -> Reader:
         replica_opt = self._replica_opt() if self.spec.replica else ""
         args = dump_command(
             self.dump_bin, self.spec.databases, self._consistency, self.spec.replica, replica_opt
@@ -273,7 +274,7 @@ class MySQLSource:
         cmd, fds = with_secret(self.dump_bin, self.spec.conn, args)
         name = self.dump_bin.rsplit("/", 1)[-1]
         reader = process.spawn_reader(cmd, name=name, pass_fds=fds, server=self.server)
-        self._child = reader.raw.child  # type: ignore[attr-defined]
+        self._child = process.child_of(reader)
         exact = self._exact
         self._counting = Beside(lambda: self._count(exact), "tiffin-mysql-count")
         return reader
@@ -354,7 +355,7 @@ class MySQLLoader:
             )
         self._run("SELECT 1")
 
-    def load(self, reader: IO[bytes], details: dict[str, Any]) -> str:
+    def load(self, reader: Reader, details: dict[str, Any]) -> str:
         db = self._target_db(details)
         args = guarded(self.client_bin)
         if db:

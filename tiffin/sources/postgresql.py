@@ -11,10 +11,10 @@ import math
 import os
 import re
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
 from tiffin.engine import process
-from tiffin.engine.streams import BLOCK, IterReader, buffered
+from tiffin.engine.streams import BLOCK, IterReader, Reader, buffered
 from tiffin.errors import BackupFailed, ToolFailed
 from tiffin.job import DBConn, RestoreJob, SourceSpec
 from tiffin.sources import psqlfeed
@@ -213,7 +213,7 @@ class PostgresSource:
                     counts[db][batch[int(n)][0]] = int(count)
         return counts
 
-    def open(self) -> IO[bytes]:
+    def open(self) -> Reader:
         env = pg_env(self.spec.conn, "postgres")
         server = server_of(self.spec.conn, self._psql)
 
@@ -222,7 +222,7 @@ class PostgresSource:
                 reader = process.spawn_reader(
                     cmd, name=os.path.basename(cmd[0]), env=env, server=server
                 )
-                self._children.append(reader.raw.child)  # type: ignore[attr-defined]
+                self._children.append(process.child_of(reader))
                 try:
                     while True:
                         data = reader.read(BLOCK)
@@ -312,7 +312,7 @@ class PostgresLoader:
             else str(details["databases"][0])
         )
 
-    def load(self, reader: IO[bytes], details: dict[str, Any]) -> str:
+    def load(self, reader: Reader, details: dict[str, Any]) -> str:
         db = self._target_db(details)
         if db:
             exists = _psql(

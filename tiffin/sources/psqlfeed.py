@@ -22,10 +22,9 @@ import secrets
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO
 
 from tiffin.engine import process
-from tiffin.engine.streams import BLOCK
+from tiffin.engine.streams import BLOCK, Reader
 from tiffin.errors import BackupFailed
 
 LONG = 1 << 20  # a line longer than this is data, streamed through unread
@@ -66,7 +65,7 @@ def connect_target(arg: bytes) -> str | None:
     return None
 
 
-def pieces(reader: IO[bytes], follow_connect: bool) -> Iterator[bytes | str]:
+def pieces(reader: Reader, follow_connect: bool) -> Iterator[bytes | str]:
     """Given a reader of a plain dump, yield its bytes for psql, and a database name (str)
     where a \\connect line switches to it (see the module), in bounded memory."""
     buf = bytearray()
@@ -130,7 +129,7 @@ def refusal() -> BackupFailed:
 
 def feed(
     cmd: tuple[str, ...],
-    reader: IO[bytes],
+    reader: Reader,
     env_of: Callable[[str], dict[str, str]],
     first_db: str,
     follow_connect: bool,

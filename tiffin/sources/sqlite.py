@@ -13,10 +13,10 @@ import contextlib
 import os
 import sqlite3
 import tempfile
-from typing import IO, Any
+from typing import Any
 from urllib.parse import quote
 
-from tiffin.engine.streams import copy
+from tiffin.engine.streams import Reader, copy
 from tiffin.errors import BackupFailed, UsageError
 from tiffin.job import RestoreJob, SourceSpec
 
@@ -122,7 +122,7 @@ class SqliteSource:
         }
         return self._details
 
-    def open(self) -> IO[bytes]:
+    def open(self) -> Reader:
         """Copy the database into a private temp file (0600) and return a reader of it. The
         file is unlinked as soon as it is open, so it vanishes when the reader is closed.
         The details returned by prepare() are updated in place with the copy's own row
@@ -220,7 +220,7 @@ class SqliteLoader:
             if os.path.lexists(self.dest + suffix):
                 raise BackupFailed(f"{self.dest + suffix} exists; add --overwrite to replace it")
 
-    def load(self, reader: IO[bytes], details: dict[str, Any]) -> str:
+    def load(self, reader: Reader, details: dict[str, Any]) -> str:
         """Given a reader of a dumped database, write it to DEST and return a summary. Raise
         BackupFailed if it is not a sound SQLite database or DEST appeared meanwhile."""
         self.check(details)

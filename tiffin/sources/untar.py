@@ -28,9 +28,8 @@ import pwd
 import secrets
 import stat
 import tarfile
-from typing import IO
 
-from tiffin.engine.streams import BLOCK
+from tiffin.engine.streams import BLOCK, Reader
 from tiffin.errors import BackupFailed
 
 PAGE = 4096
@@ -100,7 +99,7 @@ class _Forward(io.RawIOBase):
     reading what it skips, and raises tarfile.StreamError to move back, as the stream mode
     does."""
 
-    def __init__(self, reader: IO[bytes]) -> None:
+    def __init__(self, reader: Reader) -> None:
         super().__init__()
         self._reader = reader
         self._pos = 0
@@ -136,7 +135,7 @@ class SafeExtractor:
         self._files: set[str] = set()
         self._dirs: list[tuple[str, tarfile.TarInfo]] = []
 
-    def extract(self, reader: IO[bytes]) -> int:
+    def extract(self, reader: Reader) -> int:
         """Given a reader of a plain tar, extract it, read READER to its end, and return the
         count of files (and hard links) restored. Owners are restored when run as root,
         modes and mtimes always (directories' after their content). Raise BackupFailed

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import IO, Protocol
+from typing import Protocol
 
 from tiffin.catalog.manifest import Part
+from tiffin.engine.streams import Reader
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Target(Protocol):
     Every name is a plain file name (no '/'): the target joins it to its own folder.
     """
 
-    def put(self, name: str, reader: IO[bytes], replace: bool = False) -> Stored:
+    def put(self, name: str, reader: Reader, replace: bool = False) -> Stored:
         """Store READER's bytes, read to EOF, under NAME.
 
         Raise AlreadyExists before reading anything if NAME is stored already; never overwrite.
@@ -50,7 +51,7 @@ class Target(Protocol):
         """
         ...
 
-    def open(self, name: str) -> IO[bytes]:
+    def open(self, name: str) -> Reader:
         """Return a reader of NAME's stored bytes (a chunked NAME: its parts in order).
         Raise NotFound if NAME is not stored. The reader raises TargetError if the
         connection fails midway; a short read is never a silent EOF."""

@@ -12,10 +12,9 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from typing import IO
 
 from tiffin.catalog.naming import PARTIAL_SUFFIX
-from tiffin.engine.streams import BLOCK
+from tiffin.engine.streams import BLOCK, Reader
 from tiffin.errors import AlreadyExists, NotFound, TargetError, UsageError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets.base import Entry, Stored
@@ -78,7 +77,7 @@ class _Source:
     """Counts what the reader gave and keeps the exception it raised, so that a failure of
     the stream is told apart from a failure of the server."""
 
-    def __init__(self, reader: IO[bytes]) -> None:
+    def __init__(self, reader: Reader) -> None:
         self.reader = reader
         self.count = 0
         self.error: BaseException | None = None
@@ -251,7 +250,7 @@ class FTPTarget:
                             raise
         self._dir_made = True
 
-    def put(self, name: str, reader: IO[bytes], replace: bool = False) -> Stored:
+    def put(self, name: str, reader: Reader, replace: bool = False) -> Stored:
         final = self._path(name)
         temp = final + PARTIAL_SUFFIX
         self._ensure_dir()
@@ -324,7 +323,7 @@ class FTPTarget:
                 log.warning("could not remove %s on %s: %s", temp, self.where, exc)
                 self._drop()
 
-    def open(self, name: str) -> IO[bytes]:
+    def open(self, name: str) -> Reader:
         path = self._path(name)
         with self._errors(f"looking for {name}"):
             size = self._size(path)

@@ -7,9 +7,12 @@ import ftplib
 import io
 import socket
 import ssl
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tiffin.errors import TargetError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 _FAILURES = (ftplib.Error, OSError, EOFError)
 
@@ -37,7 +40,7 @@ class _Download(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, b: WriteableBuffer) -> int:
         if self.done:
             return 0
         try:

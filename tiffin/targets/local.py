@@ -5,11 +5,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from typing import IO
 
 from tiffin.catalog.naming import PARTIAL_SUFFIX
 from tiffin.engine import safefile
-from tiffin.engine.streams import BLOCK
+from tiffin.engine.streams import BLOCK, Reader
 from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets.base import Entry, Stored
@@ -45,7 +44,7 @@ class LocalTarget:
         finally:
             os.close(fd)
 
-    def put(self, name: str, reader: IO[bytes], replace: bool = False) -> Stored:
+    def put(self, name: str, reader: Reader, replace: bool = False) -> Stored:
         final = self._path(name)
         temp = final + PARTIAL_SUFFIX
         try:
@@ -109,7 +108,7 @@ class LocalTarget:
                 log.warning("could not remove %s: %s", temp, exc)
             raise
 
-    def open(self, name: str) -> IO[bytes]:
+    def open(self, name: str) -> Reader:
         try:
             return open(self._path(name), "rb", buffering=BLOCK)
         except FileNotFoundError:

@@ -32,12 +32,12 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tiffin.catalog.naming import PARTIAL_SUFFIX
-from tiffin.engine.streams import BLOCK
+from tiffin.engine.streams import BLOCK, Reader
 from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets.base import Entry, Stored
@@ -169,7 +169,7 @@ class S3Store:
             raise self.explain(exc, "look up", key) from exc
         return Entry(name or key, h["ContentLength"], h["LastModified"].timestamp())
 
-    def open_key(self, key: str, name: str) -> IO[bytes]:
+    def open_key(self, key: str, name: str) -> Reader:
         """Return a buffered reader of KEY. Raise NotFound (naming NAME) if it is absent."""
         try:
             resp = self.client.get_object(Bucket=self.bucket, Key=key)
@@ -181,7 +181,7 @@ class S3Store:
         body = BodyReader(self.where(key), resp["Body"], resp["ContentLength"], why)
         return io.BufferedReader(body, BLOCK)
 
-    def upload(self, key: str, reader: IO[bytes], replace: bool = False) -> int:
+    def upload(self, key: str, reader: Reader, replace: bool = False) -> int:
         """Store READER's bytes to EOF as KEY, never replacing an object (unless REPLACE);
         return the size, checked against what S3 reports. On any failure nothing is left
         under KEY (with REPLACE: whatever S3 holds there is left) and the multipart upload is
@@ -213,7 +213,7 @@ class S3Store:
         return total
 
     def _multipart(
-        self, key: str, first: bytearray, reader: IO[bytes], replace: bool = False
+        self, key: str, first: bytearray, reader: Reader, replace: bool = False
     ) -> list[int]:
         try:
             upload_id = self.client.create_multipart_upload(
@@ -354,14 +354,14 @@ class S3Target:
         """The sizes of the parts the last put() sent, in order."""
         return self.store.last_part_sizes
 
-    def put(self, name: str, reader: IO[bytes], replace: bool = False) -> Stored:
+    def put(self, name: str, reader: Reader, replace: bool = False) -> Stored:
         s = self.store
         key = s.key(name)
         if not replace and s.head(key) is not None:
             raise AlreadyExists(f"{s.where(key)} exists already; tiffin never overwrites a backup")
         return Stored(s.upload(key, reader, replace))
 
-    def open(self, name: str) -> IO[bytes]:
+    def open(self, name: str) -> Reader:
         return self.store.open_key(self.store.key(name), name)
 
     def list(self) -> list[Entry]:

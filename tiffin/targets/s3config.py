@@ -39,6 +39,9 @@ from tiffin.errors import TargetError
 from tiffin.job import TargetOptions
 
 if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger("tiffin")
@@ -323,17 +326,18 @@ class BodyReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, b: WriteableBuffer) -> int:
+        out = memoryview(b)
         try:
-            data = self._body.read(len(b)) if self._got < self._length else b""
+            data = self._body.read(len(out)) if self._got < self._length else b""
         except IncompleteReadError:
             data = b""
         except (BotoCoreError, OSError) as exc:
             raise self._explain(exc) from exc
         n = len(data)
-        if not n and len(b) and self._got != self._length:
+        if not n and len(out) and self._got != self._length:
             raise TargetError(f"{self._where} ended after {self._got} of {self._length} bytes")
-        b[:n] = data
+        out[:n] = data
         self._got += n
         return n
 

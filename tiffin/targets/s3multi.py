@@ -13,15 +13,18 @@ from __future__ import annotations
 import io
 import logging
 import re
-from typing import IO, cast
+from typing import TYPE_CHECKING
 
 from tiffin.catalog.manifest import Part
 from tiffin.catalog.naming import DRILL_SUFFIX, MANIFEST_SUFFIX
-from tiffin.engine.streams import BLOCK, HashingReader
+from tiffin.engine.streams import BLOCK, HashingReader, Reader
 from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets.base import Entry, Stored
 from tiffin.targets.s3 import S3Store, entry
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 log = logging.getLogger("tiffin")
 
@@ -62,15 +65,16 @@ def is_plain(name: str) -> bool:
 class _Limited(io.RawIOBase):
     """At most LIMIT bytes of INNER, starting with HEAD (bytes already read from INNER)."""
 
-    def __init__(self, inner: IO[bytes], limit: int, head: bytes = b"") -> None:
+    def __init__(self, inner: Reader, limit: int, head: bytes = b"") -> None:
         super().__init__()
         self._inner, self._left, self._head = inner, limit, memoryview(head)
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        want = min(len(b), self._left)
+    def readinto(self, b: WriteableBuffer) -> int:
+        out = memoryview(b)
+        want = min(len(out), self._left)
         if want <= 0:
             return 0
         if self._head:
@@ -79,7 +83,7 @@ class _Limited(io.RawIOBase):
         else:
             data = self._inner.read(want)
         n = len(data)
-        b[:n] = data
+        out[:n] = data
         self._left -= n
         return n
 
@@ -90,12 +94,13 @@ class _Chain(io.RawIOBase):
     def __init__(self, store: S3Store, keys: list[str], name: str) -> None:
         super().__init__()
         self._store, self._keys, self._name = store, keys, name
-        self._current: IO[bytes] | None = None
+        self._current: Reader | None = None
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, b: WriteableBuffer) -> int:
+        out = memoryview(b)
         while True:
             if self._current is None:
                 if not self._keys:
@@ -105,9 +110,9 @@ class _Chain(io.RawIOBase):
                     self._current = self._store.open_key(key, self._name)
                 except NotFound:
                     raise TargetError(f"{self._store.where(key)} vanished while reading") from None
-            data = self._current.read(len(b))
+            data = self._current.read(len(out))
             if data:
-                b[: len(data)] = data
+                out[: len(data)] = data
                 return len(data)
             self._current.close()
             self._current = None
@@ -152,7 +157,7 @@ class S3MultiTarget:
             raise TargetError(f"the chunk {chunk_name(name, missing)} of {name} is missing")
         return chunks
 
-    def put(self, name: str, reader: IO[bytes], replace: bool = False) -> Stored:
+    def put(self, name: str, reader: Reader, replace: bool = False) -> Stored:
         s = self.store
         if is_plain(name):
             if not replace and s.head(s.key(name)) is not None:
@@ -168,9 +173,9 @@ class S3MultiTarget:
             head = b""
             while True:
                 part = chunk_name(name, len(parts))
-                chunk = cast(IO[bytes], _Limited(reader, self.chunk_size, head))
+                chunk = _Limited(reader, self.chunk_size, head)
                 hashing = HashingReader(chunk)
-                s.upload(s.key(f"{name}/{part}"), cast(IO[bytes], hashing))
+                s.upload(s.key(f"{name}/{part}"), hashing)
                 parts.append(Part(part, hashing.size, hashing.sha256))
                 if hashing.size < self.chunk_size:
                     break
@@ -184,7 +189,7 @@ class S3MultiTarget:
             raise
         return Stored(sum(p.size for p in parts), tuple(parts))
 
-    def open(self, name: str) -> IO[bytes]:
+    def open(self, name: str) -> Reader:
         chunks = self._chunks(name)
         if not chunks:
             return self.store.open_key(self.store.key(name), name)

@@ -4,9 +4,8 @@ flight at once (bounded memory whatever the stream's size)."""
 from __future__ import annotations
 
 import threading
-from typing import IO
 
-from tiffin.engine.streams import BLOCK
+from tiffin.engine.streams import BLOCK, Reader
 
 MiB = 1 << 20
 MIN_PART = 5 * MiB
@@ -44,7 +43,7 @@ def part_size(number: int, first: int = FIRST_PART, per_step: int = PARTS_PER_ST
     return cap if step >= 40 else min(first << step, cap)
 
 
-def read_part(reader: IO[bytes], size: int) -> bytearray:
+def read_part(reader: Reader, size: int) -> bytearray:
     """Read up to SIZE bytes from READER into one buffer; fewer only at EOF."""
     buf = bytearray(size)
     pos = 0

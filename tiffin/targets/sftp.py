@@ -9,18 +9,21 @@ import socket
 import stat as statmod
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from typing import IO
+from typing import TYPE_CHECKING
 
 import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
 from tiffin.catalog.naming import PARTIAL_SUFFIX
-from tiffin.engine.streams import BLOCK
+from tiffin.engine.streams import BLOCK, Reader
 from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets.base import Entry, Stored
 from tiffin.targets.sshkeys import known_host_keys, load_keys
 from tiffin.urls import host_text
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 log = logging.getLogger("tiffin")
 
@@ -201,7 +204,7 @@ class SFTPTarget:
         """Return True if the server announces itself as OpenSSH."""
         return self._transport is not None and "OpenSSH" in (self._transport.remote_version or "")
 
-    def put(self, name: str, reader: IO[bytes], replace: bool = False) -> Stored:
+    def put(self, name: str, reader: Reader, replace: bool = False) -> Stored:
         final = self._path(name)
         temp = final + PARTIAL_SUFFIX
         self._hung = False
@@ -295,7 +298,7 @@ class SFTPTarget:
         except (TargetError, *_FAILURES) as exc:
             log.warning("could not remove %s on %s: %s", temp, self.where, exc)
 
-    def open(self, name: str) -> IO[bytes]:
+    def open(self, name: str) -> Reader:
         path = self._path(name)
         sftp = self._client()
         with self._errors(f"reading {name}"):
@@ -388,7 +391,8 @@ class _Download(io.RawIOBase):
             block = next(self._blocks, b"")
         return block
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, b: WriteableBuffer) -> int:
+        out = memoryview(b)
         if not self._buf:
             with self.target._errors(f"reading {self.name}"):
                 block = self._next_block()
@@ -401,8 +405,8 @@ class _Download(io.RawIOBase):
                 return 0
             self._count += len(block)
             self._buf = memoryview(block)
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
+        n = min(len(out), len(self._buf))
+        out[:n] = self._buf[:n]
         self._buf = self._buf[n:]
         return n
 

@@ -11,7 +11,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 Watch = Callable[[io.RawIOBase], io.RawIOBase]
 INTERVAL = 0.25
@@ -47,7 +50,7 @@ class Counting(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, b: WriteableBuffer) -> int:
         n = self.inner.readinto(b) or 0
         self.progress.size += n
         return n

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Literal
 
 from tiffin import __version__
-from tiffin.errors import TiffinError, os_error_text
+from tiffin.errors import TiffinError, failure_line, os_error_text
 from tiffin.job import BackupJob, BackupResult
 from tiffin.tell import notify
 
@@ -64,11 +64,6 @@ def success_lines(result: BackupResult, min_ratio: float) -> list[str]:
     lines += [f"WARNING: {w}" for w in result.warnings]
     lines += [f"Pruned: {n}" for n in result.pruned]
     return lines
-
-
-def failure_line(name: str, reason: str) -> str:
-    """Given a backup's name (or what it was of) and why it failed, return the FAILED line."""
-    return f"Backup {name} FAILED: {reason}"
 
 
 def status_of(lines: Iterable[str]) -> str:
@@ -166,7 +161,8 @@ class Report:
 
     def failure_text(self, exc: BaseException | None) -> str:
         """Given the job's error, return its FAILED line (the dump tool's lines included)."""
-        name = getattr(exc, "name", None) or f"of {self.job.source.what} to {self.target}"
+        what = f"Backup of {self.job.source.what} to {self.target}"
+        subject = (exc.subject if isinstance(exc, TiffinError) else None) or what
         if exc is None:
             reason = "it ended without a result"
         elif isinstance(exc, KeyboardInterrupt):
@@ -177,7 +173,7 @@ class Report:
             reason = os_error_text(exc)
         else:
             reason = f"unexpected error: {type(exc).__name__}: {exc}"
-        return redact(failure_line(name, reason), self.secrets)
+        return redact(failure_line(subject, reason), self.secrets)
 
     @property
     def target(self) -> str:
