@@ -223,6 +223,15 @@ def test_a_planted_link_is_never_written_through(place: str, kind: str, tmp_path
                 assert stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_size > 0, path
 
 
+@tried(
+    "hostile",
+    "restore --output naming a device, a pipe, a link to a device, a folder or closed stdout",
+    "`restore --output` (with and without `--overwrite`) of /dev/null, /dev/full, a fifo a "
+    "reader drains, a symlink to /dev/null, a folder; `--output -` with standard output closed",
+    "/dev/null and the fifo get the dump (byte for byte), /dev/full is exit 1 `No space left on "
+    "device`; the link, the folder and closed stdout are exit 1 in one sentence; no device, "
+    "pipe or link is ever replaced by a file",
+)
 def test_restore_output_writes_into_a_device_or_pipe_and_never_replaces_one(tmp_path: Path):
     """--output naming a character device or a pipe gets the dump written into it, as
     `> PATH` would; a link to one, a folder or closed standard output is refused; the

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from tiffin.catalog.holdings import free_name, previous_complete, read_manifest, resolve
 from tiffin.catalog.manifest import Manifest
@@ -242,7 +242,7 @@ def restore(job: RestoreJob) -> RestoreResult:
     return RestoreResult(name, summary, time.monotonic() - t0)
 
 
-def _copy(stream: IO[bytes], sink: IO[bytes]) -> None:
+def _copy(stream: Reader, sink: BinaryIO) -> None:
     while data := stream.read(BLOCK):
         sink.write(data)
     sink.flush()
@@ -323,7 +323,7 @@ def _is_stream(path: str) -> bool:
 
 
 def _write_into(
-    path: str, raw: HashingReader, stream: IO[bytes], manifest: Manifest | None, name: str
+    path: str, raw: HashingReader, stream: Reader, manifest: Manifest | None, name: str
 ) -> str:
     """Write the restored dump into the character device or pipe at PATH."""
     try:
