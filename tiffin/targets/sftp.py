@@ -19,6 +19,7 @@ from tiffin.engine.streams import BLOCK, Reader
 from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets.base import Entry, Stored
+from tiffin.targets.sftpbits import _FAILURES, _entry, _quiet_prefetch, _reason
 from tiffin.targets.sshkeys import known_host_keys, load_keys
 from tiffin.urls import host_text
 
@@ -35,15 +36,6 @@ PACKET = 64 << 10  # an SFTP request of 32 KiB plus its header fits in one packe
 OPENSSH_REQUEST = 255 << 10
 AEAD_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 READ_AHEAD = 8 << 20  # bytes a reader prefetches; its memory stays bounded by this
-_FAILURES = (OSError, EOFError, paramiko.SSHException)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return str(exc) or type(exc).__name__
 
 
 class SFTPTarget:
@@ -343,25 +335,6 @@ class SFTPTarget:
             sftp.close()
         if transport is not None:
             transport.close()
-
-
-def _entry(name: str, attrs: paramiko.SFTPAttributes, partial: bool = False) -> Entry:
-    mtime = float(attrs.st_mtime) if attrs.st_mtime is not None else None
-    return Entry(name, attrs.st_size or 0, mtime, partial)
-
-
-def _quiet_prefetch(handle: paramiko.SFTPFile) -> None:
-    """paramiko's prefetch thread lets a broken connection escape as a traceback on stderr.
-    Keep the error on the file instead, where paramiko's next read raises it."""
-    run = getattr(handle, "_prefetch_thread")  # noqa: B009 (private, not in the stubs)
-
-    def guarded(*args: object) -> None:
-        try:
-            run(*args)
-        except _FAILURES as exc:
-            setattr(handle, "_saved_exception", exc)  # noqa: B010
-
-    setattr(handle, "_prefetch_thread", guarded)  # noqa: B010
 
 
 class _Download(io.RawIOBase):
