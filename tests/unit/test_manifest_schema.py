@@ -84,6 +84,7 @@ def test_a_huge_file_as_manifest_is_refused_after_reading_only_the_bound(tmp_pat
         ({"source": {"single_database": True}}, "names no database for its one database"),
         ({"what": "oracle"}, "of an unknown kind 'oracle'"),
         ({"source": {"rows": {"db": {"t": -1}}}}, "manifest.source.rows.db.t must be"),
+        ({"format": 99}, "is of format 99, newer than this tiffin reads (1)"),
     ],
 )
 def test_a_field_of_the_wrong_type_or_range_is_named(change: dict[str, object], said: str) -> None:

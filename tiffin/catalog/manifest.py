@@ -129,6 +129,11 @@ class Manifest:
                 f"the manifest of {name} is of an unknown kind {data['what']!r} "
                 "(made by a newer tiffin?)"
             )
+        if data.get("format", FORMAT) > FORMAT:
+            raise IntegrityError(
+                f"the manifest of {name} is of format {data['format']}, newer than this tiffin "
+                f"reads ({FORMAT}): upgrade tiffin to read it"
+            )
         source = data.get("source") or {}
         if source.get("single_database") and not source.get("databases"):
             raise IntegrityError(f"the manifest of {name} names no database for its one database")
