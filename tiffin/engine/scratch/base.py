@@ -262,6 +262,16 @@ def _end_group(child: process.Child) -> None:
     child.wait()
 
 
+def answers(cmd: Sequence[str], name: str) -> bool:
+    """Given a client command that runs SELECT 1 on a scratch server, return whether the
+    server answered (within 30 seconds)."""
+    try:
+        process.run(cmd, name=name, timeout=30)
+    except BackupFailed:
+        return False
+    return True
+
+
 def find_binary(name: str, dirs: Sequence[str]) -> str | None:
     """Return the path of the executable NAME in the first of DIRS that has it, else on PATH."""
     for d in dirs:

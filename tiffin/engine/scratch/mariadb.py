@@ -6,7 +6,7 @@ import os
 import pwd
 
 from tiffin.engine import process
-from tiffin.engine.scratch.base import ScratchServer, find_binary
+from tiffin.engine.scratch.base import ScratchServer, answers, find_binary
 from tiffin.errors import BackupFailed
 from tiffin.job import DBConn
 
@@ -100,11 +100,7 @@ class ScratchMariaDB(ScratchServer):
             "-e",
             "SELECT 1",
         )
-        try:
-            process.run(cmd, name="mariadb", timeout=30)
-        except BackupFailed:
-            return False
-        return True
+        return answers(cmd, "mariadb")
 
 
 def _me() -> str:

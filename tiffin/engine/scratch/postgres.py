@@ -8,8 +8,7 @@ import os
 import re
 import signal
 
-from tiffin.engine import process
-from tiffin.engine.scratch.base import ScratchServer
+from tiffin.engine.scratch.base import ScratchServer, answers
 from tiffin.errors import BackupFailed
 from tiffin.job import DBConn
 
@@ -117,8 +116,4 @@ class ScratchPostgres(ScratchServer):
             "-c",
             "SELECT 1",
         )
-        try:
-            process.run(cmd, name="psql", timeout=30)
-        except BackupFailed:
-            return False
-        return True
+        return answers(cmd, "psql")
