@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 apt_install mariadb-server mariadb-client postgresql postgresql-client openssh-server \
-  openssh-client cron pigz zstd sqlite3 python3-venv
+  openssh-client cron pigz zstd sqlite3 python3-venv \
+  mariadb-backup pgbackrest mydumper prometheus prometheus-pushgateway \
+  prometheus-node-exporter chromium
 
 make_venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'

@@ -68,6 +68,7 @@ class SourceSpec:
     dir: str = "~/data"
     excludes: tuple[str, ...] = ()
     file: str | None = None
+    physical: bool = False  # pgsql: pg_basebackup; mysql: mariabackup (SPEC §6)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,9 @@ class RestoreJob:
     quiet: bool = False
     debug: bool = False
     source_id: str | None = None  # `latest` of this source only (tiffin/sources/identity.py)
+    to_time: datetime | None = None  # point-in-time recovery: the target (aware, UTC)
+    to_lsn: str | None = None  # pgsql: the target as a WAL position
+    owner: str | None = None  # pgdata, mysqldata: the OS user who gets the data directory
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from tiffin import options
@@ -23,6 +24,7 @@ from tiffin.job import (
     TargetURL,
     looks_like_url,
 )
+from tiffin.numbers import parse_lsn, parse_utc_time
 from tiffin.numbers import parse_size as parse_size  # where callers have found it
 from tiffin.options import BACKUP
 from tiffin.sources import INTO, SOURCES, WHATS, spoken
@@ -75,6 +77,7 @@ def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
         dir=values.get("dir") or "~/data",
         excludes=tuple(values.get("exclude") or ()),
         file=values.get("file"),
+        physical=bool(values.get("physical")),
     )
 
 
@@ -178,6 +181,7 @@ def restore_job(positional: list[str], values: Mapping[str, Any]) -> RestoreJob:
     if into == "sqlite" and not values.get("file"):
         raise UsageError("--into sqlite needs the destination file: --file PATH")
     spec = source_spec(INTO[into].what if into in INTO else into or "data", values)
+    to_time, to_lsn = recovery_target(values)
     return RestoreJob(
         target=target,
         name=check_name(rest[0]),
@@ -191,6 +195,21 @@ def restore_job(positional: list[str], values: Mapping[str, Any]) -> RestoreJob:
         source_id=values.get("source_id"),
         quiet=bool(values.get("quiet")),
         debug=bool(values.get("debug")),
+        to_time=to_time,
+        to_lsn=to_lsn,
+        owner=values.get("owner"),
+    )
+
+
+def recovery_target(values: Mapping[str, Any]) -> tuple[datetime | None, str | None]:
+    """Given option values, return (--to-time as aware UTC, --to-lsn). Raise UsageError if
+    both are given or either is malformed."""
+    raw_time, raw_lsn = values.get("to_time"), values.get("to_lsn")
+    if raw_time and raw_lsn:
+        raise UsageError("give either --to-time or --to-lsn, not both")
+    return (
+        parse_utc_time(raw_time) if raw_time else None,
+        parse_lsn(raw_lsn) if raw_lsn else None,
     )
 
 

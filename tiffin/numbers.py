@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from tiffin.errors import UsageError
@@ -57,3 +58,39 @@ def number(kind: str, value: Any) -> float:
     if isinstance(value, float) or (isinstance(value, str) and _FLOAT.fullmatch(value)):
         return float(value)
     raise ValueError("expected a number")
+
+
+_UTC_TIME = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[ T]([0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]{1,6})?"
+)
+_LSN = re.compile(r"[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}")
+
+
+def parse_utc_time(text: str, flag: str = "--to-time") -> datetime:
+    """Given 'YYYY-MM-DD HH:MM:SS UTC' (or ...Z, or +00:00; fractions of a second allowed),
+    return the aware datetime in UTC. Raise UsageError for any other form or zone."""
+    raw = str(text).strip()
+    body = raw
+    for zone in (" UTC", "Z", "+00:00", " +00:00", "+00"):
+        if body.endswith(zone):
+            body = body[: -len(zone)]
+            break
+    else:
+        body = ""
+    m = _UTC_TIME.fullmatch(body)
+    if not m:
+        raise UsageError(f'{flag} {text!r}: write a time in UTC as "YYYY-MM-DD HH:MM:SS UTC"')
+    try:
+        when = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{m.group(3) or ''}")
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: no such date or time") from None
+    return when.replace(tzinfo=UTC)
+
+
+def parse_lsn(text: str, flag: str = "--to-lsn") -> str:
+    """Given a PostgreSQL WAL position 'X/Y' (hex), return it upper-cased. Raise UsageError."""
+    if not _LSN.fullmatch(str(text).strip()):
+        raise UsageError(
+            f"{flag} {text!r}: write a WAL position as two hex numbers, like 0/3000060"
+        )
+    return str(text).strip().upper()

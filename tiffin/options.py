@@ -89,6 +89,12 @@ OPTIONS: tuple[Opt, ...] = (
         metavar="GLOB",
     ),
     Opt("--file", "sqlite: the database file", DB_CMDS, metavar="PATH"),
+    Opt(
+        "--physical",
+        "pgsql, mysql: a physical backup of the whole server (pg_basebackup, mariabackup)",
+        BACKUP_CMDS | {DRILL},
+        "flag",
+    ),
     # what is stored
     Opt(
         "--label",
@@ -284,6 +290,24 @@ OPTIONS: tuple[Opt, ...] = (
         metavar="ID",
     ),
     Opt("--overwrite", "replace existing files", frozenset({RESTORE}), "flag"),
+    Opt(
+        "--to-time",
+        'recover to this time, "YYYY-MM-DD HH:MM:SS UTC" (default: the end of the archive)',
+        frozenset({RESTORE, DRILL}),
+        metavar="TIME",
+    ),
+    Opt(
+        "--to-lsn",
+        "pgsql: recover to this WAL position, e.g. 0/3000060",
+        frozenset({RESTORE, DRILL}),
+        metavar="LSN",
+    ),
+    Opt(
+        "--owner",
+        "pgdata, mysqldata: the OS user who owns the restored data directory",
+        frozenset({RESTORE}),
+        metavar="USER",
+    ),
 )
 BY_DEST = {o.dest: o for o in OPTIONS}
 NUMERIC = frozenset({"int", "float", "size", "mode"})
