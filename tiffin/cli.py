@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -99,7 +100,11 @@ def cmd_backup(args: list[str], values: dict[str, Any]) -> int:
     return ExitStatus.OK
 
 
-RUN_OVERRIDES = ("quiet", "insecure")  # given to `run`, they apply to every job of the config
+RUN_OVERRIDES = (
+    "quiet",
+    "insecure",
+    "metrics_file",
+)  # given to `run`, they apply to every job of the config
 
 
 @command("run", "run the jobs of a config file, one after another: [JOB ...] [--config FILE]")
@@ -266,6 +271,7 @@ def cmd_drill(args: list[str], values: dict[str, Any]) -> int:
 
     job = jobargs.drill_job(args, values)
     drill.announce(job, err)
+    started = time.monotonic()
     try:
         result = drill.run(job)
     except TiffinError as exc:
@@ -276,13 +282,13 @@ def cmd_drill(args: list[str], values: dict[str, Any]) -> int:
         lines += [f"WARNING: {warning}" for warning in noted]
         for line in lines:
             err(line)
-        drill.send_report(job, lines, False, err)
+        drill.send_report(job, lines, False, err, time.monotonic() - started, out)
         return ExitStatus.FAILED
     lines = [f"Drill of {result.name} passed: {result.summary} checked in {result.seconds:.1f} s."]
     lines += [f"WARNING: {warning}" for warning in result.warnings]
     for line in lines:
         out(line)
-    drill.send_report(job, lines, True, err)
+    drill.send_report(job, lines, True, err, result.seconds, out)
     return ExitStatus.OK
 
 

@@ -146,6 +146,7 @@ def parse(text: str, path: str, overrides: Mapping[str, Any] | None = None) -> d
             continue
         before = len(errors)
         values = {**defaults, **_typed(table, where, errors), **(overrides or {})}
+        values["job_name"] = name  # the metrics' `job` label (SPEC §7)
         if len(errors) == before:
             job = _job(values, where, errors)
             if job is not None:

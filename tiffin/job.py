@@ -111,6 +111,10 @@ class BackupJob:
     quiet: bool = False
     debug: bool = False
     name: str = ""
+    metrics_file: str | None = None  # SPEC §7: node_exporter's textfile
+    pushgateway: str | None = field(default=None, repr=False)  # may hold a password
+    notify: tuple[str, ...] = field(default=(), repr=False)  # Apprise URLs: secrets whole
+    job_name: str = ""  # the config job's name: the metrics' `job` (else LABEL-WHAT)
 
 
 @dataclass(frozen=True)

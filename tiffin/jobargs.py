@@ -29,7 +29,7 @@ from tiffin.numbers import parse_size as parse_size  # where callers have found 
 from tiffin.options import BACKUP
 from tiffin.sources import INTO, SOURCES, WHATS, spoken
 from tiffin.targets.where import parse_target, parse_url
-from tiffin.tell import notify
+from tiffin.tell import metrics, notices, notify
 
 SECRET_MAX = 64 << 10  # a password file holds one password
 
@@ -121,6 +121,17 @@ def retention(values: Mapping[str, Any]) -> Retention:
     return Retention(**keep)
 
 
+def watching(values: Mapping[str, Any]) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """Given option values, return (--metrics-file, --pushgateway, --notify), the last two
+    else TIFFIN_PUSHGATEWAY_URL and TIFFIN_NOTIFY (URLs split by spaces), where a scheduled
+    job keeps them. Raise UsageError if one is malformed: nothing is touched yet."""
+    metrics_file = values.get("metrics_file")
+    gateway = values.get("pushgateway") or os.environ.get("TIFFIN_PUSHGATEWAY_URL") or None
+    urls = values.get("notify") or tuple(os.environ.get("TIFFIN_NOTIFY", "").split())
+    metrics.check(metrics_file, gateway)
+    return metrics_file, gateway, notices.check(urls)
+
+
 def backup_job(what: str, positional: list[str], values: Mapping[str, Any]) -> BackupJob:
     """Given WHAT, the target positionals and option values, return a BackupJob. Raise
     UsageError if anything is malformed: nothing has been contacted yet."""
@@ -144,6 +155,7 @@ def backup_job(what: str, positional: list[str], values: Mapping[str, Any]) -> B
     spec = source_spec(what, {**values, "_command": BACKUP})
     if spec.what == "sqlite" and not spec.file:
         raise UsageError("sqlite needs the database file: --file PATH")
+    metrics_file, gateway, urls = watching(values)
     return BackupJob(
         source=spec,
         target=target,
@@ -160,6 +172,10 @@ def backup_job(what: str, positional: list[str], values: Mapping[str, Any]) -> B
         quiet=bool(values.get("quiet")),
         debug=bool(values.get("debug")),
         name=values.get("name") or "",
+        metrics_file=metrics_file,
+        pushgateway=gateway,
+        notify=urls,
+        job_name=values.get("job_name") or "",
     )
 
 
@@ -224,6 +240,7 @@ def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
         raise UsageError(f"say where to drill: --into {spoken(INTO)}")
     if values.get("database"):
         raise UsageError("drill loads into scratch databases of its own: drop --database")
+    metrics_file, gateway, urls = watching(values)
     return DrillJob(
         target=target,
         name=check_name(rest[0]),
@@ -236,6 +253,9 @@ def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
         emails=notify.check_addresses(values.get("email") or ()),
         ping_url=notify.check_ping_url(values["ping_url"]) if values.get("ping_url") else None,
         source_id=values.get("source_id"),
+        metrics_file=metrics_file,
+        pushgateway=gateway,
+        notify=urls,
     )
 
 
@@ -255,7 +275,12 @@ def verify_args(args: list[str], every: bool, identity: str | None) -> tuple[Tar
 
 
 # Paths on the line are made absolute: cron starts in $HOME, not where schedule was run.
-PATH_DESTS = frozenset({"password_file", "dir", "file", "ssh_key", "socket", "env_file"})
+PATH_DESTS = frozenset(
+    {"password_file", "dir", "file", "ssh_key", "socket", "env_file", "metrics_file"}
+)
+# What may hold a secret and travels in the job's 0600 secrets file, never on its line
+# (tiffin/commands/schedule.py job_env): Apprise URLs always, a Pushgateway with a password.
+OFF_THE_LINE = frozenset({"notify", "pushgateway"})
 
 
 def option_args(values: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> list[str]:
@@ -265,6 +290,8 @@ def option_args(values: Mapping[str, Any], skip: frozenset[str] = frozenset()) -
     for opt in options.OPTIONS:
         value = values.get(opt.dest)
         if options.BACKUP not in opt.commands or value is None or opt.dest in skip:
+            continue
+        if opt.dest in OFF_THE_LINE:
             continue
         items = list(value) if opt.kind == "list" else [value]
         for item in items:

@@ -27,6 +27,8 @@ RUN = "run"
 TARGET_CMDS = frozenset({BACKUP, RESTORE, LIST, VERIFY, PRUNE, DRILL, SCHEDULE})
 DB_CMDS = frozenset({BACKUP, RESTORE, DRILL, SCHEDULE})
 BACKUP_CMDS = frozenset({BACKUP, SCHEDULE})
+# What a run tells Prometheus and Apprise (SPEC §7): wal-push and binlog add their names here.
+WATCH_CMDS = BACKUP_CMDS | {DRILL}
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,26 @@ OPTIONS: tuple[Opt, ...] = (
         "--ping-url",
         "healthchecks-style URL pinged on start, success and failure",
         BACKUP_CMDS | {DRILL},
+        metavar="URL",
+    ),
+    Opt(
+        "--metrics-file",
+        "write Prometheus metrics to PATH for node_exporter's textfile collector (a .prom file)",
+        WATCH_CMDS | {RUN},
+        metavar="PATH",
+    ),
+    Opt(
+        "--pushgateway",
+        "push the metrics to this Prometheus Pushgateway (else TIFFIN_PUSHGATEWAY_URL)",
+        WATCH_CMDS,
+        metavar="URL",
+    ),
+    Opt(
+        "--notify",
+        "send the report through Apprise to URL, e.g. ntfy://ntfy.sh/TOPIC (repeatable; "
+        "else TIFFIN_NOTIFY)",
+        WATCH_CMDS,
+        "list",
         metavar="URL",
     ),
     Opt("--quiet", "print nothing but the report", TARGET_CMDS | {RUN}, "flag"),

@@ -54,7 +54,7 @@ from tiffin.sources.mysql import MySQLLoader
 from tiffin.sources.postgresql import PostgresLoader
 from tiffin.sources.sqlite import SqliteLoader, table_counts
 from tiffin.targets import Target, connected
-from tiffin.tell import notify
+from tiffin.tell import metrics, notices, notify
 
 WHAT_OF = {into: kind.what for into, kind in INTO.items()}
 INTO_OF = {v: k for k, v in WHAT_OF.items()}
@@ -91,6 +91,9 @@ class DrillJob:
     emails: tuple[str, ...] = ()
     ping_url: str | None = None
     source_id: str | None = None  # `latest` of this source only (tiffin/sources/identity.py)
+    metrics_file: str | None = None
+    pushgateway: str | None = field(default=None, repr=False)
+    notify: tuple[str, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -338,24 +341,51 @@ def announce(job: DrillJob, note: Callable[[str], None]) -> None:
             note(f"tiffin: could not send the start ping: {exc}")
 
 
-def send_report(job: DrillJob, lines: list[str], ok: bool, note: Callable[[str], None]) -> None:
-    """Given the drill's report lines and whether it passed, ping --ping-url and mail the
-    report to --email, as a backup does. A ping or mail that fails is only noted."""
+def send_report(
+    job: DrillJob,
+    lines: list[str],
+    ok: bool,
+    note: Callable[[str], None],
+    seconds: float = 0.0,
+    out: Callable[[str], None] | None = None,
+) -> None:
+    """Given the drill's report lines, whether it passed and how long it took, record its
+    metrics, ping --ping-url, and send the report to --notify and --email, as a backup does.
+    What fails is only noted: a metric or notice as a WARNING line through OUT (stdout)."""
     if job.ping_url:
         try:
             notify.ping(job.ping_url, "" if ok else "fail")
         except TiffinError as exc:
             note(f"tiffin: could not send the {'success' if ok else 'failure'} ping: {exc}")
-    if not job.emails:
-        return
     host = default_label(os.environ.get("HOSTNAME"))
+    what = job.source.what
+    outcome = metrics.Outcome(
+        metrics.DRILL, metrics.job_label(job.label or host, what), what, job.target.redacted(),
+        ok, time.time(), seconds,
+    )  # fmt: skip
+    warned = metrics.record(outcome, job.metrics_file, job.pushgateway)
     status = "FAILED" if not ok else "WARNING" if any("WARNING" in x for x in lines) else "OK"
     body = "\n".join(
-        [*lines, "", f"Target: {job.target.redacted()}", "", "-- ", f"tiffin {__version__}"]
+        [
+            *lines,
+            *warned,
+            "",
+            f"Target: {job.target.redacted()}",
+            "",
+            "-- ",
+            f"tiffin {__version__}",
+        ]
     )
+    title = f"Drill result for {host}: {status}"
+    if job.notify:
+        warned += notices.send(job.notify, title, body, status)
+    for line in warned:
+        (out or note)(line)
+    if not job.emails:
+        return
     try:
         sender = os.environ.get("TIFFIN_MAIL_FROM") or f"tiffin@{host}"
-        msg = notify.message(f"Drill result for {host}: {status}", sender, job.emails, body, host)
+        msg = notify.message(title, sender, job.emails, body, host)
         notify.send(msg, notify.smtp_from_env(), job.target_options.insecure)
     except TiffinError as exc:
         note(f"tiffin: could not send the report to {', '.join(job.emails)}: {exc}")

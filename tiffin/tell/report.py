@@ -11,9 +11,9 @@ from types import TracebackType
 from typing import Literal
 
 from tiffin import __version__
-from tiffin.errors import TiffinError, failure_line, os_error_text
+from tiffin.errors import TiffinError, UsageError, failure_line, os_error_text
 from tiffin.job import BackupJob, BackupResult
-from tiffin.tell import notify
+from tiffin.tell import metrics, notices, notify
 
 # Variables whose values are secrets: never shown in a report, a mail or a note.
 SECRET_VARS = (
@@ -90,6 +90,7 @@ def source_text(job: BackupJob) -> str:
 def secrets_of(job: BackupJob, smtp: notify.SmtpSettings | None) -> tuple[str, ...]:
     """Given a job and its SMTP settings, return every password they or the environment hold."""
     found = [job.target.password, job.source.conn.password, smtp.password if smtp else None]
+    found.append(metrics.gateway(job.pushgateway)[2] if job.pushgateway else None)
     found += [os.environ.get(name) for name in SECRET_VARS]
     # Longer first, so that a password holding another one is hidden whole.
     return tuple(sorted({s for s in found if s and len(s) >= 3}, key=len, reverse=True))
@@ -102,9 +103,14 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def job_label(job: BackupJob) -> str:
+    """Given a job, return its metrics' `job` label: the config job's name, else LABEL-WHAT."""
+    return job.job_name or metrics.job_label(job.label, job.source.what)
+
+
 def check(job: BackupJob) -> None:
     """Given a job, raise UsageError if its report could not go where asked: an address,
-    TIFFIN_SMTP_URL or --ping-url that is malformed."""
+    TIFFIN_SMTP_URL, --ping-url, --metrics-file, --pushgateway or --notify that is malformed."""
     Report(job, lambda _: None, lambda _: None)
 
 
@@ -123,6 +129,8 @@ class Report:
         self.emails = notify.check_addresses(job.emails)
         self.smtp = notify.smtp_from_env() if self.emails else None
         self.ping = notify.check_ping_url(job.ping_url) if job.ping_url else None
+        metrics.check(job.metrics_file, job.pushgateway)
+        notices.check(job.notify)
         self.secrets = secrets_of(job, self.smtp)
         self.result: BackupResult | None = None
         self.status = FAILED
@@ -156,6 +164,8 @@ class Report:
             self.status = FAILED
             lines = [self.failure_text(exc)]
             self._ping("fail")
+        if not isinstance(exc, UsageError):  # a run refused (exit 2) touches no metrics
+            lines += self._watch(exc is None and self.result is not None, lines)
         self._mail(lines)
         return False  # the job's own error, if any, goes on to the caller
 
@@ -191,6 +201,33 @@ class Report:
         ]
         text = "\n".join([*lines, "", *details, "", "-- ", f"tiffin {__version__}"]) + "\n"
         return redact(text, self.secrets)
+
+    def _watch(self, ok: bool, lines: list[str]) -> list[str]:
+        """Record the run's metrics, then send the report through Apprise; print and return
+        the WARNING lines of what failed (the mail carries them)."""
+        outcome = metrics.Outcome(
+            kind=metrics.BACKUP,
+            job=job_label(self.job),
+            what=self.job.source.what,
+            target=self.target,
+            ok=ok,
+            finished=time.time(),
+            duration=time.monotonic() - self._t0,
+            size=self.result.size if ok and self.result else None,
+        )
+        warned = metrics.record(outcome, self.job.metrics_file, self.job.pushgateway)
+        if self.job.notify:
+            warned += notices.send(
+                self.job.notify,
+                subject(self.job.label, self.status),
+                self.body([*lines, *warned]),
+                self.status,
+                self.secrets,
+            )
+        warned = [redact(x, self.secrets) for x in warned]
+        for line in warned:
+            self.out(line)
+        return warned
 
     def _mail(self, lines: list[str]) -> None:
         if not self.emails:
