@@ -2,7 +2,8 @@
 
 Server fixtures (session scope, started on first use, stopped at session end):
 ``mariadb``, ``postgres``, ``sshd``, ``ftp_server``, ``ftps_server``, ``s3_server``,
-``smtp_server``, ``smtp_tls_server``; plus ``certs`` (test CA + server cert).
+``smtp_server``, ``smtp_tls_server``, ``pushgateway``, ``node_exporter``, ``prometheus``;
+plus ``certs`` (test CA + server cert).
 Function scope: ``clean_env`` (scrubbed environment dict with a fresh HOME) and
 ``tiffin_env`` (``tiffin_env(**extra) -> dict`` with the same HOME).
 """
@@ -27,6 +28,7 @@ from tests.servers.ftp import FTPServer
 from tests.servers.mariadb import MariaDB
 from tests.servers.postgres import Postgres
 from tests.servers.proc import LOG_TAIL
+from tests.servers.prometheus import NodeExporter, Prometheus, Pushgateway
 from tests.servers.s3 import S3Server
 from tests.servers.smtp import TEST_AUTH, SMTPServer
 from tests.servers.sshd import SSHServer
@@ -138,6 +140,29 @@ def smtp_server() -> Generator[SMTPServer, None, None]:
 def smtp_tls_server(certs: CertPaths) -> Generator[SMTPServer, None, None]:
     """STARTTLS required, AUTH LOGIN/PLAIN with :data:`TEST_AUTH`."""
     yield from _serve(SMTPServer(starttls=True, auth=TEST_AUTH, certs=certs))
+
+
+@pytest.fixture(scope="session")
+def pushgateway() -> Generator[Pushgateway, None, None]:
+    yield from _serve(Pushgateway())
+
+
+@pytest.fixture(scope="session")
+def node_exporter() -> Generator[NodeExporter, None, None]:
+    """node_exporter's textfile collector only, reading ``node_exporter.textfiles``."""
+    yield from _serve(NodeExporter())
+
+
+@pytest.fixture(scope="session")
+def prometheus(
+    pushgateway: Pushgateway, node_exporter: NodeExporter
+) -> Generator[Prometheus, None, None]:
+    """Prometheus scraping ``pushgateway`` and ``node_exporter`` every second."""
+    targets = {
+        "node": f"127.0.0.1:{node_exporter.port}",
+        "pushgateway": f"127.0.0.1:{pushgateway.port}",
+    }
+    yield from _serve(Prometheus(targets))
 
 
 @pytest.fixture

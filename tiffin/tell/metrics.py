@@ -18,14 +18,17 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
-from prometheus_client.exposition import basic_auth_handler, default_handler, pushadd_to_gateway
-from prometheus_client.parser import text_string_to_metric_families
+from typing import TYPE_CHECKING
 
 from tiffin.engine import safefile
 from tiffin.errors import TiffinError, UsageError
 from tiffin.urls import host_text, redact, split_url
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+# prometheus_client is imported when a run is recorded, not by every run that loads this
+# module: wal-push starts once per WAL segment, and the library takes ~0.2 s to import.
 
 BACKUP, DRILL, ARCHIVE = "backup", "drill", "archive"
 LABELS = ("job", "what", "target")
@@ -172,6 +175,8 @@ def _name_of(line: str) -> str:
 def merge(old: str, outcome: Outcome) -> tuple[str, list[str]]:
     """Given a metrics file's text and a run, return the new text and warnings: the run's
     series set, every other line kept as it was. Pure."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     ours: list[str] = []
     kept: list[str] = []
     for line in old.splitlines():
@@ -189,14 +194,24 @@ def merge(old: str, outcome: Outcome) -> tuple[str, list[str]]:
     key = tuple(outcome.labels()[k] for k in LABELS)
     for name, value in outcome.values().items():
         series[name, key] = value
+    from prometheus_client import generate_latest
+
+    text = "\n".join(kept).strip("\n")
+    ours_text = generate_latest(_registry(series)).decode("utf-8")
+    return (text + "\n" if text else "") + ours_text, warnings
+
+
+def _registry(series: dict[tuple[str, tuple[str, ...]], float]) -> CollectorRegistry:
+    """Given {(name, label values): value}, return a registry holding them as gauges."""
+    from prometheus_client import CollectorRegistry, Gauge
+
     registry = CollectorRegistry(auto_describe=False)
     gauges: dict[str, Gauge] = {}
     for (name, labels), value in sorted(series.items()):
         if name not in gauges:
             gauges[name] = Gauge(name, HELP[name], LABELS, registry=registry)
         gauges[name].labels(*labels).set(value)
-    text = "\n".join(kept).strip("\n")
-    return (text + "\n" if text else "") + generate_latest(registry).decode("utf-8"), warnings
+    return registry
 
 
 @contextlib.contextmanager
@@ -246,11 +261,15 @@ def push(pushgateway: str, outcome: Outcome) -> None:
     """Given --pushgateway and a run, add the run's series to the gateway's group of its job,
     WHAT and target (POST: a failure leaves the last success's series there). Raise on
     any failure to reach it or an answer that is not 2xx."""
+    from prometheus_client.exposition import (
+        basic_auth_handler,
+        default_handler,
+        pushadd_to_gateway,
+    )
+
     url, user, password = gateway(pushgateway)
-    registry = CollectorRegistry(auto_describe=False)
-    labels = outcome.labels()
-    for name, value in outcome.values().items():
-        Gauge(name, HELP[name], LABELS, registry=registry).labels(**labels).set(value)
+    key = tuple(outcome.labels()[k] for k in LABELS)
+    registry = _registry({(name, key): value for name, value in outcome.values().items()})
 
     def handler(
         url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes
