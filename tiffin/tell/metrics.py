@@ -179,7 +179,7 @@ def merge(old: str, outcome: Outcome) -> tuple[str, list[str]]:
 
     ours: list[str] = []
     kept: list[str] = []
-    for line in old.splitlines():
+    for line in old.split("\n"):  # not splitlines(): \x1e, \x85 … end no line here
         (ours if _name_of(line) in HELP else kept).append(line)
     series: dict[tuple[str, tuple[str, ...]], float] = {}
     warnings: list[str] = []
@@ -197,6 +197,12 @@ def merge(old: str, outcome: Outcome) -> tuple[str, list[str]]:
     from prometheus_client import generate_latest
 
     text = "\n".join(kept).strip("\n")
+    try:  # other lines that do not parse would make node_exporter drop the whole file
+        for _ in text_string_to_metric_families(text + "\n"):
+            pass
+    except ValueError:
+        warnings.append("WARNING: the metrics file held lines not in the text format: dropped")
+        text = ""
     ours_text = generate_latest(_registry(series)).decode("utf-8")
     return (text + "\n" if text else "") + ours_text, warnings
 

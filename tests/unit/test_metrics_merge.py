@@ -1,0 +1,64 @@
+"""tiffin.tell.metrics.merge, the pure heart of a shared metrics file: any label text (a
+target path is a user's, a job name a config's) comes back exactly as written, other jobs'
+series and other tools' lines are kept, and a failure never moves the last success."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from tiffin.tell import metrics
+
+labels = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
+
+
+def samples(text: str) -> dict[tuple[str, str, str, str], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name.startswith("tiffin_"):
+                found[s.name, s.labels["job"], s.labels["what"], s.labels["target"]] = s.value
+    return found
+
+
+def outcome(job: str, target: str, ok: bool, when: float, kind: str = metrics.BACKUP):
+    return metrics.Outcome(kind, job, "data", target, ok, when, 1.5, 42 if ok else None)
+
+
+@settings(max_examples=150, deadline=None)
+@given(job=labels, target=labels, other=labels)
+def test_any_label_text_round_trips_and_others_are_kept(job, target, other):
+    foreign = '# HELP node_thing x\n# TYPE node_thing gauge\nnode_thing{a="b"} 7\n'
+    text, warnings = metrics.merge(foreign, outcome(other, "file:///o", True, 100.0))
+    text, warnings = metrics.merge(text, outcome(job, target, True, 200.0))
+    text, more = metrics.merge(text, outcome(job, target, False, 300.0))
+    assert warnings == more == []
+    got = samples(text)
+    key = (job, "data", target)
+    assert got["tiffin_last_status", *key] == 0
+    assert got["tiffin_last_run_timestamp_seconds", *key] == 300.0
+    assert got["tiffin_last_success_timestamp_seconds", *key] == 200.0
+    assert got["tiffin_last_size_bytes", *key] == 42
+    if other != job:
+        assert got["tiffin_last_success_timestamp_seconds", other, "data", "file:///o"] == 100.0
+    assert 'node_thing{a="b"} 7\n' in text
+    assert text.count("# TYPE tiffin_last_status gauge") == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(garbage=st.text(max_size=300))
+def test_a_damaged_file_never_stops_the_next_write(garbage):
+    text, _ = metrics.merge("tiffin_last_status{" + garbage, outcome("j", "t", True, 5.0))
+    assert samples(text)["tiffin_last_status", "j", "data", "t"] == 1
+
+
+def test_kinds_keep_to_their_own_series():
+    text, _ = metrics.merge("", outcome("j", "t", True, 10.0))
+    text, _ = metrics.merge(text, outcome("j", "t", False, 20.0, metrics.DRILL))
+    text, _ = metrics.merge(text, outcome("j", "t", True, 30.0, metrics.ARCHIVE))
+    got = samples(text)
+    assert got["tiffin_last_status", "j", "data", "t"] == 1  # neither moved the backup's
+    assert got["tiffin_drill_last_status", "j", "data", "t"] == 0
+    assert ("tiffin_drill_last_success_timestamp_seconds", "j", "data", "t") not in got
+    assert got["tiffin_archive_last_file_timestamp_seconds", "j", "data", "t"] == 30.0
