@@ -278,9 +278,13 @@ def verify_args(args: list[str], every: bool, identity: str | None) -> tuple[Tar
 PATH_DESTS = frozenset(
     {"password_file", "dir", "file", "ssh_key", "socket", "env_file", "metrics_file"}
 )
-# What may hold a secret and travels in the job's 0600 secrets file, never on its line
-# (tiffin/commands/schedule.py job_env): Apprise URLs always, a Pushgateway with a password.
-OFF_THE_LINE = frozenset({"notify", "pushgateway"})
+
+
+def off_the_line(dest: str, value: Any) -> bool:
+    """Given an option's dest and value, return whether it may hold a secret and so travels
+    in a scheduled job's 0600 secrets file, never on its line (tiffin/commands/schedule.py
+    job_env): Apprise URLs always (a token is their path), a Pushgateway URL with a user."""
+    return dest == "notify" or (dest == "pushgateway" and metrics.gateway(value)[1] is not None)
 
 
 def option_args(values: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> list[str]:
@@ -291,7 +295,7 @@ def option_args(values: Mapping[str, Any], skip: frozenset[str] = frozenset()) -
         value = values.get(opt.dest)
         if options.BACKUP not in opt.commands or value is None or opt.dest in skip:
             continue
-        if opt.dest in OFF_THE_LINE:
+        if off_the_line(opt.dest, value):
             continue
         items = list(value) if opt.kind == "list" else [value]
         for item in items:

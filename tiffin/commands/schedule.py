@@ -98,6 +98,12 @@ def job_env(job: BackupJob, with_target_password: bool = True) -> dict[str, str]
     env = {n: os.environ[n] for n in names if os.environ.get(n)}
     if with_target_password and job.target.password is not None:
         env["TIFFIN_FTP_PASSWORD"] = job.target.password
+    # A command-line job's Apprise URLs and a Pushgateway URL with a password are not on its
+    # line (jobargs.off_the_line): the job finds them here (jobargs.watching).
+    if with_target_password and job.notify:
+        env["TIFFIN_NOTIFY"] = " ".join(job.notify)
+    if with_target_password and job.pushgateway:
+        env["TIFFIN_PUSHGATEWAY_URL"] = job.pushgateway  # the line's own wins, if it has one
     for key, value in env.items():  # the secrets file holds KEY=VALUE lines, as config reads
         if any(c in "\n\r\0" or "\ud800" <= c <= "\udfff" for c in value):
             raise UsageError(
