@@ -17,6 +17,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.helpers import tiffin, tiffin_exe
+from tests.faults.tried import tried
 from tests.servers.ports import free_port
 
 SECRET = "pw-Zq81-never-shown"
@@ -113,6 +114,15 @@ def test_pushed_series_come_back_through_prometheus(prometheus, pushgateway, tmp
     assert SECRET not in repr(everything) + r.stdout + r.stderr
 
 
+@tried(
+    "fault",
+    "A stopped Pushgateway and a dead --notify endpoint",
+    "the suite's Pushgateway is stopped (by its PID) and --notify names a port nothing listens "
+    "on; the URLs hold a password",
+    "the backup exits 0 and is stored; stdout has one `WARNING: could not push the metrics to "
+    "http://***@…: connection refused` and one `WARNING: could not send the report to json://…`"
+    " line; the password is in no output",
+)
 def test_a_stopped_pushgateway_or_dead_notify_endpoint_never_fails_a_backup(
     pushgateway, tmp_path, tiffin_env
 ):
@@ -133,6 +143,14 @@ def test_a_stopped_pushgateway_or_dead_notify_endpoint_never_fails_a_backup(
     assert len(list(store.glob("*.manifest.json"))) == 1
 
 
+@tried(
+    "fault",
+    "A run refused with exit 2, with --metrics-file",
+    "a bad --compress-level, an ftp:// --pushgateway, an unknown Apprise scheme, a "
+    "--metrics-file in a missing folder",
+    "exit 2 with one sentence quoting no password; no metrics file and no target folder are "
+    "created",
+)
 def test_a_refused_run_touches_no_metrics(tmp_path, tiffin_env):
     data, store = folder(tmp_path), tmp_path / "store"
     prom = tmp_path / "m.prom"
@@ -182,6 +200,14 @@ for i in range(n):
 """
 
 
+@tried(
+    "fault",
+    "Three writers of one metrics file at once",
+    "three processes each record 150 runs of their own job into one file that also holds "
+    "another tool's line",
+    "every job's last value is there and the other tool's line is kept (without the flock the "
+    "test loses updates)",
+)
 def test_two_writers_at_once_lose_neither_jobs_series(tmp_path):
     prom = tmp_path / "shared.prom"
     prom.write_text(
@@ -198,6 +224,12 @@ def test_two_writers_at_once_lose_neither_jobs_series(tmp_path):
     assert "other_tool_up 1\n" in prom.read_text()
 
 
+@tried(
+    "fault",
+    "Three backups at once into one metrics file",
+    "three `tiffin backup` processes started together with one --metrics-file",
+    "all exit 0 and each one's series is in the file; no temp file is left",
+)
 def test_two_backups_at_once_share_one_metrics_file(tmp_path, tiffin_env):
     prom = tmp_path / "shared.prom"
     env = tiffin_env()

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.helpers import tiffin
+from tests.faults.tried import tried
 
 SECRET = "np-Wq72-never-shown"
 
@@ -90,6 +91,13 @@ def test_the_report_is_sent_on_success_warning_and_failure(sink, tmp_path, tiffi
         assert SECRET not in text
 
 
+@tried(
+    "fault",
+    "A --notify endpoint that answers 500",
+    "the test's own HTTP server behind Apprise's json:// answers 500",
+    "the backup exits 0 and is stored; one `WARNING: could not send the report to "
+    "json://tiffin:****@127.0.0.1…` line on stdout; the password is in no output",
+)
 def test_an_endpoint_that_refuses_is_a_warning_not_a_failure(sink, tmp_path, tiffin_env):
     data, store = tmp_path / "data", tmp_path / "store"
     data.mkdir()

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.faults.tried import tried
 from tiffin.tell import metrics
 
 labels = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
@@ -28,6 +29,14 @@ def outcome(job: str, target: str, ok: bool, when: float, kind: str = metrics.BA
 
 @settings(max_examples=150, deadline=None)
 @given(job=labels, target=labels, other=labels)
+@tried(
+    "hostile",
+    "Any text as a job name or target in a shared metrics file",
+    "hypothesis: job and target labels of any Unicode text (quotes, backslashes, line breaks, "
+    "control characters), written after another job's series and another tool's line",
+    "each label reads back exactly; the other job's series and the other tool's line are kept; "
+    "a failure keeps the last success",
+)
 def test_any_label_text_round_trips_and_others_are_kept(job, target, other):
     foreign = '# HELP node_thing x\n# TYPE node_thing gauge\nnode_thing{a="b"} 7\n'
     text, warnings = metrics.merge(foreign, outcome(other, "file:///o", True, 100.0))
@@ -48,6 +57,12 @@ def test_any_label_text_round_trips_and_others_are_kept(job, target, other):
 
 @settings(max_examples=100, deadline=None)
 @given(garbage=st.text(max_size=300))
+@tried(
+    "fuzz",
+    "A damaged metrics file",
+    "hypothesis: a cut tiffin line followed by any text",
+    "the next write leaves a file Prometheus's parser reads, with this run's series in it",
+)
 def test_a_damaged_file_never_stops_the_next_write(garbage):
     text, _ = metrics.merge("tiffin_last_status{" + garbage, outcome("j", "t", True, 5.0))
     assert samples(text)["tiffin_last_status", "j", "data", "t"] == 1
