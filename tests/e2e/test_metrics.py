@@ -5,10 +5,7 @@ fails a backup. The series are asked for as a user's alert rule would (docs/aler
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import textwrap
 import time
 import uuid
@@ -16,9 +13,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.helpers import tiffin, tiffin_exe
-from tests.faults.tried import tried
-from tests.servers.ports import free_port
+from tests.e2e.helpers import tiffin
 
 SECRET = "pw-Zq81-never-shown"
 
@@ -114,59 +109,6 @@ def test_pushed_series_come_back_through_prometheus(prometheus, pushgateway, tmp
     assert SECRET not in repr(everything) + r.stdout + r.stderr
 
 
-@tried(
-    "fault",
-    "A stopped Pushgateway and a dead --notify endpoint",
-    "the suite's Pushgateway is stopped (by its PID) and --notify names a port nothing listens "
-    "on; the URLs hold a password",
-    "the backup exits 0 and is stored; stdout has one `WARNING: could not push the metrics to "
-    "http://***@…: connection refused` and one `WARNING: could not send the report to json://…`"
-    " line; the password is in no output",
-)
-def test_a_stopped_pushgateway_or_dead_notify_endpoint_never_fails_a_backup(
-    pushgateway, tmp_path, tiffin_env
-):
-    data, store = folder(tmp_path), tmp_path / "store"
-    port = pushgateway.port
-    pushgateway.stop()  # a real one, stopped; the suite restarts it after this test
-    args = ["backup", "data", "local", str(store), "--dir", str(data), "--label", "stopped"]
-    args += ["--pushgateway", f"http://tiffin:{SECRET}@127.0.0.1:{port}"]
-    args += ["--notify", f"json://tiffin:{SECRET}@127.0.0.1:{free_port()}/"]
-    r = tiffin(args, tiffin_env())
-    lines = r.stdout.splitlines()
-    assert lines[0].startswith("Backup stopped_") and "completed" in lines[0]
-    push = [x for x in lines if x.startswith("WARNING: could not push the metrics to")]
-    note = [x for x in lines if x.startswith("WARNING: could not send the report to json://")]
-    assert len(push) == 1 and "connection refused" in push[0], r.stdout
-    assert len(note) == 1, r.stdout
-    assert SECRET not in r.stdout + r.stderr
-    assert len(list(store.glob("*.manifest.json"))) == 1
-
-
-@tried(
-    "fault",
-    "A run refused with exit 2, with --metrics-file",
-    "a bad --compress-level, an ftp:// --pushgateway, an unknown Apprise scheme, a "
-    "--metrics-file in a missing folder",
-    "exit 2 with one sentence quoting no password; no metrics file and no target folder are "
-    "created",
-)
-def test_a_refused_run_touches_no_metrics(tmp_path, tiffin_env):
-    data, store = folder(tmp_path), tmp_path / "store"
-    prom = tmp_path / "m.prom"
-    base = ["backup", "data", "local", str(store), "--dir", str(data), "--metrics-file", str(prom)]
-    for bad in (
-        ["--compress-level", "99"],
-        ["--pushgateway", f"ftp://u:{SECRET}@127.0.0.1/"],
-        ["--notify", f"nosuchservice://{SECRET}@x/"],
-    ):
-        r = tiffin([*base, *bad], tiffin_env(), expect=2)
-        assert SECRET not in r.stdout + r.stderr
-    r = tiffin([*base[:-1], str(tmp_path / "no" / "m.prom")], tiffin_env(), expect=2)
-    assert "--metrics-file" in r.stderr
-    assert not prom.exists() and not store.exists()
-
-
 def test_config_jobs_are_labelled_by_their_names(tmp_path, tiffin_env):
     data = folder(tmp_path)
     prom = tmp_path / "m.prom"
@@ -188,61 +130,6 @@ def test_config_jobs_are_labelled_by_their_names(tmp_path, tiffin_env):
     assert one(prom, "tiffin_last_status", "site") == 1
     assert one(prom, "tiffin_last_status", "broken") == 0
     assert series(prom, "tiffin_last_success_timestamp_seconds", "broken") == []
-
-
-WRITER = """
-import sys
-from tiffin.tell import metrics
-path, job, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-for i in range(n):
-    o = metrics.Outcome(metrics.BACKUP, job, "data", "file:///x", True, 1.0e9 + i, 0.1, i)
-    assert metrics.write_file(path, o) == []
-"""
-
-
-@tried(
-    "fault",
-    "Three writers of one metrics file at once",
-    "three processes each record 150 runs of their own job into one file that also holds "
-    "another tool's line",
-    "every job's last value is there and the other tool's line is kept (without the flock the "
-    "test loses updates)",
-)
-def test_two_writers_at_once_lose_neither_jobs_series(tmp_path):
-    prom = tmp_path / "shared.prom"
-    prom.write_text(
-        "# HELP other_tool_up Another tool's line.\n# TYPE other_tool_up gauge\nother_tool_up 1\n"
-    )
-    n = 150
-    procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(prom), job, str(n)])
-        for job in ("alpha", "beta", "gamma")
-    ]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
-    for job in ("alpha", "beta", "gamma"):  # each one's last write survived the others'
-        assert one(prom, "tiffin_last_size_bytes", job) == n - 1
-    assert "other_tool_up 1\n" in prom.read_text()
-
-
-@tried(
-    "fault",
-    "Three backups at once into one metrics file",
-    "three `tiffin backup` processes started together with one --metrics-file",
-    "all exit 0 and each one's series is in the file; no temp file is left",
-)
-def test_two_backups_at_once_share_one_metrics_file(tmp_path, tiffin_env):
-    prom = tmp_path / "shared.prom"
-    env = tiffin_env()
-    procs = []
-    for label in ("one", "two", "three"):
-        data = folder(tmp_path, label)
-        argv = [tiffin_exe(), "backup", "data", "local", str(tmp_path / "store"), "--dir"]
-        argv += [str(data), "--label", label, "--metrics-file", str(prom)]
-        procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True))
-    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
-    for label in ("one", "two", "three"):
-        assert one(prom, "tiffin_last_status", f"{label}-data") == 1
-    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
 
 
 def test_a_drill_records_its_own_series(tmp_path, tiffin_env):

@@ -9,13 +9,11 @@ import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.helpers import tiffin
-from tests.faults.tried import tried
 
 SECRET = "np-Wq72-never-shown"
 
@@ -89,24 +87,3 @@ def test_the_report_is_sent_on_success_warning_and_failure(sink, tmp_path, tiffi
     assert "FAILED" in third and failed.stderr.strip().splitlines()[0] in third
     for text in (first, second, third, ok.stdout, warned.stdout, failed.stdout, failed.stderr):
         assert SECRET not in text
-
-
-@tried(
-    "fault",
-    "A --notify endpoint that answers 500",
-    "the test's own HTTP server behind Apprise's json:// answers 500",
-    "the backup exits 0 and is stored; one `WARNING: could not send the report to "
-    "json://tiffin:****@127.0.0.1…` line on stdout; the password is in no output",
-)
-def test_an_endpoint_that_refuses_is_a_warning_not_a_failure(sink, tmp_path, tiffin_env):
-    data, store = tmp_path / "data", tmp_path / "store"
-    data.mkdir()
-    (data / "a").write_text("a")
-    sink.status = 500
-    url = f"json://tiffin:{SECRET}@127.0.0.1:{sink.port}/"
-    r = tiffin(["backup", "data", "local", str(store), "--dir", str(data), "--notify", url])
-    warnings = [x for x in r.stdout.splitlines() if x.startswith("WARNING: could not send")]
-    assert len(warnings) == 1 and "json://tiffin:****@127.0.0.1" in warnings[0], r.stdout
-    assert len(sink.got) == 1
-    assert SECRET not in r.stdout + r.stderr
-    assert len(list(Path(store).glob("*.manifest.json"))) == 1

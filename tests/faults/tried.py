@@ -43,9 +43,8 @@ MODULES = (
     "tests.e2e.test_password_forms",
     "tests.e2e.test_db_passwords",
     "tests.e2e.test_planted_links",
-    "tests.e2e.test_metrics",
-    "tests.e2e.test_notify",
-    "tests.unit.test_metrics_merge",
+    "tests.faults.test_watch_faults",
+    "tests.fuzz.test_metrics_fuzz",
 )
 SECTIONS = {
     "fault": "Faults made real",
