@@ -87,3 +87,17 @@ def test_the_report_is_sent_on_success_warning_and_failure(sink, tmp_path, tiffi
     assert "FAILED" in third and failed.stderr.strip().splitlines()[0] in third
     for text in (first, second, third, ok.stdout, warned.stdout, failed.stdout, failed.stderr):
         assert SECRET not in text
+
+
+def test_a_drill_sends_its_report_too(sink, tmp_path, tiffin_env):
+    data, store = tmp_path / "data", tmp_path / "store"
+    data.mkdir()
+    (data / "a").write_text("a" * 1000)
+    env = tiffin_env(HOSTNAME="drillhost")
+    tiffin(["backup", "data", "local", str(store), "--dir", str(data)], env)
+    hook = f"json://127.0.0.1:{sink.port}/"
+    r = tiffin(["drill", "local", str(store), "latest", "--into", "dir", "--notify", hook], env)
+    [(_, _, body)] = sink.got
+    assert body["type"] == "success"
+    assert body["title"] == "Drill result for drillhost: OK"
+    assert r.stdout.splitlines()[0] in body["message"]

@@ -157,3 +157,29 @@ def test_an_endpoint_that_refuses_is_a_warning_not_a_failure(sink, tmp_path, tif
     assert len(sink.got) == 1
     assert SECRET not in r.stdout + r.stderr
     assert len(list(store.glob("*.manifest.json"))) == 1
+
+
+@tried(
+    "fault",
+    "A metrics file that cannot be written",
+    "--metrics-file names a folder; then a symbolic link planted as its lock file",
+    "the backup exits 0 and is stored; stdout has one `WARNING: could not write the metrics "
+    "file ...` line each time; the link's target is untouched",
+)
+def test_a_metrics_file_that_cannot_be_written_is_a_warning(tmp_path, tiffin_env):
+    data, store = folder(tmp_path), tmp_path / "store"
+    blocked = tmp_path / "metrics.prom"
+    blocked.mkdir()
+    args = ["backup", "data", "local", str(store), "--dir", str(data)]
+    r = tiffin([*args, "--metrics-file", str(blocked)], tiffin_env())
+    assert [
+        x for x in r.stdout.splitlines() if x.startswith("WARNING: could not write the metrics")
+    ]
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    (tmp_path / ".planted.prom.lock").symlink_to(victim)
+    r = tiffin([*args, "--metrics-file", str(tmp_path / "planted.prom")], tiffin_env())
+    warned = [x for x in r.stdout.splitlines() if x.startswith("WARNING: could not write")]
+    assert len(warned) == 1 and "symbolic link" in warned[0], r.stdout
+    assert victim.read_text() == "keep me" and not (tmp_path / "planted.prom").exists()
+    assert len(list(store.glob("*.manifest.json"))) == 2
