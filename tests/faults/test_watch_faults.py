@@ -86,17 +86,18 @@ def test_a_refused_run_touches_no_metrics(tmp_path, tiffin_env):
 @tried(
     "fault",
     "Three writers of one metrics file at once",
-    "three processes each record 150 runs of their own job into one file that also holds "
+    "three processes each record 80 runs of their own job into one file that also holds "
     "another tool's line",
-    "every job's last value is there and the other tool's line is kept (without the flock the "
-    "test loses updates)",
+    "each writer finds its own write in the file after every write, whoever wrote since; every "
+    "job's last value is there and the other tool's line is kept (without the flock, writes "
+    "are lost)",
 )
 def test_two_writers_at_once_lose_neither_jobs_series(tmp_path):
     prom = tmp_path / "shared.prom"
     prom.write_text(
         "# HELP other_tool_up Another tool's line.\n# TYPE other_tool_up gauge\nother_tool_up 1\n"
     )
-    n = 150
+    n = 80
     procs = [
         subprocess.Popen([sys.executable, "-c", WRITER, str(prom), job, str(n)])
         for job in ("alpha", "beta", "gamma")
@@ -132,9 +133,14 @@ WRITER = """
 import sys
 from tiffin.tell import metrics
 path, job, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mine = 'tiffin_last_size_bytes{{job="{}",target="file:///x",what="data"}} {}'
 for i in range(n):
     o = metrics.Outcome(metrics.BACKUP, job, "data", "file:///x", True, 1.0e9 + i, 0.1, i)
     assert metrics.write_file(path, o) == []
+    with open(path) as f:  # whoever wrote since, under the lock, kept this write
+        text = f.read()
+    if mine.format(job, float(i)) + "\\n" not in text:
+        sys.exit(f"{job}: its write {i} was lost")
 """
 
 
