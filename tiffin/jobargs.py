@@ -72,9 +72,9 @@ def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
         what=kind,
         conn=conn,
         databases=tuple(values.get("database") or ()),
-        consistency=values.get("consistency") or "auto",
+        consistency=values.get("consistency") or options.default("consistency"),
         replica=bool(values.get("replica")),
-        dir=values.get("dir") or "~/data",
+        dir=values.get("dir") or options.default("dir"),
         excludes=tuple(values.get("exclude") or ()),
         file=values.get("file"),
         physical=bool(values.get("physical")),
@@ -100,14 +100,17 @@ def target_of(positional: list[str], min_rest: int = 0) -> tuple[TargetURL, list
 
 
 def target_options(values: Mapping[str, Any]) -> TargetOptions:
-    opts = TargetOptions()
+    def given(dest: str) -> Any:
+        value = values.get(dest)
+        return options.default(dest) if value is None else value
+
     return TargetOptions(
         ssh_key=values.get("ssh_key"),
         endpoint_url=values.get("endpoint_url"),
         insecure=bool(values.get("insecure")),
-        timeout=float(values.get("timeout") or opts.timeout),
-        chunk_size=int(values.get("chunk_size") or opts.chunk_size),
-        mode=int(values["mode"]) if values.get("mode") is not None else opts.mode,
+        timeout=float(given("timeout")),
+        chunk_size=int(given("chunk_size")),
+        mode=int(given("mode")),
     )
 
 
@@ -143,7 +146,7 @@ def backup_job(what: str, positional: list[str], values: Mapping[str, Any]) -> B
     if min_ratio is not None and not 0 <= float(min_ratio) <= 1:
         raise UsageError("--min-ratio takes a number from 0 to 1")
     level = values.get("compress_level")
-    compress = values.get("compress") or "gzip"
+    compress = values.get("compress") or options.default("compress")
     if level is not None and not (
         (compress == "gzip" and 0 <= level <= 9)
         or (compress == "zstd" and 1 <= level <= 22)
@@ -165,7 +168,7 @@ def backup_job(what: str, positional: list[str], values: Mapping[str, Any]) -> B
         compress_level=level,
         compress_threads=int(values.get("compress_threads") or 0),
         encrypt_to=check_recipients(values.get("encrypt_to") or ()),
-        min_ratio=0.5 if min_ratio is None else float(min_ratio),
+        min_ratio=options.default("min_ratio") if min_ratio is None else float(min_ratio),
         emails=tuple(values.get("email") or ()),
         ping_url=values.get("ping_url"),
         retention=retention(values),
@@ -293,7 +296,12 @@ def option_args(values: Mapping[str, Any], skip: frozenset[str] = frozenset()) -
     args: list[str] = []
     for opt in options.OPTIONS:
         value = values.get(opt.dest)
-        if options.BACKUP not in opt.commands or value is None or opt.dest in skip:
+        if (
+            options.BACKUP not in opt.commands
+            or not opt.config
+            or value is None
+            or opt.dest in skip
+        ):
             continue
         if off_the_line(opt.dest, value):
             continue

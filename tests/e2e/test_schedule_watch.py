@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import stat
 
+from tests.e2e.crontab import Crontab
 from tests.e2e.helpers import backups, tiffin
-from tests.e2e.test_schedule import Crontab, data_dir, run_like_cron
+from tests.e2e.test_schedule import data_dir, run_like_cron
 from tests.servers.ports import free_port
 
 PUSH_SECRET = "Push-Pass-5521"

@@ -38,7 +38,7 @@ MODULES = (
     "tests.fuzz.test_cli_fuzz",
     "tests.fuzz.test_option_ranges",
     "tests.fuzz.test_manifest_fuzz",
-    "tests.unit.test_roundtrip_strings",
+    "tests.unit.commands.test_roundtrip_strings",
     "tests.e2e.test_schedule_strings",
     "tests.e2e.test_password_forms",
     "tests.e2e.test_db_passwords",

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.faults.tried import tried
-from tests.unit.test_metrics_merge import outcome, samples
+from tests.unit.tell.test_metrics_merge import outcome, samples
 from tiffin.tell import metrics
 
 labels = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)

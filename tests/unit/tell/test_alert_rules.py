@@ -12,7 +12,7 @@ import pytest
 
 from tests.servers.proc import require_executable
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 TESTS = ("alerts-test.yml", "alerts-test-drill.yml")
 
 
