@@ -286,6 +286,37 @@ def cmd_drill(args: list[str], values: dict[str, Any]) -> int:
     return ExitStatus.OK
 
 
+@command("status", "each job's newest backup, last drill and verdict: [JOB ...] | HOW WHERE [PATH]")
+def cmd_status(args: list[str], values: dict[str, Any]) -> int:
+    from datetime import UTC, datetime
+
+    from tiffin import config
+    from tiffin.catalog.watch import HISTORY, MAX_AGE
+    from tiffin.commands import status, statuspage
+    from tiffin.engine import safefile
+
+    if values.get("config") or not args or not jobargs.names_target(args[0]):
+        jobs = config.select(config.load(config.config_path(values.get("config"))), args)
+        places = status.places_of(jobs)
+    else:
+        url, rest = jobargs.target_of(args)
+        if rest:
+            raise UsageError(f"unexpected argument {rest[0]!r}")
+        places = [status.Place(url, jobargs.target_options(values))]
+    now, html = datetime.now(UTC), values.get("html")
+    found = status.gather(
+        places, now, values.get("max_age") or MAX_AGE, HISTORY if html else 0, values.get("label")
+    )
+    for line in [status.as_json(found)] if values.get("json") else status.table(found):
+        out(line)
+    if html:
+        try:
+            safefile.write_new(os.path.expanduser(html), statuspage.page(found, now), 0o644)
+        except OSError as exc:
+            raise TiffinError(f"the page {html} cannot be written: {os_error_text(exc)}") from None
+    return ExitStatus.OK if status.all_ok(found) else ExitStatus.FAILED
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
