@@ -161,7 +161,7 @@ def table(statuses: Sequence[JobStatus]) -> list[str]:
     widths = [max(len(r[c]) for r in rows) for c in range(len(HEAD))]
     lines = ["  ".join(cell.ljust(widths[c]) for c, cell in enumerate(r)).rstrip() for r in rows]
     for s in statuses:
-        lines += [f"{s.verdict} {plain(s.job)}: {plain(reason)}" for reason in s.reasons]
+        lines += [f"{plain(s.verdict)} {plain(s.job)}: {plain(reason)}" for reason in s.reasons]
     counts = {v: sum(1 for s in statuses if s.verdict == v) for v in (OK, "STALE", FAILED)}
     jobs = "1 job" if len(statuses) == 1 else f"{len(statuses)} jobs"
     lines.append(f"{jobs}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + ".")

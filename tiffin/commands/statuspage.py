@@ -93,7 +93,7 @@ def svg(
 ) -> str:
     """Return an inline SVG line chart of VALUE over the points' times (oldest first)."""
     known = [(p.created.timestamp(), v, p) for p in pts if (v := value(p)) is not None]
-    box = f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}"'
+    box = f'<svg width="{WIDTH}" height="{HEIGHT}"'
     box += f' viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}">'
     frame = (
         f'<rect x="{PAD}" y="8" width="{WIDTH - PAD - 8}" height="{HEIGHT - PAD - 8}" '
