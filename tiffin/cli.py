@@ -143,6 +143,8 @@ def cmd_schedule(args: list[str], values: dict[str, Any]) -> int:
             out(line)
         return ExitStatus.OK
     when = cron.when(values.get("at"), values.get("cron"))
+    if values.get("kubernetes"):
+        return schedule_kubernetes(args, values, when)
     if values.get("config"):
         extra = [k for k in values if k in options.BY_DEST and k not in SCHEDULE_CONFIG_KEYS]
         if extra:
@@ -170,6 +172,23 @@ def cmd_schedule(args: list[str], values: dict[str, Any]) -> int:
 
 
 SCHEDULE_CONFIG_KEYS = frozenset({"config", "at", "cron", *RUN_OVERRIDES})
+
+
+def schedule_kubernetes(args: list[str], values: dict[str, Any], when: str | None) -> int:
+    """Print the CronJob of the backup ARGS and VALUES describe; change nothing here."""
+    from tiffin.commands import kube, schedule
+    from tiffin.tell import report
+
+    if values.get("config") or values.get("systemd") or not args:
+        raise UsageError("--kubernetes schedules one backup given as WHAT HOW WHERE [PATH]")
+    job = jobargs.backup_job(args[0], args[1:], values)
+    kube.refuse(job, values)
+    report.check(job)
+    plan = schedule.plan_backup(job, jobargs.option_args(values, skip=frozenset({"label"})))
+    ns = values.get("namespace")
+    doc = kube.cronjob(plan, job, when, ns, values.get("secret"), values.get("image"))
+    out(kube.render(doc, kube.secret_hint(doc, plan, job, ns)).rstrip("\n"))
+    return ExitStatus.OK
 
 
 @command("unschedule", "remove scheduled jobs: JOB_ID ... | --all")
