@@ -71,7 +71,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         byte = f.read(1)
         f.seek(40)
         f.write(bytes([byte[0] ^ 0xFF]))
-    tiffin(["drill", "local", str(stored.parent), names["drilled"][0], "--into", "dir"], env, expect=1)
+    tiffin(
+        ["drill", "local", str(stored.parent), names["drilled"][0], "--into", "dir"], env, expect=1
+    )
     port = free_port()  # nobody listens: the FTP job's target cannot be reached
     jobs = {n: f"file://{folders[n]}" for n in folders}
     jobs["offline"] = f"ftp://u:chowmein@127.0.0.1:{port}/b"
@@ -113,7 +115,9 @@ def test_every_verdict_and_its_reason_comes_from_the_targets(fleet: dict[str, ob
     assert "over 1d 2h" in stale["reasons"][0]
     broken = got["broken"]
     assert broken["verdict"] == "FAILED" and broken["newest"] == names["broken"][0]
-    assert broken["reasons"] == [f"its newest backup {names['broken'][1]} is incomplete: it has no manifest"]
+    assert broken["reasons"] == [
+        f"its newest backup {names['broken'][1]} is incomplete: it has no manifest"
+    ]
     drilled = got["drilled"]
     assert drilled["verdict"] == "FAILED" and drilled["drill"]["passed"] is False
     assert "failed:" in drilled["reasons"][0] and drilled["newest"] == names["drilled"][0]
@@ -257,7 +261,9 @@ def test_hostile_names_at_a_target_never_become_markup(tmp_path: Path) -> None:
         name = real.replace("seed_", f"{label}_").replace(":00_UTC", f":{i:02d}_UTC")
         name = name if name != real else real.replace("seed_", f"{label}_")
         (folder / name).write_bytes((folder / real).read_bytes())
-        (folder / f"{name}.manifest.json").write_text(json.dumps({**manifest, "name": name, "label": label}))
+        (folder / f"{name}.manifest.json").write_text(
+            json.dumps({**manifest, "name": name, "label": label})
+        )
     page = tmp_path / "page.html"
     proc = tiffin(["status", "local", str(folder), "--html", str(page)], env)
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", proc.stdout)

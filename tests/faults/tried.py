@@ -43,6 +43,9 @@ MODULES = (
     "tests.e2e.test_password_forms",
     "tests.e2e.test_db_passwords",
     "tests.e2e.test_planted_links",
+    "tests.e2e.test_status",
+    "tests.unit.test_status_rules",
+    "tests.e2e.test_kubernetes",
 )
 SECTIONS = {
     "fault": "Faults made real",

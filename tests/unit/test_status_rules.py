@@ -94,9 +94,9 @@ ATTRS = {
     "points", "stroke-width", "cx", "cy", "r",
 }  # fmt: skip
 MARKUP = st.sampled_from(["<", ">", "&", '"', "'", "</", "<!--", "-->", "<script>", "]]>", "\x1b["])
-HOSTILE = st.lists(MARKUP | st.text(st.characters(codec="utf-8"), max_size=6), min_size=1, max_size=8).map(
-    "".join
-)
+HOSTILE = st.lists(
+    MARKUP | st.text(st.characters(codec="utf-8"), max_size=6), min_size=1, max_size=8
+).map("".join)
 
 
 @st.composite
@@ -107,12 +107,30 @@ def statuses(draw: st.DrawFn) -> list[JobStatus]:
         b = Backup(name, label, "pgsql", NOW - timedelta(days=1), size=draw(st.integers(0, 9**12)))
         drill = Drilled(name, NOW, draw(st.booleans()), draw(HOSTILE))
         pts = tuple(
-            Point(NOW - timedelta(days=i), draw(st.integers(0, 10**9)), draw(st.none() | st.floats(0, 1e6)))
+            Point(
+                NOW - timedelta(days=i),
+                draw(st.integers(0, 10**9)),
+                draw(st.none() | st.floats(0, 1e6)),
+            )
             for i in range(draw(st.integers(0, 5)))
         )
         verdict = draw(st.sampled_from([OK, STALE, FAILED, draw(HOSTILE)]))
         found.append(
-            JobStatus(job, draw(HOSTILE), label, "pgsql", verdict, (reason,), b, NOW, 86400.0, b, drill, None, pts)
+            JobStatus(
+                job,
+                draw(HOSTILE),
+                label,
+                "pgsql",
+                verdict,
+                (reason,),
+                b,
+                NOW,
+                86400.0,
+                b,
+                drill,
+                None,
+                pts,
+            )
         )
     return found
 
