@@ -43,9 +43,9 @@ MODULES = (
     "tests.e2e.test_password_forms",
     "tests.e2e.test_db_passwords",
     "tests.e2e.test_planted_links",
-    "tests.e2e.test_status",
-    "tests.unit.test_status_rules",
-    "tests.e2e.test_kubernetes",
+    "tests.e2e.test_status_hostile",
+    "tests.unit.test_status_page_strings",
+    "tests.e2e.test_kubernetes_secrets",
 )
 SECTIONS = {
     "fault": "Faults made real",
