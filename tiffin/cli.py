@@ -312,9 +312,10 @@ def cmd_status(args: list[str], values: dict[str, Any]) -> int:
     from tiffin import config
     from tiffin.catalog.watch import HISTORY, MAX_AGE
     from tiffin.commands import status, statuspage
-    from tiffin.engine import safefile
 
     if values.get("config") or not args or not jobargs.names_target(args[0]):
+        if values.get("label"):
+            raise UsageError("--label keeps one label of a target: a config's jobs have theirs")
         jobs = config.select(config.load(config.config_path(values.get("config"))), args)
         places = status.places_of(jobs)
     else:
@@ -329,10 +330,7 @@ def cmd_status(args: list[str], values: dict[str, Any]) -> int:
     for line in [status.as_json(found)] if values.get("json") else status.table(found):
         out(line)
     if html:
-        try:
-            safefile.write_new(os.path.expanduser(html), statuspage.page(found, now), 0o644)
-        except OSError as exc:
-            raise TiffinError(f"the page {html} cannot be written: {os_error_text(exc)}") from None
+        statuspage.write(html, found, now)
     return ExitStatus.OK if status.all_ok(found) else ExitStatus.FAILED
 
 

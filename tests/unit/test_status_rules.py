@@ -1,16 +1,22 @@
-"""status's pure parts: the verdict rule, --max-age's durations, and the page and table made
-from hostile strings (hypothesis: any text a target could hold never becomes markup)."""
+"""status's pure parts: the verdict rule, --max-age's durations, how spans read, and the
+archive window's place (tests/unit/test_status_page_strings.py: hostile strings)."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from tiffin.catalog.backup import Backup
 from tiffin.catalog.drillrecord import Drilled
-from tiffin.catalog.watch import FAILED, OK, STALE, judge, span
+from tiffin.catalog.watch import FAILED, OK, STALE, JobStatus, Window, archive_window, judge, span
+from tiffin.commands.status import as_json, table
+from tiffin.commands.statuspage import page
 from tiffin.errors import UsageError
+from tiffin.job import TargetOptions, TargetURL
 from tiffin.numbers import parse_duration
 from tiffin.options import BY_DEST, coerce
 
@@ -66,3 +72,25 @@ def test_spans_read_as_a_person_writes_them() -> None:
         "3h 12m",
         "2d 4h",
     ]
+
+
+def test_the_archive_window_is_a_dash_until_archives_land_and_then_is_shown(
+    tmp_path: Path,
+) -> None:
+    """The place point-in-time archives plug into: archive_window() says None today (shown
+    as "—" and null); a window it returns is already rendered in the table, JSON and page."""
+    from tiffin.targets.local import LocalTarget
+
+    target = LocalTarget(TargetURL("local", path=str(tmp_path)), TargetOptions())
+    assert archive_window(target, target.list(), "h") is None
+    base = JobStatus("j", "file:///b", "h", "pgsql", OK, (), B, NOW, 60.0)
+    assert json.loads(as_json([base]))[0]["archive"] is None
+    assert table([base])[1].rstrip().endswith("—")
+    window = Window(NOW - timedelta(days=2), NOW - timedelta(minutes=1))
+    shown = replace(base, archive=window)
+    assert json.loads(as_json([shown]))[0]["archive"] == {
+        "first": "2026-12-05T06:00:00Z",
+        "last": "2026-12-07T05:59:00Z",
+    }
+    assert table([shown])[1].endswith("2026-12-05 06:00 to 2026-12-07 05:59")
+    assert b"2026-12-05 06:00 to 2026-12-07 05:59" in page([shown], NOW)

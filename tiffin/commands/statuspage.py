@@ -9,6 +9,7 @@ through html.escape, attributes included, and nothing else is ever written raw.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from html import escape
@@ -16,6 +17,8 @@ from html import escape
 from tiffin import __version__
 from tiffin.catalog.watch import FAILED, OK, STALE, JobStatus, Point, span
 from tiffin.commands.status import HEAD, cells
+from tiffin.engine import safefile
+from tiffin.errors import TiffinError, os_error_text
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 STYLE = """
@@ -36,6 +39,15 @@ svg text{font:11px system-ui,sans-serif;fill:#5b6472}
 """
 WIDTH, HEIGHT, PAD = 300, 120, 28
 CLASSES = {OK: OK, STALE: STALE, FAILED: FAILED}
+
+
+def write(path: str, statuses: Sequence[JobStatus], now: datetime) -> None:
+    """Write the page of STATUSES to PATH atomically (mode 0644: it holds no secret). Raise
+    TiffinError naming the page if it cannot be written."""
+    try:
+        safefile.write_new(os.path.expanduser(path), page(statuses, now), 0o644)
+    except OSError as exc:
+        raise TiffinError(f"the page {path} cannot be written: {os_error_text(exc)}") from None
 
 
 def page(statuses: Sequence[JobStatus], now: datetime) -> bytes:
