@@ -146,7 +146,11 @@ def cmd_schedule(args: list[str], values: dict[str, Any]) -> int:
     if values.get("kubernetes"):
         return schedule_kubernetes(args, values, when)
     if values.get("config"):
-        extra = [k for k in values if k in options.BY_DEST and k not in SCHEDULE_CONFIG_KEYS]
+        extra = [
+            k
+            for k in values
+            if k in options.BY_DEST and k not in SCHEDULE_CONFIG_KEYS | options.EDGE_ONLY
+        ]
         if extra:
             flags = ", ".join(options.BY_DEST[k].flag for k in extra)
             raise UsageError(f"with --config, put {flags} in the config file's jobs")

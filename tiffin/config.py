@@ -26,7 +26,7 @@ NOT_IN_CONFIG = frozenset({"env_file"})
 OPTION_KEYS: dict[str, options.Opt] = {
     o.dest: o
     for o in options.OPTIONS
-    if options.BACKUP in o.commands and o.dest not in NOT_IN_CONFIG
+    if options.BACKUP in o.commands and o.config and o.dest not in NOT_IN_CONFIG
 }
 TARGET_KEYS = ("what", "to", "path")
 KEYS = (*TARGET_KEYS, *OPTION_KEYS)

@@ -73,9 +73,9 @@ def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
         what=kind,
         conn=conn,
         databases=tuple(values.get("database") or ()),
-        consistency=values.get("consistency") or "auto",
+        consistency=values.get("consistency") or options.default("consistency"),
         replica=bool(values.get("replica")),
-        dir=values.get("dir") or "~/data",
+        dir=values.get("dir") or options.default("dir"),
         excludes=tuple(values.get("exclude") or ()),
         file=values.get("file"),
         physical=bool(values.get("physical")),
@@ -107,14 +107,17 @@ def names_target(word: str) -> bool:
 
 
 def target_options(values: Mapping[str, Any]) -> TargetOptions:
-    opts = TargetOptions()
+    def given(dest: str) -> Any:
+        value = values.get(dest)
+        return options.default(dest) if value is None else value
+
     return TargetOptions(
         ssh_key=values.get("ssh_key"),
         endpoint_url=values.get("endpoint_url"),
         insecure=bool(values.get("insecure")),
-        timeout=float(values.get("timeout") or opts.timeout),
-        chunk_size=int(values.get("chunk_size") or opts.chunk_size),
-        mode=int(values["mode"]) if values.get("mode") is not None else opts.mode,
+        timeout=float(given("timeout")),
+        chunk_size=int(given("chunk_size")),
+        mode=int(given("mode")),
     )
 
 
@@ -139,7 +142,7 @@ def backup_job(what: str, positional: list[str], values: Mapping[str, Any]) -> B
     if min_ratio is not None and not 0 <= float(min_ratio) <= 1:
         raise UsageError("--min-ratio takes a number from 0 to 1")
     level = values.get("compress_level")
-    compress = values.get("compress") or "gzip"
+    compress = values.get("compress") or options.default("compress")
     if level is not None and not (
         (compress == "gzip" and 0 <= level <= 9)
         or (compress == "zstd" and 1 <= level <= 22)
@@ -160,7 +163,7 @@ def backup_job(what: str, positional: list[str], values: Mapping[str, Any]) -> B
         compress_level=level,
         compress_threads=int(values.get("compress_threads") or 0),
         encrypt_to=check_recipients(values.get("encrypt_to") or ()),
-        min_ratio=0.5 if min_ratio is None else float(min_ratio),
+        min_ratio=options.default("min_ratio") if min_ratio is None else float(min_ratio),
         emails=tuple(values.get("email") or ()),
         ping_url=values.get("ping_url"),
         retention=retention(values),
@@ -271,7 +274,12 @@ def option_args(values: Mapping[str, Any], skip: frozenset[str] = frozenset()) -
     args: list[str] = []
     for opt in options.OPTIONS:
         value = values.get(opt.dest)
-        if options.BACKUP not in opt.commands or value is None or opt.dest in skip:
+        if (
+            options.BACKUP not in opt.commands
+            or not opt.config
+            or value is None
+            or opt.dest in skip
+        ):
             continue
         items = list(value) if opt.kind == "list" else [value]
         for item in items:

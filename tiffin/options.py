@@ -11,6 +11,7 @@ from typing import Any
 
 from tiffin.codecs import COMPRESSORS
 from tiffin.errors import UsageError
+from tiffin.job import BackupJob, SourceSpec, TargetOptions
 from tiffin.numbers import number
 from tiffin.numbers import parse_size as parse_size  # where callers have found it
 from tiffin.sources import INTO, SOURCES, spoken
@@ -23,6 +24,7 @@ PRUNE = "prune"
 DRILL = "drill"
 SCHEDULE = "schedule"
 RUN = "run"
+UNSCHEDULE = "unschedule"
 STATUS = "status"
 
 TARGET_CMDS = frozenset({BACKUP, RESTORE, LIST, VERIFY, PRUNE, DRILL, SCHEDULE, STATUS})
@@ -39,13 +41,64 @@ class Opt:
     choices: tuple[str, ...] = ()
     metavar: str | None = None
     span: tuple[float, float] | None = None  # int, float, size, mode: the lowest and highest
+    default: Any = None  # what a job takes when the option is not given: stated here only
+    config: bool = True  # False: the command line's alone (--debug, --json): no TOML key
+    everywhere: bool = False  # taken by every command
 
     @property
     def dest(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")
 
+    @property
+    def full_help(self) -> str:
+        """The help text with the default, as --help shows it."""
+        if self.default is None or self.default is False:
+            return self.help
+        shown = format(self.default, "04o") if self.kind == "mode" else self.default
+        if self.kind == "size":
+            shown = f"{self.default >> 30}GiB"
+        return f"{self.help} (default {shown})"
+
 
 OPTIONS: tuple[Opt, ...] = (
+    # the command line's alone: no TOML key, never carried onto a scheduled line
+    Opt(
+        "--debug",
+        "show tracebacks and every command run",
+        frozenset(),
+        "flag",
+        config=False,
+        everywhere=True,
+    ),
+    Opt("--json", "print JSON", frozenset({LIST, STATUS}), "flag", config=False),
+    Opt(
+        "--all",
+        "every backup (verify) or every scheduled job (unschedule)",
+        frozenset({VERIFY, UNSCHEDULE}),
+        "flag",
+        config=False,
+    ),
+    Opt(
+        "--dry-run",
+        "say what would be deleted, delete nothing",
+        frozenset({PRUNE}),
+        "flag",
+        config=False,
+    ),
+    Opt(
+        "--list",
+        "show tiffin's scheduled jobs: id, when, command",
+        frozenset({SCHEDULE}),
+        "flag",
+        config=False,
+    ),
+    Opt(
+        "--systemd",
+        "write a systemd user timer instead of a crontab line",
+        frozenset({SCHEDULE}),
+        "flag",
+        config=False,
+    ),
     # the source and its connection
     Opt("--host", "database server host (default: the client's own default)", DB_CMDS),
     Opt("--port", "database server port", DB_CMDS, "int", span=(1, 65535)),
@@ -69,6 +122,7 @@ OPTIONS: tuple[Opt, ...] = (
         "MySQL: auto (single-transaction if all InnoDB, else lock), single-transaction or lock",
         BACKUP_CMDS,
         choices=("auto", "single-transaction", "lock"),
+        default=SourceSpec.consistency,
     ),
     Opt(
         "--replica",
@@ -78,9 +132,10 @@ OPTIONS: tuple[Opt, ...] = (
     ),
     Opt(
         "--dir",
-        "data: the directory to back up (default ~/data) or to restore into",
+        "data: the directory to back up, or to restore into",
         DB_CMDS,
         metavar="DIR",
+        default=SourceSpec.dir,
     ),
     Opt(
         "--exclude",
@@ -107,7 +162,13 @@ OPTIONS: tuple[Opt, ...] = (
         f"only backups of this WHAT: {', '.join(SOURCES)} (sql: mysql and pgsql)",
         frozenset({LIST, PRUNE}),
     ),
-    Opt("--compress", "gzip (default), zstd or none", BACKUP_CMDS, choices=tuple(COMPRESSORS)),
+    Opt(
+        "--compress",
+        "gzip, zstd or none",
+        BACKUP_CMDS,
+        choices=tuple(COMPRESSORS),
+        default=BackupJob.compress,
+    ),
     Opt("--compress-level", "compression level", BACKUP_CMDS, "int", metavar="N", span=(0, 22)),
     Opt(
         "--compress-threads",
@@ -126,27 +187,30 @@ OPTIONS: tuple[Opt, ...] = (
     ),
     Opt(
         "--chunk-size",
-        "s3multi: chunk size, e.g. 4G (default 4GiB)",
+        "s3multi: chunk size, e.g. 4G",
         BACKUP_CMDS,
         "size",
         metavar="SIZE",
         span=(1, 5 << 40),  # an S3 object is at most 5 TiB
+        default=TargetOptions.chunk_size,
     ),
     Opt(
         "--mode",
-        "local: file mode of new backups (default 0600)",
+        "local: file mode of new backups",
         BACKUP_CMDS,
         "mode",
         span=(0, 0o777),  # permission bits only: never setuid, setgid or sticky
+        default=TargetOptions.mode,
     ),
     # reporting
     Opt(
         "--min-ratio",
-        "warn when a backup is under this fraction of the previous one (default 0.5)",
+        "warn when a backup is under this fraction of the previous one",
         BACKUP_CMDS,
         "float",
         metavar="R",
         span=(0, 1),
+        default=BackupJob.min_ratio,
     ),
     Opt(
         "--email",
@@ -258,11 +322,12 @@ OPTIONS: tuple[Opt, ...] = (
     ),
     Opt(
         "--timeout",
-        "seconds without progress before giving up (default 120)",
+        "seconds without progress before giving up",
         TARGET_CMDS,
         "float",
         metavar="SECONDS",
         span=(0.01, 86400),
+        default=TargetOptions.timeout,
     ),
     # restore
     Opt(
@@ -317,6 +382,7 @@ STATUS_OPTIONS: tuple[Opt, ...] = (  # status (SPEC §7) and schedule --kubernet
         frozenset({STATUS}),
         "duration",
         metavar="DURATION",
+        config=False,
         span=(1, 3660 * 86400),
     ),
     Opt(
@@ -324,34 +390,48 @@ STATUS_OPTIONS: tuple[Opt, ...] = (  # status (SPEC §7) and schedule --kubernet
         "status: also write the page of tables and charts to FILE",
         frozenset({STATUS}),
         metavar="FILE",
+        config=False,
     ),
     Opt(
         "--kubernetes",
         "schedule: print a Kubernetes CronJob, change nothing here",
         frozenset({SCHEDULE}),
         "flag",
+        config=False,
     ),
     Opt(
         "--namespace",
         "schedule --kubernetes: the namespace (default: kubectl's)",
         frozenset({SCHEDULE}),
         metavar="NS",
+        config=False,
     ),
     Opt(
         "--secret",
         "schedule --kubernetes: the Secret holding the job's secrets (default tiffin-JOB_ID)",
         frozenset({SCHEDULE}),
         metavar="NAME",
+        config=False,
     ),
     Opt(
         "--image",
         "schedule --kubernetes: tiffin's container image",
         frozenset({SCHEDULE}),
         metavar="IMG",
+        config=False,
     ),
 )
 OPTIONS += STATUS_OPTIONS
 BY_DEST = {o.dest: o for o in OPTIONS}
+# The command line's own flags (--debug, --json, ...): never a config key or a scheduled flag.
+EDGE_ONLY = frozenset(o.dest for o in OPTIONS if not o.config)
+
+
+def default(dest: str) -> Any:
+    """Given an option's dest, return its default (None: the option has none)."""
+    return BY_DEST[dest].default
+
+
 NUMERIC = frozenset({"int", "float", "size", "mode", "duration"})
 # Every number an option takes has its range in the table: none is typed without one.
 assert all(o.span for o in OPTIONS if o.kind in NUMERIC), "a numeric option lacks its span"

@@ -27,7 +27,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def _add(parser: argparse.ArgumentParser, opt: Opt) -> None:
-    kw: dict[str, Any] = {"help": opt.help, "dest": opt.dest, "default": None}
+    kw: dict[str, Any] = {"help": opt.full_help, "dest": opt.dest, "default": None}
     if opt.kind == "flag":
         kw["action"] = "store_const"
         kw["const"] = True
@@ -131,32 +131,10 @@ def command_parser(name: str, summary: str) -> Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("args", nargs="*", help=argparse.SUPPRESS)
-    p.add_argument(
-        "--debug",
-        action="store_const",
-        const=True,
-        default=None,
-        help="show tracebacks and every command run",
-    )
     for opt in OPTIONS:
-        if name in opt.commands:
+        if name in opt.commands or opt.everywhere:
             _add(p, opt)
-    for flag, help_text in EXTRA_FLAGS.get(name, ()):
-        p.add_argument(flag, action="store_const", const=True, default=None, help=help_text)
     return p
-
-
-EXTRA_FLAGS: dict[str, tuple[tuple[str, str], ...]] = {
-    "list": (("--json", "print a JSON array"),),
-    "status": (("--json", "print a JSON array, one object per job (docs/status.md)"),),
-    "verify": (("--all", "verify every backup"),),
-    "prune": (("--dry-run", "say what would be deleted, delete nothing"),),
-    "schedule": (
-        ("--list", "show tiffin's scheduled jobs: id, when, command"),
-        ("--systemd", "write a systemd user timer instead of a crontab line"),
-    ),
-    "unschedule": (("--all", "remove every scheduled tiffin job"),),
-}
 
 
 def top_help(commands: Mapping[str, str]) -> str:

@@ -146,3 +146,22 @@ def open_folder() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def my_victim(mariadb: MariaDB) -> None:
+    mariadb.sql(
+        "DROP DATABASE IF EXISTS victim; CREATE DATABASE victim;"
+        "CREATE TABLE victim.t (i INT); INSERT INTO victim.t VALUES (1), (2), (3);"
+        "CREATE USER IF NOT EXISTS victim_user@'%' IDENTIFIED BY 'victim-pw';"
+        "GRANT SELECT ON victim.* TO victim_user@'%';"
+    )
+
+
+def pg_victim(postgres: Postgres) -> None:
+    postgres.sql('DROP DATABASE IF EXISTS "victim" WITH (FORCE)')
+    postgres.sql("CREATE DATABASE victim")
+    postgres.sql(
+        "CREATE SCHEMA victim; CREATE TABLE victim.t (i int);"
+        "INSERT INTO victim.t VALUES (1), (2), (3);",
+        "victim",
+    )

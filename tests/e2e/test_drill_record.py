@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.helpers import tiffin
-from tests.e2e.test_remote import Remote, make_remote
+from tests.e2e.remotes import Remote, make_remote
 from tests.servers.env import tiffin_env
 from tiffin import __version__
 

@@ -9,21 +9,9 @@ import tarfile
 
 import pytest
 
+from tests.e2e.data import make_tree
 from tests.e2e.helpers import backups, manifest, tiffin
 from tests.servers.env import tiffin_env
-
-
-def make_tree(root):
-    (root / "data" / "photos").mkdir(parents=True)
-    (root / "data" / "notes.txt").write_text("hello\n")
-    (root / "data" / "photos" / "cat.jpg").write_bytes(os.urandom(300_000))
-    (root / "data" / "empty").write_bytes(b"")
-    (root / "data" / "run.sh").write_text("#!/bin/sh\n")
-    (root / "data" / "run.sh").chmod(0o755)
-    (root / "data" / "cache.tmp").write_text("skip me")
-    os.symlink("photos/cat.jpg", root / "data" / "link")
-    os.utime(root / "data" / "notes.txt", (1_000_000_000, 1_000_000_000))
-    return root / "data"
 
 
 @pytest.mark.parametrize("compress", ["gzip", "zstd", "none"])

@@ -15,10 +15,12 @@ import pytest
 
 from tests.e2e.dumps import (
     my_fingerprint,
+    my_victim,
     mysql_dump,
     open_folder,
     pg_dump,
     pg_fingerprint,
+    pg_victim,
     plant,
 )
 from tests.e2e.helpers import tiffin, tiffin_exe
@@ -98,25 +100,6 @@ PG_SQL = {
 }
 FORMS = {"single database": True, "all databases": False}
 COUNT = len(MY_SQL) + len(PG_SQL)
-
-
-def my_victim(mariadb: MariaDB) -> None:
-    mariadb.sql(
-        "DROP DATABASE IF EXISTS victim; CREATE DATABASE victim;"
-        "CREATE TABLE victim.t (i INT); INSERT INTO victim.t VALUES (1), (2), (3);"
-        "CREATE USER IF NOT EXISTS victim_user@'%' IDENTIFIED BY 'victim-pw';"
-        "GRANT SELECT ON victim.* TO victim_user@'%';"
-    )
-
-
-def pg_victim(postgres: Postgres) -> None:
-    postgres.sql('DROP DATABASE IF EXISTS "victim" WITH (FORCE)')
-    postgres.sql("CREATE DATABASE victim")
-    postgres.sql(
-        "CREATE SCHEMA victim; CREATE TABLE victim.t (i int);"
-        "INSERT INTO victim.t VALUES (1), (2), (3);",
-        "victim",
-    )
 
 
 def drill_hostile(server, kind: str, sql: str, single: bool, tmp_path: Path, **fmt) -> None:

@@ -17,9 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.dumps import my_fingerprint, mysql_dump, pg_dump, pg_fingerprint, plant
+from tests.e2e.dumps import (
+    my_fingerprint,
+    my_victim,
+    mysql_dump,
+    pg_dump,
+    pg_fingerprint,
+    pg_victim,
+    plant,
+)
 from tests.e2e.helpers import tiffin_exe
-from tests.e2e.test_hostile_dumps import my_victim, pg_victim
 from tests.faults.tried import tried
 from tests.servers.env import tiffin_env
 from tests.servers.mariadb import MariaDB

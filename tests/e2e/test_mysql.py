@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.data import populate_mysql
 from tests.e2e.helpers import backups, leftovers, manifest, tiffin
 from tests.servers.env import tiffin_env
 
@@ -18,23 +19,9 @@ def env(mariadb, tmp_path):
     return tiffin_env(tmp_path / "home", **mariadb.client_env(), HOSTNAME="ramen-sql-0")
 
 
-def populate(mariadb, db: str, engine: str = "InnoDB", rows: int = 50) -> None:
-    mariadb.sql(f"DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}")
-    values = ",".join(f"({i}, 'name-{i}', {i * 1.5})" for i in range(rows))
-    mariadb.sql(
-        f"CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40), price DOUBLE) ENGINE={engine};"
-        f"INSERT INTO items VALUES {values};"
-        "CREATE VIEW cheap AS SELECT * FROM items WHERE price < 10;"
-        "CREATE TRIGGER items_ins BEFORE INSERT ON items FOR EACH ROW "
-        "SET NEW.name = UPPER(NEW.name);"
-        "CREATE PROCEDURE count_items() SELECT COUNT(*) FROM items;",
-        db,
-    )
-
-
 @pytest.mark.parametrize("compress", ["gzip", "zstd"])
 def test_mysql_round_trip_restores_rows_routines_and_triggers(mariadb, env, tmp_path, compress):
-    populate(mariadb, "shop_" + compress)
+    populate_mysql(mariadb, "shop_" + compress)
     out = tmp_path / "backups"
     r = tiffin(
         [
@@ -74,7 +61,7 @@ def test_mysql_round_trip_restores_rows_routines_and_triggers(mariadb, env, tmp_
 
 
 def test_single_database_restores_under_another_name(mariadb, env, tmp_path):
-    populate(mariadb, "src_db", rows=5)
+    populate_mysql(mariadb, "src_db", rows=5)
     out = tmp_path / "b"
     tiffin(
         ["backup", "mysql", "local", str(out), *mariadb.conn_args(), "--database", "src_db"], env
@@ -98,8 +85,8 @@ def test_single_database_restores_under_another_name(mariadb, env, tmp_path):
 
 
 def test_all_databases_by_default_and_myisam_means_lock(mariadb, env, tmp_path):
-    populate(mariadb, "inno_all", rows=3)
-    populate(mariadb, "isam_all", engine="MyISAM", rows=4)
+    populate_mysql(mariadb, "inno_all", rows=3)
+    populate_mysql(mariadb, "isam_all", engine="MyISAM", rows=4)
     out = tmp_path / "b"
     r = tiffin(["backup", "mysql", "local", str(out), *mariadb.conn_args()], env)
     [name] = backups(out)
@@ -114,7 +101,7 @@ def test_all_databases_by_default_and_myisam_means_lock(mariadb, env, tmp_path):
 
 
 def test_restore_output_writes_the_plain_dump(mariadb, env, tmp_path):
-    populate(mariadb, "plain_db", rows=2)
+    populate_mysql(mariadb, "plain_db", rows=2)
     out = tmp_path / "b"
     tiffin(
         ["backup", "mysql", "local", str(out), *mariadb.conn_args(), "--database", "plain_db"], env
@@ -241,7 +228,7 @@ def test_password_file_works(mariadb, tmp_path):
     pw = tmp_path / "pw"
     pw.write_text(mariadb.password + "\n")
     env = tiffin_env(tmp_path / "home")
-    populate(mariadb, "pwfile_db", rows=1)
+    populate_mysql(mariadb, "pwfile_db", rows=1)
     tiffin(
         [
             "backup",
@@ -264,7 +251,7 @@ def test_client_config_file_is_used(mariadb, tmp_path):
     home.mkdir()
     (home / ".my.cnf").write_text(f"[client]\npassword={mariadb.password}\n")
     (home / ".my.cnf").chmod(0o600)
-    populate(mariadb, "mycnf_db", rows=1)
+    populate_mysql(mariadb, "mycnf_db", rows=1)
     tiffin(
         [
             "backup",

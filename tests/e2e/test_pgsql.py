@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.e2e.data import populate_pgsql
 from tests.e2e.helpers import backups, leftovers, manifest, tiffin
 from tests.servers.env import tiffin_env
 
@@ -13,19 +14,6 @@ from tests.servers.env import tiffin_env
 @pytest.fixture
 def env(postgres, tmp_path):
     return tiffin_env(tmp_path / "home", **postgres.client_env(), HOSTNAME="ramen-pg-0")
-
-
-def populate(postgres, db: str, rows: int = 40) -> None:
-    postgres.sql(f'DROP DATABASE IF EXISTS "{db}"')
-    postgres.sql(f'CREATE DATABASE "{db}"')
-    postgres.sql(
-        "CREATE EXTENSION IF NOT EXISTS pg_trgm;"
-        "CREATE TABLE menu (id int PRIMARY KEY, dish text, price numeric(8,2), tags jsonb);"
-        f"INSERT INTO menu SELECT i, 'dish ' || i, i * 0.5, jsonb_build_object('n', i) "
-        f"FROM generate_series(1, {rows}) i;"
-        "CREATE VIEW cheap AS SELECT * FROM menu WHERE price < 5;",
-        db,
-    )
 
 
 def drop_all_user_databases(postgres) -> None:
@@ -36,7 +24,7 @@ def drop_all_user_databases(postgres) -> None:
 
 
 def test_pgsql_all_databases_and_roles_round_trip(postgres, env, tmp_path):
-    populate(postgres, "ramen")
+    populate_pgsql(postgres, "ramen")
     postgres.sql(
         "DROP ROLE IF EXISTS cook; CREATE ROLE cook LOGIN; GRANT SELECT ON menu TO cook;", "ramen"
     )
@@ -70,7 +58,7 @@ def test_pgsql_all_databases_and_roles_round_trip(postgres, env, tmp_path):
 
 
 def test_restore_of_all_databases_refuses_to_clobber_existing_ones(postgres, env, tmp_path):
-    populate(postgres, "clobber_me", rows=3)
+    populate_pgsql(postgres, "clobber_me", rows=3)
     out = tmp_path / "b"
     tiffin(["backup", "pgsql", "local", str(out), *postgres.conn_args()], env)
     r = tiffin(
@@ -83,7 +71,7 @@ def test_restore_of_all_databases_refuses_to_clobber_existing_ones(postgres, env
 
 @pytest.mark.parametrize("compress", ["gzip", "zstd"])
 def test_single_database_restores_under_a_new_name(postgres, env, tmp_path, compress):
-    populate(postgres, "src_" + compress, rows=12)
+    populate_pgsql(postgres, "src_" + compress, rows=12)
     out = tmp_path / "b"
     tiffin(
         [
@@ -117,7 +105,7 @@ def test_single_database_restores_under_a_new_name(postgres, env, tmp_path, comp
 
 
 def test_restore_refuses_a_server_lacking_an_extension(postgres, env, tmp_path):
-    populate(postgres, "ext_db", rows=1)
+    populate_pgsql(postgres, "ext_db", rows=1)
     out = tmp_path / "b"
     tiffin(
         ["backup", "pgsql", "local", str(out), *postgres.conn_args(), "--database", "ext_db"], env
@@ -192,7 +180,7 @@ def test_pgpass_file_is_used(postgres, tmp_path):
     pgpass = home / ".pgpass"
     pgpass.write_text(f"127.0.0.1:{postgres.port}:*:postgres:{postgres.password}\n")
     pgpass.chmod(0o600)
-    populate(postgres, "pgpass_db", rows=1)
+    populate_pgsql(postgres, "pgpass_db", rows=1)
     tiffin(
         [
             "backup",

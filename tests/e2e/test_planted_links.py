@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.crontab import Crontab
 from tests.e2e.helpers import backups, tiffin, tiffin_exe
-from tests.e2e.test_schedule import Crontab
 from tests.faults.tried import tried
 from tests.servers.env import tiffin_env
 from tiffin.engine import lock

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.crontab import Crontab
 from tests.e2e.helpers import backups, tiffin, tiffin_exe
-from tests.servers.env import tiffin_env
 from tests.servers.smtp import TEST_AUTH
 from tiffin.commands import cron
 
@@ -31,41 +31,6 @@ USER_TAB = (
     "@reboot   /usr/local/bin/warm-cache\n"
     "0 1 * * * echo 100\\% done"  # the last line has no line end
 )
-
-
-class Crontab:
-    def __init__(self, root: Path) -> None:
-        self.bindir = root / "cronbin"
-        self.bindir.mkdir()
-        self.file = root / "crontab.txt"
-        self.log = root / "crontab.log"
-        script = self.bindir / "crontab"
-        script.write_text(
-            "#!/bin/sh\n"
-            f'echo "$*" >> {self.log}\n'
-            'case "$1" in\n'
-            f"  -l) if [ -f {self.file} ]; then cat {self.file}; else\n"
-            '       echo "no crontab for root" >&2; exit 1; fi ;;\n'
-            f"  -) cat > {self.file}.new && mv {self.file}.new {self.file} ;;\n"
-            '  *) echo "usage: crontab [-l | -]" >&2; exit 1 ;;\n'
-            "esac\n"
-        )
-        script.chmod(0o755)
-        self.home = root / "home"
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = tiffin_env(self.home, **extra)
-        env["PATH"] = f"{self.bindir}:{env['PATH']}"
-        return env
-
-    def text(self) -> str:
-        return self.file.read_text() if self.file.exists() else ""
-
-    def calls(self) -> list[str]:
-        return self.log.read_text().splitlines() if self.log.exists() else []
-
-    def jobs(self) -> list[tuple[str, str, str]]:
-        return cron.parse_crontab(self.text()).jobs()
 
 
 @pytest.fixture

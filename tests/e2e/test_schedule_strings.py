@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.e2e.crontab import Crontab
 from tests.e2e.helpers import backups, tiffin, tiffin_exe
-from tests.e2e.test_schedule import Crontab
 from tests.faults.tried import tried
 from tests.readers import argv_printer, cron_entries, printed_argv, run_as_cron
 from tests.servers.ftp import FTPServer

@@ -38,13 +38,13 @@ MODULES = (
     "tests.fuzz.test_cli_fuzz",
     "tests.fuzz.test_option_ranges",
     "tests.fuzz.test_manifest_fuzz",
-    "tests.unit.test_roundtrip_strings",
+    "tests.unit.commands.test_roundtrip_strings",
     "tests.e2e.test_schedule_strings",
     "tests.e2e.test_password_forms",
     "tests.e2e.test_db_passwords",
     "tests.e2e.test_planted_links",
     "tests.e2e.test_status_hostile",
-    "tests.unit.test_status_page_strings",
+    "tests.unit.commands.test_status_page_strings",
     "tests.e2e.test_kubernetes_secrets",
 )
 SECTIONS = {

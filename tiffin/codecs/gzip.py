@@ -25,10 +25,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-try:
-    from zlib_ng import zlib_ng as zlib
-except ImportError:  # pragma: no cover - the package is a declared dependency
-    import zlib  # type: ignore[no-redef]
+from zlib_ng import zlib_ng as zlib  # a declared dependency: zlib's format, about twice as fast
 
 from tiffin.engine.streams import BLOCK, IterReader, Reader, buffered
 from tiffin.errors import IntegrityError

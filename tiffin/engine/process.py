@@ -247,9 +247,10 @@ class ToolOutput(io.RawIOBase):
 
     def __init__(self, child: Child) -> None:
         super().__init__()
-        assert child.proc.stdout is not None
+        out = child.proc.stdout
+        assert isinstance(out, io.BufferedReader | io.FileIO)  # Popen's pipe: buffered or not
         self.child = child
-        self._out = child.proc.stdout
+        self._out = out
         self._done = False
 
     def readable(self) -> bool:
@@ -258,7 +259,7 @@ class ToolOutput(io.RawIOBase):
     def readinto(self, b: WriteableBuffer) -> int:
         if self._done:
             return 0
-        n = self._out.readinto(b)  # type: ignore[attr-defined]
+        n = self._out.readinto(b) or 0
         self.child.progressed()
         if n == 0:
             self._done = True

@@ -152,7 +152,7 @@ class SafeExtractor:
                             f"restoring {member.name} failed: {exc.strerror or exc}"
                         ) from None
                     # A stream of any length: keep no list of the members seen.
-                    tar.members.clear()  # type: ignore[attr-defined]
+                    vars(tar)["members"].clear()  # (typeshed does not declare the list)
         except tarfile.TarError as exc:
             self._unlink_symlinks()
             raise BackupFailed(f"the backup is not a sound tar stream: {exc}") from None

@@ -189,3 +189,24 @@ def test_a_mode_that_lets_others_write_or_the_owner_not_is_refused(mode, said):
     text = f'[jobs.a]\nwhat = "data"\nto = "file:///b"\nmode = "{mode}"\n'
     with pytest.raises(UsageError, match=said):
         config.parse(text, "/etc/t.toml")
+
+
+@pytest.mark.parametrize("key", ["debug", "json", "all", "dry_run", "list", "systemd"])
+def test_the_command_lines_own_flags_are_no_config_keys(key: str) -> None:
+    text = f'[jobs.x]\nwhat = "data"\nto = "file:///tmp/b"\n{key} = true\n'
+    with pytest.raises(UsageError, match=rf"jobs\.x\.{key}: unknown option"):
+        config.parse(text, "t.toml")
+
+
+def test_each_default_is_the_jobs_own_and_help_shows_it() -> None:
+    from tiffin import options
+    from tiffin.job import BackupJob, SourceSpec, TargetOptions
+
+    job = config.parse('[jobs.x]\nwhat = "data"\nto = "file:///tmp/b"\n', "t.toml")["x"]
+    assert job.min_ratio == BackupJob.min_ratio == options.default("min_ratio")
+    assert job.compress == options.default("compress")
+    assert job.source.dir == SourceSpec.dir and job.source.consistency == SourceSpec.consistency
+    assert job.target_options == TargetOptions()
+    for opt in options.OPTIONS:
+        if opt.default not in (None, False):
+            assert "(default" in opt.full_help and "default" not in opt.help, opt.flag

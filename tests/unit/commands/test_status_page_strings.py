@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.faults.tried import tried
-from tests.unit.test_status_rules import NOW
+from tests.unit.commands.test_status_rules import NOW
 from tiffin.catalog.backup import Backup
 from tiffin.catalog.drillrecord import Drilled
 from tiffin.catalog.watch import FAILED, OK, STALE, JobStatus, Point

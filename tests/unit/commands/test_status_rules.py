@@ -1,5 +1,5 @@
 """status's pure parts: the verdict rule, --max-age's durations, how spans read, and the
-archive window's place (tests/unit/test_status_page_strings.py: hostile strings)."""
+archive window's place (tests/unit/commands/test_status_page_strings.py: hostile strings)."""
 
 from __future__ import annotations
 
