@@ -182,3 +182,16 @@ def test_a_malformed_status_line_is_exit_2_in_one_sentence(argv: list[str], tmp_
     proc = tiffin(argv, tiffin_env(tmp_path / "home"), expect=2)
     assert proc.stderr.startswith("tiffin: ") and proc.stderr.count("\n") == 1
     assert proc.stdout == ""
+
+
+def test_a_newest_backup_whose_manifest_is_not_valid_is_a_failed_attempt(tmp_path: Path) -> None:
+    env = tiffin_env(tmp_path / "home")
+    data, folder = tmp_path / "data", tmp_path / "t"
+    data.mkdir()
+    older = backup(folder, data, env, "db", 300)
+    newer = backup(folder, data, env, "db", 600)
+    (folder / f"{newer}.manifest.json").write_text('{"name": "not this one"')
+    got = json.loads(tiffin(["status", "local", str(folder), "--json"], env, expect=1).stdout)
+    assert [(j["job"], j["verdict"], j["newest"]) for j in got] == [("db-data", "FAILED", older)]
+    assert got[0]["reasons"][0].startswith(f"its newest backup {newer} is damaged: ")
+    assert "not valid" in got[0]["reasons"][0]

@@ -17,7 +17,7 @@ from typing import Any
 
 from tiffin.catalog.backup import COMPLETE, PARTIAL, Backup, iso
 from tiffin.catalog.drillrecord import Drilled, read_record
-from tiffin.catalog.holdings import read_manifest, survey
+from tiffin.catalog.holdings import VANISHED, read_manifest, survey
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import DRILL_SUFFIX
 from tiffin.errors import BackupFailed, NotFound
@@ -141,7 +141,7 @@ class Shelf:
             try:
                 self._read[name] = (read_manifest(self.target, name), "")
             except NotFound:
-                self._read[name] = (None, "its manifest vanished")
+                self._read[name] = (None, VANISHED)
             except BackupFailed as exc:  # IntegrityError: not valid
                 self._read[name] = (None, str(exc))
         return self._read[name]
@@ -240,7 +240,11 @@ def look(
 
 
 def _state(b: Backup, why: str) -> str:
-    return "damaged" if b.state == COMPLETE and why != "its manifest vanished" else str(b.state)
+    """Given a backup listed with a manifest that could not be read, and why, or one listed
+    without, return what it is: damaged, incomplete (its manifest vanished) or its state."""
+    if b.state != COMPLETE:
+        return str(b.state)
+    return "incomplete" if why == VANISHED else "damaged"
 
 
 def last_drill(shelf: Shelf, items: Iterable[Backup], w: Wanted) -> Drilled | None:
