@@ -148,6 +148,8 @@ def cmd_schedule(args: list[str], values: dict[str, Any]) -> int:
             out(line)
         return ExitStatus.OK
     when = cron.when(values.get("at"), values.get("cron"))
+    if values.get("kubernetes"):
+        return schedule_kubernetes(args, values, when)
     if values.get("config"):
         extra = [
             k
@@ -179,6 +181,23 @@ def cmd_schedule(args: list[str], values: dict[str, Any]) -> int:
 
 
 SCHEDULE_CONFIG_KEYS = frozenset({"config", "at", "cron", *RUN_OVERRIDES})
+
+
+def schedule_kubernetes(args: list[str], values: dict[str, Any], when: str | None) -> int:
+    """Print the CronJob of the backup ARGS and VALUES describe; change nothing here."""
+    from tiffin.commands import kube, schedule
+    from tiffin.tell import report
+
+    if values.get("config") or values.get("systemd") or not args:
+        raise UsageError("--kubernetes schedules one backup given as WHAT HOW WHERE [PATH]")
+    job = jobargs.backup_job(args[0], args[1:], values)
+    kube.refuse(job, values)
+    report.check(job)
+    plan = schedule.plan_backup(job, jobargs.option_args(values, skip=frozenset({"label"})))
+    ns = values.get("namespace")
+    doc = kube.cronjob(plan, job, when, ns, values.get("secret"), values.get("image"))
+    out(kube.render(doc, kube.secret_hint(doc, plan, job, ns)).rstrip("\n"))
+    return ExitStatus.OK
 
 
 @command("unschedule", "remove scheduled jobs: JOB_ID ... | --all")
@@ -294,6 +313,35 @@ def cmd_drill(args: list[str], values: dict[str, Any]) -> int:
         out(line)
     drill.send_report(job, lines, True, err, result.seconds, out)
     return ExitStatus.OK
+
+
+@command("status", "each job's newest backup, last drill and verdict: [JOB ...] | HOW WHERE [PATH]")
+def cmd_status(args: list[str], values: dict[str, Any]) -> int:
+    from datetime import UTC, datetime
+
+    from tiffin import config
+    from tiffin.catalog.watch import HISTORY, MAX_AGE
+    from tiffin.commands import status, statuspage
+
+    if values.get("config") or not args or not jobargs.names_target(args[0]):
+        if values.get("label"):
+            raise UsageError("--label keeps one label of a target: a config's jobs have theirs")
+        jobs = config.select(config.load(config.config_path(values.get("config"))), args)
+        places = status.places_of(jobs)
+    else:
+        url, rest = jobargs.target_of(args)
+        if rest:
+            raise UsageError(f"unexpected argument {rest[0]!r}")
+        places = [status.Place(url, jobargs.target_options(values))]
+    now, html = datetime.now(UTC), values.get("html")
+    found = status.gather(
+        places, now, values.get("max_age") or MAX_AGE, HISTORY if html else 0, values.get("label")
+    )
+    for line in [status.as_json(found)] if values.get("json") else status.table(found):
+        out(line)
+    if html:
+        statuspage.write(html, found, now)
+    return ExitStatus.OK if status.all_ok(found) else ExitStatus.FAILED
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

@@ -28,6 +28,7 @@ from tiffin.numbers import parse_lsn, parse_utc_time
 from tiffin.numbers import parse_size as parse_size  # where callers have found it
 from tiffin.options import BACKUP
 from tiffin.sources import INTO, SOURCES, WHATS, spoken
+from tiffin.targets import HOWS
 from tiffin.targets.where import parse_target, parse_url
 from tiffin.tell import metrics, notices, notify
 
@@ -97,6 +98,12 @@ def target_of(positional: list[str], min_rest: int = 0) -> tuple[TargetURL, list
         raise UsageError(f"unexpected argument {positional[3 + min_rest]!r}")
     path = positional[2] if extra == 1 else None
     return parse_target(positional[0], positional[1], path), positional[2 + extra :]
+
+
+def names_target(word: str) -> bool:
+    """Given the first positional of `status`, return whether it starts a target (a HOW or a
+    URL) rather than naming a config's job."""
+    return looks_like_url(word) or word.lower() in HOWS
 
 
 def target_options(values: Mapping[str, Any]) -> TargetOptions:

@@ -15,6 +15,17 @@ _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _MODE = re.compile(r"(0o)?[0-7]{1,4}")
 _SIZE = re.compile(r"^\s*([0-9]+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"\s*([0-9]{1,12}(?:\.[0-9]{1,6})?)\s*([smhd])\s*")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Given a duration, a number with s, m, h or d ('26h', '90m', '1.5d'), return seconds.
+    Raise ValueError saying the form if it is anything else (a bare number too: 26 what?)."""
+    m = _DURATION.fullmatch(str(text))
+    if not m:
+        raise ValueError("expected a duration: a number with s, m, h or d, like 26h")
+    return float(m.group(1)) * UNIT_SECONDS[m.group(2)]
 
 
 def parse_size(text: str) -> int:
@@ -46,6 +57,10 @@ def number(kind: str, value: Any) -> float:
                 raise ValueError("the owner must read and write a backup (try 0600 or 0640)")
             return mode
         raise ValueError("expected an octal file mode such as 0600")
+    if kind == "duration":
+        if not isinstance(value, str):
+            raise ValueError("expected a duration as a string: a number with s, m, h or d")
+        return parse_duration(value)
     if kind == "size":
         try:
             return value if isinstance(value, int) else parse_size(str(value))

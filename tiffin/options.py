@@ -25,8 +25,9 @@ DRILL = "drill"
 SCHEDULE = "schedule"
 RUN = "run"
 UNSCHEDULE = "unschedule"
+STATUS = "status"
 
-TARGET_CMDS = frozenset({BACKUP, RESTORE, LIST, VERIFY, PRUNE, DRILL, SCHEDULE})
+TARGET_CMDS = frozenset({BACKUP, RESTORE, LIST, VERIFY, PRUNE, DRILL, SCHEDULE, STATUS})
 DB_CMDS = frozenset({BACKUP, RESTORE, DRILL, SCHEDULE})
 BACKUP_CMDS = frozenset({BACKUP, SCHEDULE})
 # What a run tells Prometheus and Apprise (SPEC §7): wal-push and binlog add their names here.
@@ -71,7 +72,7 @@ OPTIONS: tuple[Opt, ...] = (
         config=False,
         everywhere=True,
     ),
-    Opt("--json", "print JSON", frozenset({LIST}), "flag", config=False),
+    Opt("--json", "print JSON", frozenset({LIST, STATUS}), "flag", config=False),
     Opt(
         "--all",
         "every backup (verify) or every scheduled job (unschedule)",
@@ -156,7 +157,7 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(
         "--label",
         "the name's label (default: $HOSTNAME, else the host name)",
-        BACKUP_CMDS | {LIST, PRUNE, VERIFY, DRILL},
+        BACKUP_CMDS | {LIST, PRUNE, VERIFY, DRILL, STATUS},
     ),
     Opt(
         "--what",
@@ -263,7 +264,7 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(
         "--config",
         "the TOML file of jobs (default ~/.config/tiffin/tiffin.toml)",
-        frozenset({SCHEDULE, RUN}),
+        frozenset({SCHEDULE, RUN, STATUS}),
         metavar="FILE",
     ),
     Opt(
@@ -396,6 +397,53 @@ OPTIONS: tuple[Opt, ...] = (
         metavar="USER",
     ),
 )
+STATUS_OPTIONS: tuple[Opt, ...] = (  # status (SPEC §7) and schedule --kubernetes (§8)
+    Opt(
+        "--max-age",
+        "status: a job whose newest complete backup is older is STALE (default 26h)",
+        frozenset({STATUS}),
+        "duration",
+        metavar="DURATION",
+        config=False,
+        span=(1, 3660 * 86400),
+    ),
+    Opt(
+        "--html",
+        "status: also write the page of tables and charts to FILE",
+        frozenset({STATUS}),
+        metavar="FILE",
+        config=False,
+    ),
+    Opt(
+        "--kubernetes",
+        "schedule: print a Kubernetes CronJob, change nothing here",
+        frozenset({SCHEDULE}),
+        "flag",
+        config=False,
+    ),
+    Opt(
+        "--namespace",
+        "schedule --kubernetes: the namespace (default: kubectl's)",
+        frozenset({SCHEDULE}),
+        metavar="NS",
+        config=False,
+    ),
+    Opt(
+        "--secret",
+        "schedule --kubernetes: the Secret holding the job's secrets (default tiffin-JOB_ID)",
+        frozenset({SCHEDULE}),
+        metavar="NAME",
+        config=False,
+    ),
+    Opt(
+        "--image",
+        "schedule --kubernetes: tiffin's container image",
+        frozenset({SCHEDULE}),
+        metavar="IMG",
+        config=False,
+    ),
+)
+OPTIONS += STATUS_OPTIONS
 BY_DEST = {o.dest: o for o in OPTIONS}
 # The command line's own flags (--debug, --json, ...): never a config key or a scheduled flag.
 EDGE_ONLY = frozenset(o.dest for o in OPTIONS if not o.config)
@@ -406,9 +454,18 @@ def default(dest: str) -> Any:
     return BY_DEST[dest].default
 
 
-NUMERIC = frozenset({"int", "float", "size", "mode"})
+NUMERIC = frozenset({"int", "float", "size", "mode", "duration"})
 # Every number an option takes has its range in the table: none is typed without one.
 assert all(o.span for o in OPTIONS if o.kind in NUMERIC), "a numeric option lacks its span"
+
+
+def _shown(kind: str, x: float) -> str:
+    """Given an option's kind and one end of its span, return it as the user writes it."""
+    if kind == "mode":
+        return oct(int(x))
+    if kind == "duration":
+        return f"{x:g}s" if x < 86400 else f"{x / 86400:g}d"
+    return f"{x:,}"
 
 
 def coerce(opt: Opt, value: Any) -> Any:
@@ -431,7 +488,7 @@ def coerce(opt: Opt, value: Any) -> Any:
             n = number(opt.kind, value)
             low, high = opt.span
             if not low <= n <= high:  # also nan, which compares false with everything
-                shown = [oct(int(x)) if opt.kind == "mode" else f"{x:,}" for x in (low, high)]
+                shown = [_shown(opt.kind, x) for x in (low, high)]
                 raise ValueError(f"expected a number from {shown[0]} to {shown[1]}")
             return n
         if not isinstance(value, str):

@@ -56,11 +56,25 @@ FORMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("[JOB ...] [--config FILE]",),
         ("tiffin run nightly-sql", "tiffin run --config /etc/tiffin.toml"),
     ),
+    "status": (
+        (
+            "[JOB ...] [--config FILE] [--json] [--html FILE] [--max-age 26h]",
+            "HOW WHERE [PATH] [--label LABEL] [--json] [--html FILE] [--max-age 26h]",
+            "URL [--label LABEL] [--json] [--html FILE] [--max-age 26h]",
+        ),
+        (
+            "tiffin status",
+            "tiffin status --config /etc/tiffin.toml --html /var/www/backups.html",
+            "tiffin status s3 ramen-backups --max-age 8d --json",
+        ),
+    ),
     "schedule": (
         (
             "WHAT HOW WHERE [PATH] [backup options] [--at HH:MM | --cron EXPR]",
             "--config FILE [JOB ...] [--at HH:MM | --cron EXPR]",
             "--list",
+            "WHAT HOW WHERE [PATH] [backup options] --kubernetes [--namespace NS] [--secret NAME] "
+            "[--image IMG]",
         ),
         (
             "tiffin schedule mysql s3 ramen-backups --email cook@noodles.example",

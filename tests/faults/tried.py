@@ -45,6 +45,9 @@ MODULES = (
     "tests.e2e.test_planted_links",
     "tests.faults.test_watch_faults",
     "tests.fuzz.test_metrics_fuzz",
+    "tests.e2e.test_status_hostile",
+    "tests.unit.commands.test_status_page_strings",
+    "tests.e2e.test_kubernetes_secrets",
 )
 SECTIONS = {
     "fault": "Faults made real",

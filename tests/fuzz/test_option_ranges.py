@@ -95,6 +95,7 @@ def argv_for(opt: Opt, value: str, root: Path) -> list[str]:
         "drill": ["drill", *target, "latest", "--into", "dir"],
         "schedule": ["schedule", "data", *target, *data],
         "run": ["run", "--config", str(root / "none.toml")],
+        "status": ["status", *target],
     }
     command = next(c for c in by_command if c in opt.commands)
     return [*by_command[command], f"{opt.flag}={value}"]

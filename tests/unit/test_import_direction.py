@@ -18,7 +18,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("tiffin.options", "tiffin.numbers"),
     ("tiffin.commands",),
     ("tiffin.engine.pipeline", "tiffin.engine.prune", "tiffin.engine.stored"),
-    ("tiffin.catalog.holdings", "tiffin.catalog.retention", "tiffin.catalog.drillrecord"),
+    (
+        "tiffin.catalog.holdings",
+        "tiffin.catalog.retention",
+        "tiffin.catalog.drillrecord",
+        "tiffin.catalog.watch",
+    ),
     ("tiffin.tell",),
     ("tiffin.engine.scratch",),
     ("tiffin.sources", "tiffin.codecs", "tiffin.targets"),

@@ -19,6 +19,7 @@ import io
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,3 +73,52 @@ def store(target: Target, rec: dict[str, Any]) -> list[str]:
     except TiffinError as exc:
         return [f"the drill's result could not be stored as {name}: {exc}"]
     return []
+
+
+# A record tiffin writes is well under this; anything larger is not one of them.
+RECORD_MAX = 1 << 20
+
+
+@dataclass(frozen=True)
+class Drilled:
+    """What status shows of a drill record read back: the backup it drilled, when, whether it
+    passed and why not. PROBLEM is set (and PASSED false) when the record cannot be read."""
+
+    name: str
+    drilled_at: datetime | None
+    passed: bool
+    reason: str | None = None
+    problem: str = ""
+
+
+def read_record(target: Target, name: str) -> Drilled:
+    """Given a target and a backup NAME, return its drill record as read back. A record is
+    input from strangers: one that is too large, not JSON or not of the record's form comes
+    back with its PROBLEM said. Raise NotFound if there is none, TargetError if it cannot be
+    read."""
+    stream = target.open(name + DRILL_SUFFIX)
+    try:
+        raw = stream.read(RECORD_MAX + 1)
+        while len(raw) <= RECORD_MAX:
+            more = stream.read(RECORD_MAX + 1 - len(raw))
+            if not more:
+                break
+            raw += more
+    finally:
+        stream.close()
+    try:
+        if len(raw) > RECORD_MAX:
+            raise ValueError(f"it is larger than {RECORD_MAX >> 20} MiB")
+        data = json.loads(raw)
+        if not isinstance(data, dict) or data.get("name") != name:
+            raise ValueError("it is not the record of this backup")
+        passed, when, reason = data.get("passed"), data.get("drilled_at"), data.get("reason")
+        if not isinstance(passed, bool) or not isinstance(when, str):
+            raise ValueError("it says neither when nor whether the drill passed")
+        at = datetime.fromisoformat(when.replace("Z", "+00:00"))
+        if at.tzinfo is None:
+            raise ValueError("its time has no zone")
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        why = f"{name}{DRILL_SUFFIX} cannot be read: {exc}"
+        return Drilled(name, None, False, why, why)
+    return Drilled(name, at.astimezone(UTC), passed, reason if isinstance(reason, str) else None)
