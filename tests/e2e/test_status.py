@@ -144,8 +144,13 @@ def test_the_table_has_a_row_per_job_and_says_why(fleet: dict[str, object]) -> N
 
 
 def test_exit_is_zero_only_when_every_job_named_is_ok(fleet: dict[str, object]) -> None:
+    env = fleet["env"]
+    assert isinstance(env, dict)
     status(fleet, "good", expect=0)
     status(fleet, "good", "stale", expect=1)
+    # a monitoring check's one line on stderr says which jobs are not OK
+    proc = tiffin(["status", "--config", str(fleet["config"]), "good", "stale"], env, expect=1)
+    assert proc.stderr == "tiffin: 1 of 2 jobs not OK: stale STALE\n"
     # --max-age moves the line between OK and STALE
     status(fleet, "stale", "--max-age", "4d", expect=0)
     out = status(fleet, "good", "--max-age", "1s", expect=1)

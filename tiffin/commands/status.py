@@ -173,5 +173,18 @@ def as_json(statuses: Sequence[JobStatus]) -> str:
     return json.dumps([s.to_json() for s in statuses], indent=2)
 
 
+def problem(statuses: Sequence[JobStatus]) -> str | None:
+    """Given the jobs' statuses, return the sentence status writes on stderr when it exits 1,
+    or None when every verdict is OK."""
+    if all_ok(statuses):
+        return None
+    if not statuses:
+        return "status found no job to check"
+    bad = [s for s in statuses if s.verdict != OK]
+    named = ", ".join(f"{plain(s.job)} {plain(s.verdict)}" for s in bad[:5])
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    return f"{len(bad)} of {len(statuses)} jobs not OK: {named}{more}"
+
+
 def all_ok(statuses: Sequence[JobStatus]) -> bool:
     return bool(statuses) and all(s.verdict == OK for s in statuses)

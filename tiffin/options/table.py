@@ -1,66 +1,29 @@
-"""One table of options: it feeds argparse, the TOML config and --help alike.
-
-A value travels as the option's `dest` (the TOML key, e.g. keep_daily = 7) and becomes part
-of a frozen Job only through the builders at the end of this module.
-"""
+"""The rows of the option table: every flag, the commands that take it, its kind and default."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from tiffin.codecs import COMPRESSORS
-from tiffin.errors import UsageError
 from tiffin.job import BackupJob, SourceSpec, TargetOptions
-from tiffin.numbers import number
-from tiffin.numbers import parse_size as parse_size  # where callers have found it
+from tiffin.options.opt import (
+    BACKUP_CMDS,
+    DB_CMDS,
+    DRILL,
+    LIST,
+    PRUNE,
+    RESTORE,
+    RUN,
+    SCHEDULE,
+    STATUS,
+    TARGET_CMDS,
+    UNSCHEDULE,
+    VERIFY,
+    WATCH_CMDS,
+    Opt,
+)
 from tiffin.sources import INTO, SOURCES, spoken
 
-BACKUP = "backup"
-RESTORE = "restore"
-LIST = "list"
-VERIFY = "verify"
-PRUNE = "prune"
-DRILL = "drill"
-SCHEDULE = "schedule"
-RUN = "run"
-UNSCHEDULE = "unschedule"
-STATUS = "status"
-
-TARGET_CMDS = frozenset({BACKUP, RESTORE, LIST, VERIFY, PRUNE, DRILL, SCHEDULE, STATUS})
-DB_CMDS = frozenset({BACKUP, RESTORE, DRILL, SCHEDULE})
-BACKUP_CMDS = frozenset({BACKUP, SCHEDULE})
-# What a run tells Prometheus and Apprise (SPEC §7): wal-push and binlog add their names here.
-WATCH_CMDS = BACKUP_CMDS | {DRILL}
-
-
-@dataclass(frozen=True)
-class Opt:
-    flag: str
-    help: str
-    commands: frozenset[str]
-    kind: str = "str"  # str, int, float, size, flag, list, mode
-    choices: tuple[str, ...] = ()
-    metavar: str | None = None
-    span: tuple[float, float] | None = None  # int, float, size, mode: the lowest and highest
-    default: Any = None  # what a job takes when the option is not given: stated here only
-    config: bool = True  # False: the command line's alone (--debug, --json): no TOML key
-    everywhere: bool = False  # taken by every command
-
-    @property
-    def dest(self) -> str:
-        return self.flag.lstrip("-").replace("-", "_")
-
-    @property
-    def full_help(self) -> str:
-        """The help text with the default, as --help shows it."""
-        if self.default is None or self.default is False:
-            return self.help
-        shown = format(self.default, "04o") if self.kind == "mode" else self.default
-        if self.kind == "size":
-            shown = f"{self.default >> 30}GiB"
-        return f"{self.help} (default {shown})"
-
+KEEP = (0, 1_000_000)  # a --keep-* count
+KEEPERS = BACKUP_CMDS | {PRUNE}
 
 OPTIONS: tuple[Opt, ...] = (
     # the command line's alone: no TOML key, never carried onto a scheduled line
@@ -275,53 +238,23 @@ OPTIONS: tuple[Opt, ...] = (
         metavar="FILE",
     ),
     # retention
-    Opt(
-        "--keep-last",
-        "keep the N newest backups",
-        BACKUP_CMDS | {PRUNE},
-        "int",
-        metavar="N",
-        span=(0, 1_000_000),
-    ),
-    Opt(
-        "--keep-hourly",
-        "keep the newest backup of each of the last N hours",
-        BACKUP_CMDS | {PRUNE},
-        "int",
-        metavar="N",
-        span=(0, 1_000_000),
-    ),
-    Opt(
-        "--keep-daily",
-        "keep the newest backup of each of the last N days",
-        BACKUP_CMDS | {PRUNE},
-        "int",
-        metavar="N",
-        span=(0, 1_000_000),
-    ),
-    Opt(
-        "--keep-weekly",
-        "keep the newest backup of each of the last N weeks",
-        BACKUP_CMDS | {PRUNE},
-        "int",
-        metavar="N",
-        span=(0, 1_000_000),
-    ),
-    Opt(
-        "--keep-monthly",
-        "keep the newest backup of each of the last N months",
-        BACKUP_CMDS | {PRUNE},
-        "int",
-        metavar="N",
-        span=(0, 1_000_000),
-    ),
-    Opt(
-        "--keep-yearly",
-        "keep the newest backup of each of the last N years",
-        BACKUP_CMDS | {PRUNE},
-        "int",
-        metavar="N",
-        span=(0, 1_000_000),
+    Opt("--keep-last", "keep the N newest backups", KEEPERS, "int", metavar="N", span=KEEP),
+    *(
+        Opt(
+            f"--keep-{every}",
+            f"keep the newest backup of each of the last N {unit}s",
+            KEEPERS,
+            "int",
+            metavar="N",
+            span=KEEP,
+        )
+        for every, unit in (
+            ("hourly", "hour"),
+            ("daily", "day"),
+            ("weekly", "week"),
+            ("monthly", "month"),
+            ("yearly", "year"),
+        )
     ),
     # the target
     Opt(
@@ -443,63 +376,5 @@ STATUS_OPTIONS: tuple[Opt, ...] = (  # status (SPEC §7) and schedule --kubernet
         config=False,
     ),
 )
+
 OPTIONS += STATUS_OPTIONS
-BY_DEST = {o.dest: o for o in OPTIONS}
-# The command line's own flags (--debug, --json, ...): never a config key or a scheduled flag.
-EDGE_ONLY = frozenset(o.dest for o in OPTIONS if not o.config)
-
-
-def default(dest: str) -> Any:
-    """Given an option's dest, return its default (None: the option has none)."""
-    return BY_DEST[dest].default
-
-
-NUMERIC = frozenset({"int", "float", "size", "mode", "duration"})
-# Every number an option takes has its range in the table: none is typed without one.
-assert all(o.span for o in OPTIONS if o.kind in NUMERIC), "a numeric option lacks its span"
-
-
-def _shown(kind: str, x: float) -> str:
-    """Given an option's kind and one end of its span, return it as the user writes it."""
-    if kind == "mode":
-        return oct(int(x))
-    if kind == "duration":
-        return f"{x:g}s" if x < 86400 else f"{x / 86400:g}d"
-    return f"{x:,}"
-
-
-def coerce(opt: Opt, value: Any) -> Any:
-    """Given an option and a raw value (argparse string or TOML value), return the typed value,
-    numbers within the option's span. Raise UsageError with the option's name if it does not
-    fit."""
-    try:
-        if opt.kind == "flag":
-            if not isinstance(value, bool):
-                raise ValueError("expected true or false")
-            return value
-        if opt.kind == "list":
-            items = value if isinstance(value, list) else [value]
-            if not all(isinstance(v, str) for v in items):
-                raise ValueError("expected a string or a list of strings")
-            if any("\x00" in v for v in items):
-                raise ValueError("may not contain a NUL character")
-            return tuple(items)
-        if opt.span is not None:
-            n = number(opt.kind, value)
-            low, high = opt.span
-            if not low <= n <= high:  # also nan, which compares false with everything
-                shown = [_shown(opt.kind, x) for x in (low, high)]
-                raise ValueError(f"expected a number from {shown[0]} to {shown[1]}")
-            return n
-        if not isinstance(value, str):
-            raise ValueError("expected a string")
-        if "\x00" in value:  # no file name, host or argument can hold one
-            raise ValueError("may not contain a NUL character")
-        if opt.choices and value not in opt.choices:
-            raise ValueError(f"expected one of {', '.join(opt.choices)}")
-        return value
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"{opt.flag} {value!r}: {exc}") from None
-
-
-# ---------------------------------------------------------------- builders

@@ -1,0 +1,148 @@
+"""The commands that take backups or plan them: backup, run, schedule, unschedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tiffin import jobargs, options
+from tiffin.cli.registry import command, err, out
+from tiffin.errors import ExitStatus, TiffinError, UsageError, failure_line, os_error_text
+from tiffin.job import BackupJob
+from tiffin.sources import SOURCES, spoken
+
+
+def backup_and_report(job: BackupJob) -> None:
+    """Given a job, back it up and report it (printed, mailed, pinged), whatever happens.
+    Raise the job's own error after its report is sent."""
+    from tiffin.engine import pipeline
+    from tiffin.tell import progress, report
+
+    with report.Report(job, out, err) as rep:
+        with progress.shown(job.quiet) as watch:
+            result = pipeline.backup(job, watch=watch)
+        # A prune after a successful backup goes here, before the report is made.
+        rep.done(result)
+
+
+@command("backup", "take a backup: WHAT HOW WHERE [PATH], or WHAT URL")
+def cmd_backup(args: list[str], values: dict[str, Any]) -> int:
+    from tiffin import config
+
+    if not args:
+        raise UsageError(f"say what to back up: {spoken(SOURCES)}")
+    config.load_env_files(values.get("env_file") or ())
+    job = jobargs.backup_job(args[0], args[1:], values)
+    backup_and_report(job)
+    return ExitStatus.OK
+
+
+RUN_OVERRIDES = (
+    "quiet",
+    "insecure",
+    "metrics_file",
+)  # given to `run`, they apply to every job of the config
+
+
+@command("run", "run the jobs of a config file, one after another: [JOB ...] [--config FILE]")
+def cmd_run(args: list[str], values: dict[str, Any]) -> int:
+    from tiffin import config
+    from tiffin.tell import report
+
+    config.load_env_files(values.get("env_file") or ())
+    overrides = {k: values[k] for k in RUN_OVERRIDES if k in values}
+    jobs = config.select(config.load(config.config_path(values.get("config")), overrides), args)
+    for _, job in jobs:
+        report.check(job)
+    failed = 0
+    for i, (name, job) in enumerate(jobs):
+        if i:
+            out()
+        try:
+            backup_and_report(job)
+        except TiffinError as exc:
+            failed += 1
+            err(failure_line(exc.subject or f"Backup of job {name}", exc))
+        except OSError as exc:
+            failed += 1
+            err(failure_line(f"Backup of job {name}", os_error_text(exc)))
+        except Exception as exc:  # one job's surprise must not keep the others from running
+            failed += 1
+            err(failure_line(f"Backup of job {name}", f"unexpected error: {exc!r}"))
+    return ExitStatus.FAILED if failed else ExitStatus.OK
+
+
+@command("schedule", "run a backup daily from cron: WHAT HOW WHERE [PATH] [--at HH:MM|--cron EXPR]")
+def cmd_schedule(args: list[str], values: dict[str, Any]) -> int:
+    from tiffin import config
+    from tiffin.commands import cron, schedule
+    from tiffin.tell import report
+
+    if values.get("list"):
+        if args:
+            raise UsageError("--list takes no other argument")
+        for line in schedule.listing():
+            out(line)
+        return ExitStatus.OK
+    when = cron.when(values.get("at"), values.get("cron"))
+    if values.get("kubernetes"):
+        return schedule_kubernetes(args, values, when)
+    if values.get("config"):
+        extra = [
+            k
+            for k in values
+            if k in options.BY_DEST and k not in SCHEDULE_CONFIG_KEYS | options.EDGE_ONLY
+        ]
+        if extra:
+            flags = ", ".join(options.BY_DEST[k].flag for k in extra)
+            raise UsageError(f"with --config, put {flags} in the config file's jobs")
+        path = config.config_path(values["config"])
+        run_values = {k: values[k] for k in RUN_OVERRIDES if k in values}
+        jobs = config.select(config.load(path, run_values), args)
+        for _, job in jobs:
+            report.check(job)
+        plans = [
+            schedule.plan_config(path, name, job, jobargs.option_args(run_values))
+            for name, job in jobs
+        ]
+    else:
+        if not args:
+            raise UsageError("say what to schedule: WHAT HOW WHERE [PATH], --config FILE or --list")
+        job = jobargs.backup_job(args[0], args[1:], values)
+        report.check(job)
+        plans = [schedule.plan_backup(job, jobargs.option_args(values, skip=frozenset({"label"})))]
+    install = schedule.schedule_systemd if values.get("systemd") else schedule.schedule_cron
+    for line in install(plans, when):
+        out(line)
+    return ExitStatus.OK
+
+
+SCHEDULE_CONFIG_KEYS = frozenset({"config", "at", "cron", *RUN_OVERRIDES})
+
+
+def schedule_kubernetes(args: list[str], values: dict[str, Any], when: str | None) -> int:
+    """Print the CronJob of the backup ARGS and VALUES describe; change nothing here."""
+    from tiffin.commands import kube, schedule
+    from tiffin.tell import report
+
+    if values.get("config") or values.get("systemd") or not args:
+        raise UsageError("--kubernetes schedules one backup given as WHAT HOW WHERE [PATH]")
+    job = jobargs.backup_job(args[0], args[1:], values)
+    kube.refuse(job, values)
+    report.check(job)
+    plan = schedule.plan_backup(job, jobargs.option_args(values, skip=frozenset({"label"})))
+    ns = values.get("namespace")
+    doc = kube.cronjob(plan, job, when, ns, values.get("secret"), values.get("image"))
+    out(kube.render(doc, kube.secret_hint(doc, plan, job, ns)).rstrip("\n"))
+    return ExitStatus.OK
+
+
+@command("unschedule", "remove scheduled jobs: JOB_ID ... | --all")
+def cmd_unschedule(args: list[str], values: dict[str, Any]) -> int:
+    from tiffin.commands import schedule
+
+    every = bool(values.get("all"))
+    if every == bool(args):
+        raise UsageError("say which jobs to remove: JOB_ID ... (tiffin schedule --list) or --all")
+    for line in schedule.unschedule(args, every):
+        out(line)
+    return ExitStatus.OK
