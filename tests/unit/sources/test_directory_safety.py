@@ -415,7 +415,7 @@ def test_stream_is_a_standard_tar_named_after_the_directory(tmp_path: Path) -> N
 )
 def test_sparse_writes_keep_every_byte(tmp_path_factory, runs, chunk):
     """Zeros written as holes read back as the same bytes, however the stream is cut."""
-    from tiffin.sources.untar import _write_sparse
+    from tiffin.sources.untarbits import write_sparse as _write_sparse
 
     data = b"".join(bytes(n) if zero else os.urandom(n) for zero, n in runs)
     path = tmp_path_factory.mktemp("sparse") / "f"
