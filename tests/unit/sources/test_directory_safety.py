@@ -266,6 +266,11 @@ def test_directory_round_trips_names_bytes_modes_mtimes_and_links(tmp_path: Path
         SourceSpec("data", dir=str(src), excludes=("cache", "*.tmp", "sub/*/skip.log"))
     )
     details = source.prepare()
+    assert details == {"dir": str(src)}
+    with source.open() as reader:
+        stream = reader.read()
+    assert source.warnings() == []
+    details.update(source.finish())
     assert details == {
         "dir": str(src),
         "files": 6,
@@ -273,9 +278,6 @@ def test_directory_round_trips_names_bytes_modes_mtimes_and_links(tmp_path: Path
         "dirs": 4,
         "symlinks": 3,
     }
-    with source.open() as reader:
-        stream = reader.read()
-    assert source.warnings() == []
     names = tar_names(stream)
     assert names[0] == "data" and all(n == "data" or n.startswith("data/") for n in names)
     assert len(stream) % tarfile.RECORDSIZE == 0
