@@ -144,6 +144,29 @@ def build_directory(root: Path, scale: float) -> str:
     return f"{count} files"
 
 
+SMALL_FILES = 15_000  # files of 0-2 KiB, whatever the scale
+
+
+def build_small_files(root: Path, scale: float) -> str:
+    """Fill ROOT/data with SMALL_FILES text files of 0-2 KiB in 30 folders, beside ~0.3 x
+    SCALE GB of large files (half text logs, half incompressible); return a summary."""
+    top = root / "data"
+    r = random.Random(15000)
+    for i in range(SMALL_FILES):
+        folder = top / f"d{i % 30:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        line = f"{i},{r.randrange(10**6)},{r.choice(WORDS)},{r.random():.5f}\n".encode()
+        (folder / f"f{i:05d}.csv").write_bytes((line * 100)[: r.randrange(2048)])
+    big = int(0.3 * scale * GB) // 2
+    (top / "big").mkdir(exist_ok=True)
+    with (top / "big" / "app.log").open("wb") as f:
+        _text(f, big, r, "logs")
+    with (top / "big" / "photo.jpg").open("wb") as f:
+        random_bytes(f, big, r)
+    os.utime(top, (1_300_000_000, 1_300_000_000))
+    return f"{SMALL_FILES} files of 0-2 KiB + 2 of {big / 1e6:.0f} MB"
+
+
 def random_bytes(f: object, size: int, r: random.Random) -> None:
     left = size
     while left > 0:

@@ -3,12 +3,13 @@
     .venv/bin/python -m bench.run --scale 0.1 --repeat 3           # quick: ~100 MB per source
     .venv/bin/python -m bench.run --scale 1 --repeat 3 --output docs/bench-latest.md
 
-For each source (PostgreSQL, MariaDB, a directory) it builds a deterministic dataset of about
-SCALE GB, then runs every case once per round, rounds interleaved (A B C A B C ...): the bare
-dump to /dev/null (the floor), the seed's pipeline (dump | gzip > file, then scp or a boto3
-upload), dump | pigz -p2, dump | zstd -T0 -3, and tiffin with gzip and zstd to local, sftp
-and s3 (moto). Then the upload legs (one random file: scp vs tiffin sftp, boto3 upload_file
-vs tiffin s3) and restores (gunzip | psql / mysql / tar x vs tiffin restore). Medians.
+For each source (PostgreSQL, MariaDB, a directory, a directory of 15,000 small files) it
+builds a deterministic dataset of about SCALE GB, then runs every case once per round, rounds
+interleaved (A B C A B C ...): the bare dump to /dev/null (the floor), the seed's pipeline
+(dump | gzip > file, then scp or a boto3 upload), dump | pigz -p2, dump | zstd -T0 -3, and
+tiffin with gzip and zstd to local, sftp and s3 (moto). Then the upload legs (one random
+file: scp vs tiffin sftp, boto3 upload_file vs tiffin s3) and restores (gunzip | psql /
+mysql / tar x vs tiffin restore). Medians.
 """
 
 from __future__ import annotations
@@ -160,13 +161,14 @@ class Lab:
             {"TIFFIN_DB_PASSWORD": db.password},
         )
 
-    def directory(self) -> Source:
-        root = self.work / "tree"
-        summary = datasets.build_directory(root, self.args.scale)
+    def directory(self, small: bool = False) -> Source:
+        root = self.work / ("small" if small else "tree")
+        build = datasets.build_small_files if small else datasets.build_directory
+        summary = build(root, self.args.scale)
         dest = self.work / "restored"
         return Source(
-            "data",
-            "directory (tar of mixed files)",
+            "small" if small else "data",
+            "directory of many small files" if small else "directory (tar of mixed files)",
             f"tar cf - -C {shlex.quote(str(root))} data | cat",  # tar skips reads into /dev/null
             dict(self.env),
             ["data", "--dir", str(root / "data")],
@@ -301,7 +303,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--scale", type=float, default=1.0, help="GB of plain dump per source")
     p.add_argument("--repeat", type=int, default=3, help="interleaved rounds (median taken)")
-    p.add_argument("--sources", default="pgsql,mysql,data")
+    p.add_argument("--sources", default="pgsql,mysql,data,small")
     p.add_argument("--targets", default="local,sftp,s3")
     p.add_argument("--no-legs", action="store_true", help="skip the upload legs")
     p.add_argument("--no-restore", action="store_true", help="skip the restore timings")
@@ -322,7 +324,12 @@ def main(argv: list[str]) -> int:
     with contextlib.ExitStack() as stack:
         lab = Lab(stack, args)
         for name in args.sources:
-            src = {"pgsql": lab.postgres, "mysql": lab.mariadb, "data": lab.directory}[name]()
+            src = {
+                "pgsql": lab.postgres,
+                "mysql": lab.mariadb,
+                "data": lab.directory,
+                "small": lambda: lab.directory(small=True),
+            }[name]()
             plain = int(subprocess.run(shell(f"{src.dump} | wc -c"), env=src.dump_env,
                                        capture_output=True, check=True).stdout)  # fmt: skip
             title = f"{src.title}: {src.summary}, {plain / 1e6:.0f} MB plain"

@@ -8,9 +8,19 @@ import json
 import pytest
 
 from tests.e2e.helpers import backups, tiffin
-from tests.e2e.test_drill import kitchen, pg_backup, pg_env, pg_scratch, summary
+from tests.e2e.test_drill import (
+    kitchen,
+    my_backup,
+    my_env,
+    my_scratch,
+    pg_backup,
+    pg_env,
+    pg_scratch,
+    shop,
+    summary,
+)
 
-assert pg_env  # the fixture, shared with the drill tests
+assert pg_env and my_env  # the fixtures, shared with the drill tests
 
 
 def manifest(out, name: str) -> dict:
@@ -63,3 +73,18 @@ def test_counts_takes_only_exact_estimate_or_off(pg_env, tmp_path):
     r = tiffin(["backup", "pgsql", "local", str(tmp_path), "--counts", "some"], pg_env, expect=2)
     assert "--counts" in r.stderr
     assert backups(tmp_path) == []
+
+
+def test_mysql_counts_estimate_records_the_server_s_estimates_and_drill_passes(
+    mariadb, my_env, tmp_path
+):
+    shop(mariadb, "shop_one")
+    out = tmp_path / "b"
+    name = my_backup(mariadb, my_env, out, "--database", "shop_one", "--counts", "estimate")
+    details = manifest(out, name)
+    assert details["counts"] == "estimate"
+    assert "rows" not in details
+    assert set(details["rows_estimated"]["shop_one"]) == {"items", "orders", "empty_one"}
+    r = tiffin(["drill", "local", str(out), name, "--into", "mysql", *mariadb.conn_args()], my_env)
+    assert summary(r, name) == "1 database, 3 tables, 1,500 rows"
+    assert my_scratch(mariadb) == []

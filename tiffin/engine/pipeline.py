@@ -118,15 +118,16 @@ def _backup(
     parsed = parse_name(name)
     ident = identity(job.source)
     kind = parsed.kind if parsed else ""
-    previous = previous_complete(target, job.label, job.source.what, kind, key(ident))
     stream: Reader = source.open()
     try:
         # Blocks pass from stage to stage as they are (Prefetch.read hands on the block it
         # holds): no buffered reader in between, which would copy every byte twice a stage.
         stream = Prefetch(stream)
         for codec in codecs_for(job):
-            stream = Prefetch(codec.encode(stream))
-        hashing = HashingReader(stream)
+            encoded = codec.encode(stream)
+            stream = stream if encoded is stream else Prefetch(encoded)  # none: no thread
+        hashing = HashingReader(stream, beside=True)
+        stream = hashing  # closed below: its thread ends, then the stages it reads
         upload: io.RawIOBase = watch(hashing) if watch else hashing
         stored = target.put(name, upload)
     except BaseException:
@@ -140,6 +141,11 @@ def _backup(
     if stored.size != hashing.size:
         target.remove(name)
         raise IntegrityError(f"the target stored {stored.size} bytes of {hashing.size} sent")
+    try:  # after the dump, not before: its start waits for nothing it does not need
+        previous = previous_complete(target, job.label, job.source.what, kind, key(ident))
+    except BaseException:
+        target.remove(name)
+        raise
     try:
         details = {**details, **source.finish(), "identity": ident}
     except BaseException:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
 BLOCK = 1 << 20
+HASH_AHEAD = 4  # blocks read but not yet hashed
 
 # glibc's mallopt() parameters (malloc.h)
 M_TRIM_THRESHOLD = -1
@@ -95,13 +96,34 @@ def buffered(raw: io.RawIOBase, size: int = BLOCK) -> io.BufferedReader:
 
 
 class HashingReader(io.RawIOBase):
-    """Counts and sha256-hashes every byte read through it."""
+    """Counts and sha256-hashes every byte read through it. BESIDE: the hashing runs in a
+    thread of its own, which holds no lock while it hashes (hashlib lets go of the GIL for
+    blocks of 2 KiB and more), so the reader's caller sends a block while the one before it
+    is hashed; at most HASH_AHEAD blocks wait their turn."""
 
-    def __init__(self, inner: Reader) -> None:
+    def __init__(self, inner: Reader, beside: bool = False) -> None:
         super().__init__()
         self.inner = inner
         self.size = 0
         self._sha = hashlib.sha256()
+        self._q: queue.Queue[bytes | None] | None = None
+        self._thread: threading.Thread | None = None
+        if beside:
+            self._q = queue.Queue(maxsize=HASH_AHEAD)
+            self._thread = threading.Thread(target=self._hash, daemon=True, name="tiffin-hash")
+            self._thread.start()
+
+    def _hash(self) -> None:
+        assert self._q is not None
+        while (data := self._q.get()) is not None:
+            self._sha.update(data)
+
+    def _add(self, data: bytes) -> None:
+        self.size += len(data)
+        if self._q is not None:
+            self._q.put(data)  # bytes: nobody changes them while they wait
+        else:
+            self._sha.update(data)
 
     def readable(self) -> bool:
         return True
@@ -112,22 +134,29 @@ class HashingReader(io.RawIOBase):
         n = len(data)
         if n:
             out[:n] = data
-            self._sha.update(data)
-            self.size += n
+            self._add(bytes(data))
         return n
 
     def read(self, size: int = -1) -> bytes:
         data = self.inner.read(size) if size is not None and size >= 0 else self.inner.read()
         if data:
-            self._sha.update(data)
-            self.size += len(data)
+            self._add(bytes(data))
         return data
+
+    def _drain(self) -> None:
+        """Wait until every byte read so far is hashed; hash in the caller's thread after."""
+        if self._thread is not None and self._q is not None:
+            self._q.put(None)
+            self._thread.join()
+            self._thread = self._q = None
 
     @property
     def sha256(self) -> str:
+        self._drain()
         return self._sha.hexdigest()
 
     def close(self) -> None:
+        self._drain()
         self.inner.close()
         super().close()
 

@@ -164,23 +164,27 @@ class MySQLSource:
         return [line.split("\t") for line in out.split("\n") if line]
 
     def prepare(self) -> dict[str, Any]:
-        version = self._query("SELECT VERSION()")[0][0]
-        dbs = [r[0] for r in self._query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")]
+        """Read the server's version, its databases and the tables in scope (engine, size and
+        the server's row estimate) in one client session."""
         wanted = self.spec.databases
+        # Names are quoted as SQL string literals by _quote_str.
+        among = ",".join(_quote_str(d) for d in (wanted or SYSTEM_SCHEMAS))
+        rows = self._query(
+            "SELECT 'v', VERSION(); SELECT 's', SCHEMA_NAME FROM information_schema.SCHEMATA; "  # noqa: S608
+            "SELECT 't', TABLE_SCHEMA, TABLE_NAME, IFNULL(ENGINE,''), IFNULL(DATA_LENGTH, 0), "
+            "IFNULL(TABLE_ROWS, 0) FROM information_schema.TABLES WHERE TABLE_TYPE='BASE TABLE' "
+            f"AND TABLE_SCHEMA {'IN' if wanted else 'NOT IN'} ({among})"
+        )
+        version = next(r[1] for r in rows if r[0] == "v")
+        dbs = [r[1] for r in rows if r[0] == "s"]
         missing = [d for d in wanted if d not in dbs]
         if missing:
             raise BackupFailed(f"the server has no database named {', '.join(missing)}")
         scope = list(wanted) or [d for d in dbs if d not in SYSTEM_SCHEMAS]
-        # Names are quoted as SQL string literals by _quote_str.
-        rows = self._query(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, IFNULL(ENGINE,'') FROM information_schema.TABLES "  # noqa: S608
-            "WHERE TABLE_TYPE='BASE TABLE' AND TABLE_SCHEMA IN ("
-            + (",".join(_quote_str(d) for d in scope) or "''")
-            + ")"
-        )
+        sizes = [r[1:] for r in rows if r[0] == "t"]
         engines: dict[str, int] = {}
         tables: dict[str, list[str]] = {}
-        for schema, table, engine in rows:
+        for schema, table, engine, *_ in sizes:
             engines[engine] = engines.get(engine, 0) + 1
             tables.setdefault(schema, []).append(table)
         self._consistency = choose_consistency(self.spec.consistency, engines)
@@ -194,8 +198,11 @@ class MySQLSource:
             "tables": {k: sorted(v) for k, v in sorted(tables.items())},
             "dump_tool": self.dump_bin.rsplit("/", 1)[-1],
         }
-        self._exact, estimated = self._count_plan(scope)
-        details["rows"] = {}  # counted beside the dump: see finish()
+        self._exact, estimated = self._count_plan(sizes)
+        if self.spec.counts == "exact":
+            details["rows"] = {}  # counted beside the dump: see finish()
+        else:
+            details["counts"] = self.spec.counts
         if estimated:
             details["rows_estimated"] = estimated
         if self.spec.replica:
@@ -224,21 +231,18 @@ class MySQLSource:
         return {k.strip(): v.strip() for k, _, v in fields}
 
     def _count_plan(
-        self, scope: list[str]
+        self, sizes: list[list[str]]
     ) -> tuple[list[tuple[str, str]], dict[str, dict[str, int]]]:
-        """Given the databases in scope, return the tables to count exactly, the smallest up
-        to COUNT_TABLE_BYTES each and COUNT_BYTES in all, and {db: {table: the server's
-        estimate}} for the others: what drill checks a restored copy with."""
+        """Given (schema, table, engine, bytes, estimate) of the tables in scope, return those
+        to count exactly, the smallest up to COUNT_TABLE_BYTES each and COUNT_BYTES in all,
+        and {db: {table: the server's estimate}} for the others: what drill checks a
+        restored copy with. --counts estimate counts none; off records no estimate either."""
         exact: list[tuple[str, str]] = []
         estimated: dict[str, dict[str, int]] = {}
-        budget = COUNT_BYTES
-        sizes = self._query(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, IFNULL(DATA_LENGTH, 0), IFNULL(TABLE_ROWS, 0) "
-            "FROM information_schema.TABLES WHERE TABLE_TYPE='BASE TABLE' AND TABLE_SCHEMA IN ("
-            + (",".join(_quote_str(d) for d in scope) or "''")
-            + ")"
-        )
-        for schema, table, size, estimate in sorted(sizes, key=lambda r: int(r[2])):
+        if self.spec.counts == "off":
+            return exact, estimated
+        budget = COUNT_BYTES if self.spec.counts == "exact" else -1
+        for schema, table, _, size, estimate in sorted(sizes, key=lambda r: int(r[3])):
             if int(size) <= min(COUNT_TABLE_BYTES, budget):
                 exact.append((schema, table))
                 budget -= int(size)
@@ -276,7 +280,8 @@ class MySQLSource:
         reader = process.spawn_reader(cmd, name=name, pass_fds=fds, server=self.server)
         self._child = process.child_of(reader)
         exact = self._exact
-        self._counting = Beside(lambda: self._count(exact), "tiffin-mysql-count")
+        if self.spec.counts == "exact":
+            self._counting = Beside(lambda: self._count(exact), "tiffin-mysql-count")
         return reader
 
     def finish(self) -> dict[str, Any]:
