@@ -28,6 +28,7 @@ from tiffin.engine.streams import BLOCK, Reader
 from tiffin.errors import BackupFailed
 
 LONG = 1 << 20  # a line longer than this is data, streamed through unread
+BACKSLASH = ord("\\")
 REFUSED = "backslash commands are restricted"
 _COPY = re.compile(rb"^COPY\s.*\bFROM stdin;\s*$")
 _META = re.compile(rb"^\\(connect|c|restrict|unrestrict)(?:[ \t]+(.*?))?[ \t\r]*\n?$", re.S)
@@ -86,18 +87,43 @@ def pieces(reader: Reader, follow_connect: bool) -> Iterator[bytes | str]:
             copying = True
         yield part
 
+    def lines(end: int) -> Iterator[bytes | str]:
+        """Yield buf[:end] (whole lines): each line that may matter (a backslash command, a
+        COPY, the end of COPY data) read on its own, and the runs of lines between them
+        as they are, in one piece each (psql reads them the same either way)."""
+        pos = 0
+        while pos < end:
+            if buf[pos] == BACKSLASH or (not copying and buf.startswith(b"COPY", pos)):
+                nl = buf.index(b"\n", pos, end)
+                yield from line(bytes(buf[pos : nl + 1]))
+                pos = nl + 1
+                continue
+            cut = buf.find(b"\n\\", pos, end)
+            if not copying:
+                copy_at = buf.find(b"\nCOPY", pos, cut if cut >= 0 else end)
+                cut = copy_at if copy_at >= 0 else cut
+            cut = end if cut < 0 else cut + 1
+            yield bytes(buf[pos:cut])
+            pos = cut
+
     while data := reader.read(BLOCK):
         buf += data
         start = 0
-        while (nl := buf.find(b"\n", start)) >= 0:
-            part = bytes(buf[start : nl + 1])
-            if passing:
-                yield part
-            else:
-                yield from line(part)
+        if passing:  # the rest of a line too long to read: through as it is, to its end
+            nl = buf.find(b"\n")
+            if nl < 0:
+                yield bytes(buf)
+                buf.clear()
+                continue
+            yield bytes(buf[: nl + 1])
             passing, start = False, nl + 1
+        end = buf.rfind(b"\n") + 1
+        if end > start:
+            del buf[:start]
+            yield from lines(end - start)
+            start = end - start
         del buf[:start]
-        if buf and (passing or len(buf) > LONG):
+        if len(buf) > LONG:
             passing = True
             yield bytes(buf)
             buf.clear()
