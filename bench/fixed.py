@@ -88,14 +88,16 @@ def table(results: list[Result], size: int) -> str:
     lines = [
         f"pg_dumpall of pgbench -s 1: {size / 1e6:.1f} MB plain",
         "",
-        "| case | median wall s | min s | over the bare dump s |",
-        "|---|---:|---:|---:|",
+        "| case | median wall s | min s | over the bare dump s | CPU s | CPU over it s |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
+    bare_cpu = results[0].median("cpu")
     for r in results:
         walls = [s.wall for s in r.samples]
         over = statistics.median(walls) - bare
+        cpu = r.median("cpu")  # of the command and its children (dump tool, psql)
         lines.append(f"| {r.label} | {statistics.median(walls):.3f} | {min(walls):.3f} | "
-                     f"{over:+.3f} |")  # fmt: skip
+                     f"{over:+.3f} | {cpu:.3f} | {cpu - bare_cpu:+.3f} |")  # fmt: skip
     over = results[1].median("wall") - bare
     met = "yes" if over < GOAL else "NO"
     lines += ["", f"| tiffin over the bare dump, s (< {GOAL}) | {over:.3f} | {met} |"]
