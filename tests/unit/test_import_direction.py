@@ -17,7 +17,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("tiffin.jobargs", "tiffin.usage"),
     ("tiffin.options", "tiffin.numbers"),
     ("tiffin.commands",),
-    ("tiffin.engine.pipeline", "tiffin.engine.prune", "tiffin.engine.stored"),
+    (
+        "tiffin.engine.pipeline",
+        "tiffin.engine.prune",
+        "tiffin.engine.stored",
+        "tiffin.engine.archive",
+    ),
     (
         "tiffin.catalog.holdings",
         "tiffin.catalog.retention",
@@ -36,6 +41,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "tiffin.catalog.backup",
         "tiffin.catalog.manifest",
         "tiffin.catalog.naming",
+        "tiffin.catalog.walnames",
+        "tiffin.engine.walformat",
         "tiffin.catalog.schema",
         "tiffin.job",
         "tiffin.urls",
