@@ -211,8 +211,8 @@ def restore_job(positional: list[str], values: Mapping[str, Any]) -> RestoreJob:
         raise UsageError(
             "say where to restore: --output FILE (- for stdout) or --into " + "|".join(INTO)
         )
-    if into == "dir" and not values.get("dir"):
-        raise UsageError("--into dir needs the destination: --dir DIR")
+    if into in INTO and INTO[into].lands == "folder" and not values.get("dir"):
+        raise UsageError(f"--into {into} needs the destination: --dir DIR")
     if into == "sqlite" and not values.get("file"):
         raise UsageError("--into sqlite needs the destination file: --file PATH")
     spec = source_spec(INTO[into].what if into in INTO else into or "data", values)

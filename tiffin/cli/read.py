@@ -15,10 +15,21 @@ def cmd_restore(args: list[str], values: dict[str, Any]) -> int:
     from tiffin.engine import pipeline
 
     job = jobargs.restore_job(args, values)
+    if job.into == "pgdata":
+        return _restore_pgdata(job)
     result = pipeline.restore(job)
     (err if job.output == "-" else out)(
         f"Restore of {result.name} completed: {result.summary} in {result.seconds:.1f} s."
     )
+    return ExitStatus.OK
+
+
+def _restore_pgdata(job: Any) -> int:
+    from tiffin.commands import pgrestore, schedule
+
+    got = pgrestore.run(job, schedule.tiffin_argv())
+    out(f"Restore of {got.name} completed: {got.summary} in {got.seconds:.1f} s.")
+    out(f"Start the server with: {got.start}")
     return ExitStatus.OK
 
 

@@ -69,7 +69,8 @@ class PgBaseSource:
             conn,
             "postgres",
             "SELECT current_setting('server_version_num'), current_setting('server_version'), "
-            "current_setting('archive_mode'), current_setting('wal_level');\n"
+            "current_setting('archive_mode'), current_setting('wal_level'), "
+            "(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size');\n"
             "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate "
             "ORDER BY 1;",
             self._psql,
@@ -106,6 +107,7 @@ class PgBaseSource:
             "roles": True,
             "consistency": "base backup (pg_basebackup, WAL fetched)",
             "dump_tool": f"pg_basebackup {pick_major(self._tool)}",
+            "wal_segment_size": int(head[4]),
         }
 
     def open(self) -> Reader:
