@@ -26,6 +26,7 @@ from typing import Any
 from tiffin.catalog import pitr, walnames
 from tiffin.catalog.holdings import survey
 from tiffin.catalog.manifest import Manifest
+from tiffin.commands.schedule import S3_VARS, TLS_VARS
 from tiffin.engine import archive, process, safefile, walview
 from tiffin.engine.stored import check_stored, decoded, decoders_for
 from tiffin.errors import BackupFailed
@@ -34,21 +35,9 @@ from tiffin.sources.pgbase import PgDataLoader
 from tiffin.targets import Target, connected
 
 ENV_FILE = "tiffin-recovery.env"
-SECRET_VARS = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_ENDPOINT_URL",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_CA_BUNDLE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_CONFIG_FILE",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "TIFFIN_FTP_PASSWORD",
-)
+# What wal-fetch may need of this environment: S3's settings and keys, TLS, an FTP password.
+SECRET_VARS = (*S3_VARS, "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", *TLS_VARS)
+SECRET_VARS += ("TIFFIN_FTP_PASSWORD",)
 
 
 @dataclass(frozen=True)
