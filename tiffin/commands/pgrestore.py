@@ -36,8 +36,8 @@ from tiffin.targets import Target, connected
 
 ENV_FILE = "tiffin-recovery.env"
 # What wal-fetch may need of this environment: S3's settings and keys, TLS, an FTP password.
-SECRET_VARS = (*S3_VARS, "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", *TLS_VARS)
-SECRET_VARS += ("TIFFIN_FTP_PASSWORD",)
+SECRET_VARS: tuple[str, ...] = (*S3_VARS, *TLS_VARS, "AWS_SHARED_CREDENTIALS_FILE")
+SECRET_VARS += ("AWS_CONFIG_FILE", "TIFFIN_FTP_PASSWORD")
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,13 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from tiffin.catalog import walnames
+from tiffin.catalog import pitr, walnames
 from tiffin.catalog.walnames import Timeline
 from tiffin.engine import archive, process
-from tiffin.errors import BackupFailed, NotFound
+from tiffin.errors import BackupFailed, IntegrityError, NotFound
+from tiffin.job import TargetOptions, TargetURL
 from tiffin.sources.pgclients import client_versions
-from tiffin.targets import Target
+from tiffin.targets import Target, connected
 
 # pg_waldump's description of a commit: "COMMIT 2026-12-07 14:20:01.123456 UTC".
 _COMMIT = re.compile(r"desc: COMMIT (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) UTC")
@@ -95,3 +96,65 @@ def last_commit(target: Target, segments: list[str], major: int) -> datetime | N
         return None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def window_of(
+    url: TargetURL, options: TargetOptions, label: str, bases: list[pitr.Base]
+) -> tuple[datetime, datetime] | None:
+    """Given a target, a label and its complete base backups, return the window its WAL
+    archive lets recovery reach (SPEC §6 "Around both"), or None without base backups."""
+    if not bases:
+        return None
+    with connected(archive.folder(url, label), options) as arch:
+        seen = view(arch)
+    return pitr.window(bases, seen.names, seen.history)
+
+
+def check_wal(url: TargetURL, options: TargetOptions, base: pitr.Base) -> tuple[str, str]:
+    """Given a target and one of its base backups, re-read every archived WAL file recovery
+    from it reads (to the newest file of the newest timeline) against its sha256, and check
+    that chain has no gap. Return ('', what was checked), or (the problem, '')."""
+    with connected(archive.folder(url, base.label), options) as arch:
+        seen = view(arch)
+        got = pitr.reach(base, seen.names, seen.history)
+        if got.gap is not None:
+            return f"the WAL archive has a gap: {got.gap} is missing after {base.name}", ""
+        seg = base.seg_size
+        needed = [
+            n
+            for n in walnames.chain(base.start_lsn, got.last_segno * seg, seen.history, seg)
+            if n in seen.names
+        ]
+        needed += [walnames.history_name(t.tli) for t in seen.history if t.tli > 1]
+        for name in needed:
+            try:
+                archive.fetch_to(arch, name, _discard)
+            except NotFound:
+                return f"the archived {name} is missing", ""
+            except IntegrityError as exc:
+                return f"the archived {name} does not check: {exc}", ""
+    end = got.last or "its own WAL"
+    return "", f"{len(needed)} archived WAL files re-read, unbroken to {end}"
+
+
+def _discard(data: bytes) -> None:
+    pass
+
+
+def prune_wal(
+    url: TargetURL, options: TargetOptions, label: str, kept: list[pitr.Base], dry_run: bool
+) -> list[str]:
+    """Given a target, a label and the base backups of it that stay, delete (unless DRY_RUN)
+    the archived WAL files none of them needs; return their names. Nothing goes when no base
+    backup stays: an archive without one is pruned by no rule."""
+    if not kept:
+        return []
+    with connected(archive.folder(url, label), options) as arch:
+        names = [a.name for a in archive.listing(arch)]
+        starts = [(b.tli, b.start_lsn) for b in kept]
+        seg = kept[0].seg_size
+        gone = walnames.prunable(names, starts, seg)
+        if not dry_run:
+            for name in gone:
+                archive.remove(arch, name)
+    return gone
