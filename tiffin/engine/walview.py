@@ -20,6 +20,7 @@ from tiffin.targets import Target, connected
 
 # pg_waldump's description of a commit: "COMMIT 2026-12-07 14:20:01.123456 UTC".
 _COMMIT = re.compile(r"desc: COMMIT (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) UTC")
+_LSN = re.compile(r"\blsn: ([0-9A-F]+/[0-9A-F]+),")
 HISTORY_MAX = 1 << 20  # a history file is a line per timeline
 LOOK_BACK = 8  # segments searched, newest first, for the last transaction
 
@@ -63,14 +64,43 @@ def view(target: Target) -> ArchiveView:
     return ArchiveView(names, history)
 
 
-def last_commit(target: Target, segments: list[str], major: int) -> datetime | None:
-    """Given the archive's target, the segments of a chain (oldest first) and the server's
-    major version, return the time of the last transaction committed in the newest of them
-    that holds one (up to LOOK_BACK tried), read with pg_waldump; None if none holds one."""
+def waldump(major: int) -> str:
+    """Return the pg_waldump of MAJOR (else the newest). Raise BackupFailed if none."""
     tools = client_versions("pg_waldump")
     tool = tools.get(major) or (tools[max(tools)] if tools else None)
     if tool is None:
         raise BackupFailed(f"pg_waldump is not installed: install postgresql-{major}")
+    return tool
+
+
+def last_records(tool: str, folder: str, name: str) -> tuple[datetime | None, int | None]:
+    """Given pg_waldump, a folder and a segment in it, return the time of the last commit in
+    the segment and the LSN of its last record (None for either if it holds none)."""
+    child = process.Child((tool, "--path", folder, name), name="pg_waldump", env={"TZ": "UTC"})
+    assert child.proc.stdout is not None
+    commit: str | None = None
+    lsn: str | None = None
+    for raw in child.proc.stdout:
+        line = raw.decode("utf-8", "replace")
+        m = _LSN.search(line)
+        if m:
+            lsn = m.group(1)
+        m = _COMMIT.search(line)
+        if m:
+            commit = m.group(1)
+    child.wait()  # it ends with an error at the segment's end: expected
+    when = None
+    if commit:
+        fmt = "%Y-%m-%d %H:%M:%S.%f" if "." in commit else "%Y-%m-%d %H:%M:%S"
+        when = datetime.strptime(commit, fmt).replace(tzinfo=UTC)
+    return when, walnames.parse_lsn(lsn) if lsn else None
+
+
+def last_commit(target: Target, segments: list[str], major: int) -> datetime | None:
+    """Given the archive's target, the segments of a chain (oldest first) and the server's
+    major version, return the time of the last transaction committed in the newest of them
+    that holds one (up to LOOK_BACK tried), read with pg_waldump; None if none holds one."""
+    tool = waldump(major)
     work = tempfile.mkdtemp(prefix="tiffin-wal-")
     try:
         for name in reversed(segments[-LOOK_BACK:]):
@@ -79,20 +109,10 @@ def last_commit(target: Target, segments: list[str], major: int) -> datetime | N
                 archive.fetch(target, name, path)
             except NotFound:
                 continue
-            child = process.Child(
-                (tool, "--path", work, name), name="pg_waldump", env={"TZ": "UTC"}
-            )
-            assert child.proc.stdout is not None
-            found = None
-            for line in child.proc.stdout:
-                m = _COMMIT.search(line.decode("utf-8", "replace"))
-                if m:
-                    found = m.group(1)
-            child.wait()  # it ends with an error at the segment's end: expected
+            when, _ = last_records(tool, work, name)
             os.unlink(path)
-            if found:
-                fmt = "%Y-%m-%d %H:%M:%S.%f" if "." in found else "%Y-%m-%d %H:%M:%S"
-                return datetime.strptime(found, fmt).replace(tzinfo=UTC)
+            if when is not None:
+                return when
         return None
     finally:
         shutil.rmtree(work, ignore_errors=True)

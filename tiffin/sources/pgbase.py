@@ -70,7 +70,8 @@ class PgBaseSource:
             "postgres",
             "SELECT current_setting('server_version_num'), current_setting('server_version'), "
             "current_setting('archive_mode'), current_setting('wal_level'), "
-            "(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size');\n"
+            "(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'), "
+            "(SELECT rolname FROM pg_roles WHERE oid = 10);\n"
             "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate "
             "ORDER BY 1;",
             self._psql,
@@ -94,7 +95,8 @@ class PgBaseSource:
                 conn,
                 db,
                 "SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname "
-                "NOT IN ('pg_catalog', 'information_schema') ORDER BY 1;",
+                "NOT IN ('pg_catalog', 'information_schema') AND schemaname NOT LIKE "
+                "'pg\\_%temp\\_%' ORDER BY 1;",
                 self._psql,
             )
             tables[db] = [r[0] for r in rows]
@@ -108,6 +110,7 @@ class PgBaseSource:
             "consistency": "base backup (pg_basebackup, WAL fetched)",
             "dump_tool": f"pg_basebackup {pick_major(self._tool)}",
             "wal_segment_size": int(head[4]),
+            "superuser": head[5],
         }
 
     def open(self) -> Reader:
