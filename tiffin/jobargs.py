@@ -29,7 +29,7 @@ from tiffin.numbers import parse_size as parse_size  # where callers have found 
 from tiffin.options import BACKUP
 from tiffin.sources import INTO, PHYSICAL, SOURCES, TYPED, WHATS, spoken
 from tiffin.targets import HOWS
-from tiffin.targets.where import parse_target, parse_url
+from tiffin.targets.where import target_of as target_of  # where callers have found it
 from tiffin.tell import metrics, notices, notify
 
 SECRET_MAX = 64 << 10  # a password file holds one password
@@ -89,24 +89,6 @@ def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
         file=values.get("file"),
         physical=physical,
     )
-
-
-def target_of(positional: list[str], min_rest: int = 0) -> tuple[TargetURL, list[str]]:
-    """Given the positionals after WHAT (HOW WHERE [PATH] ... or URL ...), return the target
-    and the positionals left, of which MIN_REST are required after the target."""
-    if not positional:
-        raise UsageError("missing the target: HOW WHERE [PATH] (e.g. local /var/backups) or a URL")
-    if looks_like_url(positional[0]):
-        return parse_url(positional[0]), positional[1:]
-    if len(positional) < 2:
-        raise UsageError(f"{positional[0]} needs WHERE (a directory, USER@HOST or a bucket)")
-    extra = len(positional) - 2 - min_rest
-    if extra < 0:
-        raise UsageError("missing the backup NAME (or latest)")
-    if extra > 1:
-        raise UsageError(f"unexpected argument {positional[3 + min_rest]!r}")
-    path = positional[2] if extra == 1 else None
-    return parse_target(positional[0], positional[1], path), positional[2 + extra :]
 
 
 def names_target(word: str) -> bool:
