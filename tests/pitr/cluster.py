@@ -75,3 +75,9 @@ def wait_promoted(pg: Postgres, timeout: float = 60) -> None:
     while pg.sql("SELECT pg_is_in_recovery()") != "f":
         assert time.monotonic() < deadline, "the recovered server was not promoted"
         time.sleep(0.1)
+
+
+def segment_of(tli: int, lsn: str) -> str:
+    """The name of the 16 MiB WAL segment holding LSN on timeline TLI."""
+    high, low = (int(x, 16) for x in lsn.split("/"))
+    return f"{tli:08X}{high:08X}{low >> 24:08X}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,9 +35,11 @@ class History:
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
-    folder = Path(tmp_path_factory.mktemp("pitr")) / "backups"
+    # The postgres OS user archives there: pytest's folders (0700, root's) are closed to it.
+    top = Path(tempfile.mkdtemp(prefix="tiffin-pitr-", dir="/tmp"))
+    top.chmod(0o755)
+    folder = top / "backups"
     cluster.give_to_postgres(folder)
-    folder.parent.chmod(0o755)
     pg = Postgres(settings=cluster.archiving(folder)).start()
     try:
         env = tiffin_env(Path(tmp_path_factory.mktemp("home")), **pg.client_env())
@@ -56,6 +59,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
         yield History(pg, folder, env, before, between)
     finally:
         pg.close()
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def restore(h: History, datadir: Path, *options: str, expect: int = 0) -> str:

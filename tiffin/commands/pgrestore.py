@@ -35,9 +35,15 @@ from tiffin.sources.pgbase import PgDataLoader
 from tiffin.targets import Target, connected
 
 ENV_FILE = "tiffin-recovery.env"
-# What wal-fetch may need of this environment: S3's settings and keys, TLS, an FTP password.
-SECRET_VARS: tuple[str, ...] = (*S3_VARS, *TLS_VARS, "AWS_SHARED_CREDENTIALS_FILE")
-SECRET_VARS += ("AWS_CONFIG_FILE", "TIFFIN_FTP_PASSWORD")
+# What wal-fetch may need of this environment, by the target's kind: S3's settings and
+# keys, TLS, an FTP password.
+S3_ENV: tuple[str, ...] = (*S3_VARS, *TLS_VARS, "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE")
+SECRET_VARS = {
+    "s3": S3_ENV,
+    "s3multi": S3_ENV,
+    "ftp": ("TIFFIN_FTP_PASSWORD",),
+    "ftps": ("TIFFIN_FTP_PASSWORD", *TLS_VARS),
+}
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ def fetch_argv(
 
 def secrets_of(url: TargetURL) -> dict[str, str]:
     """Return what wal-fetch needs from this environment to reach URL, secrets included."""
-    env = {n: os.environ[n] for n in SECRET_VARS if os.environ.get(n)}
+    env = {n: os.environ[n] for n in SECRET_VARS.get(url.kind, ()) if os.environ.get(n)}
     if url.password is not None:
         env["TIFFIN_FTP_PASSWORD"] = url.password
     return env
