@@ -102,5 +102,6 @@ def test_server_stopped_mid_backup_publishes_nothing(pg: Postgres, tmp_path: Pat
     finally:
         pg.start()
     report = assert_failed(run, "pg_basebackup")
-    assert "could not read COPY data" in report or "server closed" in report, report
+    # The server ends the backup's session ("terminating connection") or just goes away.
+    assert "pg_basebackup: error:" in report, report
     assert leftovers(folder) == []

@@ -4,7 +4,6 @@ throwaway server, prune removes the WAL no kept base backup needs and no other."
 
 from __future__ import annotations
 
-import glob
 import json
 import shutil
 import tempfile
@@ -91,17 +90,23 @@ def test_verify_rereads_the_wal_a_base_backup_needs(two: Two, tmp_path: Path) ->
     victim.write_bytes(bytes(data))
     try:
         r = tiffin(["verify", "local", str(two.folder), "latest"], two.env, expect=1)
-        assert f"FAILED {backups(two.folder)[1]}: the archived {two.first_segment_after}" in r.stdout
+        assert (
+            f"FAILED {backups(two.folder)[1]}: the archived {two.first_segment_after}" in r.stdout
+        )
     finally:
         shutil.copy2(kept, victim)
 
 
 def test_drill_physical_recovers_in_a_throwaway_server(two: Two) -> None:
-    before = set(glob.glob("/tmp/tiffin_scratch_*"))
-    r = tiffin(["drill", "local", str(two.folder), "latest", "--physical"], two.env)
+    # Its scratch folder goes in a TMPDIR of the test's own (one `nobody` can enter).
+    scratch = Path(tempfile.mkdtemp(prefix="tiffin-drill-", dir="/tmp"))
+    scratch.chmod(0o755)
+    env = {**two.env, "TMPDIR": str(scratch)}
+    r = tiffin(["drill", "local", str(two.folder), "latest", "--physical"], env)
     assert "passed: 2 databases, 2 tables" in r.stdout, r.stdout
     assert "recovered to " in r.stdout
-    assert set(glob.glob("/tmp/tiffin_scratch_*")) == before
+    assert list(scratch.iterdir()) == []
+    scratch.rmdir()
     name = backups(two.folder)[1]
     record = json.loads((two.folder / f"{name}.drill.json").read_text())
     assert record["passed"] is True
@@ -121,11 +126,8 @@ def test_prune_removes_only_the_wal_no_kept_base_backup_needs(two: Two) -> None:
     assert all(a[:24] >= keep_from or a.endswith(".history") for a in after)
     copy = cluster.recovered()
     try:
-        tiffin(
-            ["restore", "local", str(two.folder), "latest", "--into", "pgdata"]
-            + ["--dir", str(copy.datadir)],
-            two.env,
-        )
+        args = ["restore", "local", str(two.folder), "latest", "--into", "pgdata"]
+        tiffin([*args, "--dir", str(copy.datadir)], two.env)
         copy.start()
         cluster.wait_promoted(copy)
         assert markers(copy) == [1, 2]

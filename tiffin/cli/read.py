@@ -107,10 +107,10 @@ def cmd_prune(args: list[str], values: dict[str, Any]) -> int:
     with connected(url, options) as target:
         decisions = apply_policy(target, policy, values.get("label"), what, None, dry_run)
         if any(d.backup.kind == "pgbase" for d in decisions):
-            from tiffin.commands import recoverable
+            from tiffin.engine import walview
 
             gone = {d.name for d in decisions if not d.keep}
-            wal = recoverable.prune_wal(url, options, target, gone, values.get("label"), dry_run)
+            wal = walview.prune_after(url, options, target, gone, values.get("label"), dry_run)
     for d in decisions:
         out(d.line(dry_run))
     for line in wal:

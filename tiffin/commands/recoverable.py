@@ -8,14 +8,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from tiffin.catalog import pitr
-from tiffin.catalog.backup import COMPLETE, DAMAGED, Backup
-from tiffin.catalog.holdings import survey
+from tiffin.catalog.backup import Backup
 from tiffin.catalog.watch import Shelf, Wanted, Window
 from tiffin.commands.inventory import Verdict
 from tiffin.engine import walview
 from tiffin.errors import TiffinError
 from tiffin.job import TargetOptions, TargetURL
-from tiffin.targets.base import Target
 
 
 def bases_by_label(items: Iterable[Backup]) -> dict[str, list[pitr.Base]]:
@@ -77,37 +75,3 @@ def with_wal(url: TargetURL, options: TargetOptions, item: Backup, verdict: Verd
         return Verdict(verdict.name, "FAILED", verdict.size, verdict.sha256, problem)
     note = f"{verdict.reason}; {checked}" if verdict.reason else checked
     return Verdict(verdict.name, "OK", verdict.size, verdict.sha256, note)
-
-
-def prune_wal(
-    url: TargetURL,
-    options: TargetOptions,
-    target: Target,
-    gone: set[str],
-    label: str | None,
-    dry_run: bool,
-) -> list[str]:
-    """After a prune that deleted (or, with DRY_RUN, would delete) the backups GONE, remove
-    each label's archived WAL that no base backup left needs. Return the report lines. A
-    label with a base backup whose manifest cannot be read keeps all its WAL."""
-    items = [b for b in survey(target) if b.kind == "pgbase" and b.name not in gone]
-    lines = []
-    for name, bases in sorted(bases_by_label(items).items()):
-        if label is not None and name != label:
-            continue
-        unsure = [
-            b
-            for b in items
-            if b.label == name and b.state in (COMPLETE, DAMAGED) and pitr.base_of(b) is None
-        ]
-        if unsure:
-            lines.append(f"kept all WAL of {name}: {unsure[0].name} cannot be read")
-            continue
-        removed = walview.prune_wal(url, options, name, bases, dry_run)
-        if removed:
-            verb = "would delete" if dry_run else "deleted"
-            lines.append(
-                f"{verb} {len(removed)} WAL files of {name} that no kept base backup needs "
-                f"({removed[0]} to {removed[-1]})"
-            )
-    return lines

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tiffin.catalog import pitr, walnames
+from tiffin.catalog.backup import COMPLETE, DAMAGED
+from tiffin.catalog.holdings import survey
 from tiffin.catalog.walnames import Timeline
 from tiffin.engine import archive, process
 from tiffin.errors import BackupFailed, IntegrityError, NotFound
@@ -178,3 +180,42 @@ def prune_wal(
             for name in gone:
                 archive.remove(arch, name)
     return gone
+
+
+def prune_after(
+    url: TargetURL,
+    options: TargetOptions,
+    target: Target,
+    gone: set[str],
+    label: str | None,
+    dry_run: bool,
+) -> list[str]:
+    """After a prune that deleted (or, with DRY_RUN, would delete) the backups GONE, remove
+    each label's archived WAL that no base backup left needs. Return the report lines. A
+    label with a base backup whose manifest cannot be read keeps all its WAL."""
+    items = [b for b in survey(target) if b.kind == "pgbase" and b.name not in gone]
+    lines = []
+    by_label: dict[str, list[pitr.Base]] = {}
+    for b in items:
+        base = pitr.base_of(b)
+        if base is not None:
+            by_label.setdefault(base.label, []).append(base)
+    for name, bases in sorted(by_label.items()):
+        if label is not None and name != label:
+            continue
+        unsure = [
+            b
+            for b in items
+            if b.label == name and b.state in (COMPLETE, DAMAGED) and pitr.base_of(b) is None
+        ]
+        if unsure:
+            lines.append(f"kept all WAL of {name}: {unsure[0].name} cannot be read")
+            continue
+        removed = prune_wal(url, options, name, bases, dry_run)
+        if removed:
+            verb = "would delete" if dry_run else "deleted"
+            lines.append(
+                f"{verb} {len(removed)} WAL files of {name} that no kept base backup needs "
+                f"({removed[0]} to {removed[-1]})"
+            )
+    return lines

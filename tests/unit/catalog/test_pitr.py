@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tiffin.catalog import pitr, walnames
 from tiffin.catalog.pitr import Base, Refused
@@ -86,3 +88,57 @@ def test_the_window_runs_from_the_oldest_base_to_the_newest_push() -> None:
         T0 + timedelta(minutes=9),
     )
     assert pitr.window([], archive(2, 9), HISTORY) is None
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[list[Base], list[Base], dict[str, float | None], list]:
+    """A random archive: a history of one to three timelines, the segments of each pushed
+    (some missing), and base backups taken along it, of which a random non-empty few stay."""
+    switches = sorted(draw(st.lists(st.integers(3, 60), max_size=2, unique=True)))
+    newest = len(switches) + 1
+    text = "".join(
+        f"{n}\t{walnames.format_lsn(at * SEG + 100)}\tswitch\n"
+        for n, at in enumerate(switches, start=1)
+    )
+    history = walnames.parse_history(newest, text) if switches else walnames.first_timeline(1)
+    last = draw(st.integers(max(switches, default=3) + 1, 80))
+    names: dict[str, float | None] = {}
+    for n in range(0, last + 1):
+        if draw(st.integers(0, 9)) == 0:
+            continue  # a gap
+        names[walnames.segment_name(walnames.timeline_for(n, history, SEG), n, SEG)] = float(n)
+    for t in history[1:]:
+        names[walnames.history_name(t.tli)] = 0.0
+    starts = draw(st.lists(st.integers(1, last), min_size=1, max_size=5, unique=True))
+    bases = []
+    for i, s in enumerate(sorted(starts)):
+        tli = walnames.timeline_for(s, history, SEG)
+        bases.append(
+            Base(
+                f"b{i}",
+                "ramen",
+                tli,
+                s * SEG + 40,
+                s * SEG + 300,
+                T0 + timedelta(minutes=s),
+                SEG,
+                "1",
+            )
+        )
+    kept = [b for b in bases if draw(st.booleans())] or [bases[-1]]
+    return bases, kept, names, history
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories())
+def test_prune_never_takes_what_a_kept_base_backup_needs(
+    case: tuple[list[Base], list[Base], dict[str, float | None], list],
+) -> None:
+    _, kept, names, history = case
+    gone = set(walnames.prunable(names, [(b.tli, b.start_lsn) for b in kept], SEG))
+    left = {n: t for n, t in names.items() if n not in gone}
+    for b in kept:
+        assert pitr.reach(b, left, history) == pitr.reach(b, names, history)
+    assert all(not n.endswith(".history") for n in gone)
+    oldest = min(b.start_segno for b in kept)
+    assert all((f := walnames.parse(n)) and (f.segno(SEG) or 0) < oldest for n in gone)
