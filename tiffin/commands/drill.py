@@ -41,6 +41,7 @@ from tiffin.catalog import drillrecord
 from tiffin.catalog.holdings import latest, read_manifest
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import default_label
+from tiffin.commands import pgdrill
 from tiffin.commands.drillsql import mysql_counts, pg_counts
 from tiffin.engine import process
 from tiffin.engine.scratch import ScratchMariaDB, ScratchPostgres
@@ -314,8 +315,13 @@ def _run(job: DrillJob, target: Target, t0: float) -> DrillResult:
     try:
         raw, stream = decoded(target, name, manifest, job.identity)
         try:
-            kind = _drill_files if job.into in ("dir", "sqlite") else _drill_db
-            problems, warnings, summary = kind(job, stream, manifest.source)
+            if job.into == "pgdata":
+                problems, warnings, summary = pgdrill.drill(
+                    job.target, job.target_options, stream, manifest, check_tables
+                )
+            else:
+                kind = _drill_files if job.into in ("dir", "sqlite") else _drill_db
+                problems, warnings, summary = kind(job, stream, manifest.source)
         finally:
             stream.close()
         check_stored(raw, manifest, name)
