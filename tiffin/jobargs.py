@@ -27,7 +27,7 @@ from tiffin.job import (
 from tiffin.numbers import parse_lsn, parse_utc_time
 from tiffin.numbers import parse_size as parse_size  # where callers have found it
 from tiffin.options import BACKUP
-from tiffin.sources import INTO, SOURCES, WHATS, spoken
+from tiffin.sources import INTO, PHYSICAL, SOURCES, TYPED, WHATS, spoken
 from tiffin.targets import HOWS
 from tiffin.targets.where import parse_target, parse_url
 from tiffin.tell import metrics, notices, notify
@@ -59,7 +59,16 @@ def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
     """Given WHAT and option values, return the SourceSpec. Raise UsageError if malformed."""
     kind = WHATS.get(what.lower())
     if kind is None:
-        raise UsageError(f"unknown source {what!r}: use {spoken(SOURCES)}")
+        raise UsageError(f"unknown source {what!r}: use {spoken(TYPED)}")
+    physical = bool(values.get("physical")) or bool(SOURCES[kind].physical_of)
+    if physical and not SOURCES[kind].physical_of:
+        if kind not in PHYSICAL:
+            raise UsageError(
+                f"--physical backs up a whole server of {spoken(PHYSICAL)}, not {kind}"
+            )
+        kind = PHYSICAL[kind].what
+    if SOURCES[kind].physical_of and values.get("database"):
+        raise UsageError("--physical backs up the whole server: drop --database")
     conn = DBConn(
         values.get("host"),
         values.get("port"),
@@ -78,7 +87,7 @@ def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
         dir=values.get("dir") or options.default("dir"),
         excludes=tuple(values.get("exclude") or ()),
         file=values.get("file"),
-        physical=bool(values.get("physical")),
+        physical=physical,
     )
 
 
@@ -202,8 +211,8 @@ def restore_job(positional: list[str], values: Mapping[str, Any]) -> RestoreJob:
         raise UsageError(
             "say where to restore: --output FILE (- for stdout) or --into " + "|".join(INTO)
         )
-    if into == "dir" and not values.get("dir"):
-        raise UsageError("--into dir needs the destination: --dir DIR")
+    if into in INTO and INTO[into].lands == "folder" and not values.get("dir"):
+        raise UsageError(f"--into {into} needs the destination: --dir DIR")
     if into == "sqlite" and not values.get("file"):
         raise UsageError("--into sqlite needs the destination file: --file PATH")
     spec = source_spec(INTO[into].what if into in INTO else into or "data", values)

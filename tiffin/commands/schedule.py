@@ -25,6 +25,7 @@ MAIL_VARS = ("TIFFIN_SMTP_URL", "TIFFIN_MAIL_FROM")
 DB_VARS = {
     "mysql": ("TIFFIN_DB_PASSWORD", "MYSQL_PWD"),
     "pgsql": ("TIFFIN_DB_PASSWORD", "PGPASSWORD"),
+    "mariabackup": ("TIFFIN_DB_PASSWORD", "MYSQL_PWD"),
 }
 S3_VARS = (
     "AWS_ACCESS_KEY_ID",

@@ -20,7 +20,7 @@ from tiffin.options.opt import (
     WATCH_CMDS,
     Opt,
 )
-from tiffin.sources import INTO, SOURCES, spoken
+from tiffin.sources import INTO, TYPED, spoken
 
 KEEP = (0, 1_000_000)  # a --keep-* count
 KEEPERS = BACKUP_CMDS | {PRUNE}
@@ -124,7 +124,7 @@ OPTIONS: tuple[Opt, ...] = (
     ),
     Opt(
         "--what",
-        f"only backups of this WHAT: {', '.join(SOURCES)} (sql: mysql and pgsql)",
+        f"only backups of this WHAT: {', '.join(TYPED)} (sql: mysql and pgsql)",
         frozenset({LIST, PRUNE}),
     ),
     Opt(

@@ -348,6 +348,11 @@ class MySQLLoader:
         return str(details["databases"][0])
 
     def check(self, details: dict[str, Any]) -> None:
+        if details.get("physical") == "mariabackup":
+            raise BackupFailed(
+                "this backup is a physical MariaDB backup: "
+                "restore it --into mysqldata --dir DATADIR"
+            )
         if details.get("server") != "mysql":
             raise BackupFailed(
                 "this backup is not a MySQL dump: restore it --into "

@@ -1,0 +1,240 @@
+"""mysql --physical end to end: mariabackup streamed to a target under a write load, restored
+into a fresh data directory, a server started on it, rows compared; and its failures."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import backups, leftovers, manifest, tiffin
+from tests.faults.midstream import alive, children_of, running, wait_for, written
+from tests.servers.env import tiffin_env
+from tests.servers.mariadb import MariaDB
+
+BINLOG = ("--log-bin=bin", "--server-id=7", "--binlog-format=ROW")
+
+
+@pytest.fixture(scope="module")
+def source() -> Iterator[MariaDB]:
+    """A MariaDB with binary logs and a shop of ~20 MB (a backup takes a moment)."""
+    server = MariaDB(server_args=BINLOG).start()
+    try:
+        server.sql(
+            "CREATE DATABASE shop;"
+            "CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(40), pad TEXT);"
+            "CREATE TABLE shop.orders (id INT AUTO_INCREMENT PRIMARY KEY, at DOUBLE);"
+            "CREATE TABLE shop.lines (id INT AUTO_INCREMENT PRIMARY KEY, order_id INT);"
+            "CREATE TABLE shop.legacy (id INT) ENGINE=MyISAM;"
+            "INSERT INTO shop.legacy VALUES (1),(2); USE shop;"
+            "INSERT INTO shop.items SELECT seq, CONCAT('item-', seq), REPEAT(MD5(seq), 12) "
+            "FROM seq_1_to_40000;"
+        )
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def env(source: MariaDB, tmp_path: Path) -> dict[str, str]:
+    return tiffin_env(tmp_path / "home", **source.client_env(), HOSTNAME="ramen-db-0")
+
+
+class Writer:
+    """Commits an order and its line in one transaction, over and over, until stopped."""
+
+    def __init__(self, server: MariaDB) -> None:
+        self.server = server
+        self.stop = threading.Event()
+        self.commits = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self.server.sql(
+                "START TRANSACTION; INSERT INTO shop.orders (at) VALUES (UNIX_TIMESTAMP(NOW(6)));"
+                "INSERT INTO shop.lines (order_id) VALUES (LAST_INSERT_ID()); COMMIT;"
+            )
+            self.commits += 1
+
+    def __enter__(self) -> Writer:
+        self.thread.start()
+        wait_for(lambda: self.commits >= 3, "the writer's first commits")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+
+
+def orders_logged(server: MariaDB, last: str, position: int) -> int:
+    """Return how many rows the binary logs of SERVER insert into shop.orders, from the first
+    log up to LAST at POSITION."""
+    logs = sorted(p.name for p in server.datadir.glob("bin.[0-9]*"))
+    upto = logs[: logs.index(last) + 1]
+    total = 0
+    for log in upto:
+        cmd = ["mariadb-binlog", "--no-defaults", "--base64-output=decode-rows", "-v"]
+        if log == last:
+            cmd.append(f"--stop-position={position}")
+        text = subprocess.run(
+            [*cmd, str(server.datadir / log)], capture_output=True, text=True, check=True
+        ).stdout
+        total += text.count("### INSERT INTO `shop`.`orders`")
+    return total
+
+
+def bookkeeping_peak(tmp: Path, stop: threading.Event, peak: list[int]) -> None:
+    """Until STOP, record the most bytes seen under TMP (mariabackup's --target-dir)."""
+    while not stop.is_set():
+        with contextlib.suppress(OSError):  # a file removed while it was counted
+            peak[0] = max(peak[0], sum(p.lstat().st_size for p in tmp.rglob("*")))
+        time.sleep(0.01)
+
+
+def test_physical_backup_under_writes_restores_into_a_server_with_the_same_rows(
+    source: MariaDB, env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "backups"
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    stop, peak = threading.Event(), [0]
+    watcher = threading.Thread(target=bookkeeping_peak, args=(tmp, stop, peak), daemon=True)
+    watcher.start()
+    with Writer(source):
+        r = tiffin(
+            ["backup", "mysql", "local", str(out), "--physical", "--compress", "zstd",
+             *source.conn_args()],
+            {**env, "TMPDIR": str(tmp)},
+        )  # fmt: skip
+    stop.set()
+    watcher.join()
+    [name] = backups(out)
+    assert name.startswith("ramen-db-0_") and name.endswith("_UTC.mariabackup.xb.zst")
+    size = (out / name).stat().st_size
+    assert f"Backup {name} completed. Its (compressed) size is {size} bytes." in r.stdout
+    assert peak[0] < 1 << 20, f"mariabackup's temporary folder held {peak[0]} bytes"
+    assert os.listdir(tmp) == [], "the temporary folder was left behind"
+    m = manifest(out, name)
+    src = m["source"]
+    assert m["what"] == "mariabackup" and src["physical"] == "mariabackup"
+    assert src["tables"]["shop"] == ["items", "legacy", "lines", "orders"]
+    assert src["rows"]["shop"]["items"] == 40000
+    coords = src["binlog"]
+    assert coords["file"].startswith("bin.") and coords["position"] > 4
+    assert coords["server_id"] == 7 and coords["gtid"].startswith("0-7-")
+    assert "Maria-S3cret-pw" not in (out / (name + ".manifest.json")).read_text()
+
+    # restore into a fresh data directory, start a server on it, compare rows
+    copy = MariaDB()
+    try:
+        r = tiffin(["restore", "local", str(out), name, "--into", "mysqldata",
+                    "--dir", str(copy.datadir)], env)  # fmt: skip
+        assert f"mariadbd --datadir={copy.datadir} --user=mysql" in r.stdout
+        assert copy.datadir.stat().st_uid == pwd.getpwnam("mysql").pw_uid
+        assert [p.name for p in copy.workdir.iterdir() if ".tiffin-" in p.name] == []
+        copy.start()
+        items = "SELECT COUNT(*), SUM(CRC32(pad)) FROM shop.items"
+        assert copy.sql(items) == source.sql(items)
+        assert copy.sql("SELECT COUNT(*) FROM shop.legacy") == "2"
+        orders = int(copy.sql("SELECT COUNT(*) FROM shop.orders"))
+        assert orders > 0
+        # the copy is one consistent moment: every order's line came with it, none more
+        assert copy.sql("SELECT COUNT(*) FROM shop.lines") == str(orders)
+        # and that moment is the one the manifest's coordinates name: the binary log holds
+        # exactly as many orders up to them
+        assert orders_logged(source, coords["file"], coords["position"]) == orders
+        # the server logs in users of the source, with their passwords
+        assert copy.sql("SELECT COUNT(*) FROM mysql.global_priv WHERE User='tiffin'") == "2"
+    finally:
+        copy.close()
+
+
+def test_restore_refuses_a_data_directory_that_is_not_empty(
+    source: MariaDB, env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "b"
+    tiffin(["backup", "mysql", "local", str(out), "--physical", *source.conn_args()], env)
+    datadir = tmp_path / "data"
+    datadir.mkdir()
+    (datadir / "keep.txt").write_text("mine")
+    r = tiffin(["restore", "local", str(out), "latest", "--into", "mysqldata",
+                "--dir", str(datadir)], env, expect=1)  # fmt: skip
+    assert "is not an empty folder" in r.stderr
+    assert sorted(os.listdir(datadir)) == ["keep.txt"]
+    r = tiffin(["restore", "local", str(out), "latest", "--into", "mysqldata"], env, expect=2)
+    assert "--into mysqldata needs the destination: --dir DIR" in r.stderr
+    r = tiffin(["restore", "local", str(out), "latest", "--into", "mysql",
+                *source.conn_args()], env, expect=1)  # fmt: skip
+    assert "physical MariaDB backup: restore it --into mysqldata --dir DATADIR" in r.stderr
+
+
+def test_physical_backup_without_mariabackup_fails_and_stores_nothing(
+    source: MariaDB, env: dict[str, str], tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("mariadb", "mariadb-dump"):
+        os.symlink(f"/usr/bin/{tool}", bin_dir / tool)
+    out = tmp_path / "b"
+    r = tiffin(
+        ["backup", "mysql", "local", str(out), "--physical", *source.conn_args()],
+        {**env, "PATH": str(bin_dir)},
+        expect=1,
+    )
+    assert "mariabackup is not installed here: install mariadb-backup" in r.stderr
+    assert leftovers(out) == []
+
+
+def test_physical_backup_to_a_full_disk_fails_and_publishes_nothing(
+    source: MariaDB, env: dict[str, str], small_tmpfs: Path
+) -> None:
+    r = tiffin(
+        ["backup", "mysql", "local", str(small_tmpfs), "--physical", "--compress", "none",
+         *source.conn_args()],
+        env,
+        expect=1,
+    )  # fmt: skip
+    assert "FAILED: the disk holding" in r.stderr and "is full" in r.stderr
+    assert leftovers(small_tmpfs) == []
+
+
+def test_server_stopped_mid_backup_fails_and_publishes_nothing(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    server = MariaDB(server_args=BINLOG).start()
+    try:
+        server.sql(
+            "CREATE DATABASE big; USE big; CREATE TABLE big.t (id INT PRIMARY KEY, pad TEXT);"
+            "INSERT INTO big.t SELECT seq, REPEAT(MD5(seq), 16) FROM seq_1_to_30000;"
+        )
+        out = tmp_path / "b"
+        args = ["backup", "mysql", "local", str(out), "--physical", "--compress", "none",
+                "--timeout", "20", *server.conn_args()]  # fmt: skip
+        with running(args, {**env, **server.client_env()}) as run:
+            found: list[int] = []
+
+            def tool() -> bool:
+                found[:] = [p for p, a in children_of(run.proc.pid) if "mariabackup" in a]
+                return bool(found) and written(found[0]) > 2 << 20
+
+            wait_for(tool, "mariabackup to stream 2 MiB")
+            os.kill(found[0], signal.SIGSTOP)
+            run.frozen.append(found[0])
+            server.stop()
+            run.finish()
+        assert run.proc.returncode == 1, run.err
+        assert "FAILED: mariabackup exited with status 1: " in run.err
+        assert "Server has gone away" in run.err or "Lost connection" in run.err
+        assert not alive(found[0])
+        assert leftovers(out) == []
+    finally:
+        server.close()
