@@ -254,7 +254,7 @@ def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
     target, rest = target_of(positional, min_rest=1)
     if len(rest) != 1:
         raise UsageError("drill takes one backup NAME (or latest) after the target")
-    into = values.get("into")
+    into = physical_into(rest[0], values.get("into"), bool(values.get("physical")))
     if not into:
         raise UsageError(f"say where to drill: --into {spoken(INTO)}")
     if values.get("database"):
@@ -276,6 +276,23 @@ def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
         pushgateway=gateway,
         notify=urls,
     )
+
+
+def physical_into(name: str, into: str | None, physical: bool) -> str | None:
+    """Given drill's NAME, --into and --physical, return the --into to use: a physical
+    backup's own (mysqldata for a .mariabackup backup) when NAME is one or --physical is
+    given, with --into naming its server's WHAT (mysql) or left out when there is one kind.
+    Raise UsageError if --physical cannot tell which."""
+    parsed = parse_name(name)
+    if not into and parsed and SOURCES.get(parsed.kind, SOURCES["data"]).physical_of:
+        return SOURCES[parsed.kind].into
+    if not physical or (into in INTO and INTO[into].physical_of):
+        return into
+    if into in PHYSICAL:
+        return PHYSICAL[into].into
+    if into is None and len(PHYSICAL) == 1:
+        return next(iter(PHYSICAL.values())).into
+    raise UsageError(f"--physical drills a physical backup: --into {spoken(PHYSICAL)}")
 
 
 def verify_args(args: list[str], every: bool, identity: str | None) -> tuple[TargetURL, str | None]:

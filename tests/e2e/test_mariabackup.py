@@ -4,10 +4,13 @@ into a fresh data directory, a server started on it, rows compared; and its fail
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.crontab import Crontab
 from tests.e2e.helpers import backups, leftovers, manifest, tiffin
 from tests.faults.midstream import alive, children_of, running, wait_for, written
 from tests.servers.env import tiffin_env
@@ -238,3 +242,64 @@ def test_server_stopped_mid_backup_fails_and_publishes_nothing(
         assert leftovers(out) == []
     finally:
         server.close()
+
+
+def test_drill_restores_a_physical_backup_into_scratch_and_checks_its_tables(
+    source: MariaDB, env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "b"
+    tmp = Path(tempfile.mkdtemp(prefix="tiffin-drill-tmp-", dir="/tmp"))  # `nobody` enters it
+    tmp.chmod(0o755)
+    try:
+        drill_and_lifecycle(source, {**env, "TMPDIR": str(tmp)}, out, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def drill_and_lifecycle(source: MariaDB, env: dict[str, str], out: Path, tmp: Path) -> None:
+    tiffin(["backup", "mysql", "local", str(out), "--physical", *source.conn_args()], env)
+    [name] = backups(out)
+    r = tiffin(["drill", "local", str(out), name], env)
+    assert f"Drill of {name} passed: " in r.stdout and "4 tables" in r.stdout
+    r = tiffin(["drill", "local", str(out), "latest", "--physical", "--into", "mysql"], env)
+    assert f"Drill of {name} passed: " in r.stdout
+    assert json.loads((out / (name + ".drill.json")).read_text())["passed"] is True
+    assert os.listdir(tmp) == []  # the scratch server and its folder are gone
+
+    # the lifecycle knows the kind: list, verify, prune
+    [listed] = json.loads(tiffin(["list", "local", str(out), "--json"], env).stdout)
+    assert listed["what"] == "mariabackup" and listed["complete"] is True
+    assert f"OK {name} (" in tiffin(["verify", "local", str(out), "latest"], env).stdout
+    tiffin(["backup", "mysql", "local", str(out), "--physical", *source.conn_args()], env)
+    tiffin(["backup", "mysql", "local", str(out), *source.conn_args()], env)  # a dump beside
+    r = tiffin(["prune", "local", str(out), "--keep-last", "1"], env)
+    kinds = sorted(n.rsplit("_UTC", 1)[1] for n in backups(out))
+    assert kinds == [".mariabackup.xb.gz", ".sql.gz"], r.stdout
+
+    # a backup that lacks a table its manifest records fails its drill
+    [newest] = [n for n in backups(out) if "mariabackup" in n]
+    m = manifest(out, newest)
+    m["source"]["tables"]["shop"].append("vanished")
+    (out / (newest + ".manifest.json")).write_text(json.dumps(m))
+    r = tiffin(["drill", "local", str(out), newest], env, expect=1)
+    assert f"Drill of {newest} FAILED: table shop.vanished is missing" in r.stderr
+    assert os.listdir(tmp) == []
+
+
+def test_schedule_and_run_take_physical_for_mysql(source: MariaDB, tmp_path: Path) -> None:
+    cron = Crontab(tmp_path)
+    env = cron.env(**source.client_env())
+    out = tmp_path / "b"
+    args = ["local", str(out), "--physical", "--at", "03:00", *source.conn_args()]
+    tiffin(["schedule", "mysql", *args], env)
+    [line] = [ln for ln in cron.text().splitlines() if "# tiffin:" in ln]
+    assert " backup mysql file://" in line and " --physical" in line
+    assert "Maria-S3cret-pw" not in line
+    config = tmp_path / "tiffin.toml"
+    config.write_text(
+        f'[jobs.nightly-physical]\nwhat = "mysql"\nphysical = true\nto = "file://{out}"\n'
+        f'host = "{source.host}"\nport = {source.port}\nuser = "tiffin"\ncompress = "zstd"\n'
+    )
+    r = tiffin(["run", "nightly-physical", "--config", str(config)], env)
+    [name] = backups(out)
+    assert name.endswith("_UTC.mariabackup.xb.zst") and f"Backup {name} completed." in r.stdout

@@ -41,6 +41,7 @@ from tiffin.catalog import drillrecord
 from tiffin.catalog.holdings import latest, read_manifest
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import default_label
+from tiffin.commands.drillphysical import mariabackup_counts
 from tiffin.commands.drillsql import mysql_counts, pg_counts
 from tiffin.engine import process
 from tiffin.engine.scratch import ScratchMariaDB, ScratchPostgres
@@ -255,6 +256,12 @@ def dump_major(details: Mapping[str, Any]) -> int:
 def _drill_db(
     job: DrillJob, stream: Reader, details: dict[str, Any]
 ) -> tuple[list[str], list[str], str]:
+    if job.into == "mysqldata":
+        restored, weak = mariabackup_counts(
+            job.target, job.name, job.target_options, stream, details
+        )
+        problems, warnings, summary = check_tables(details, restored)
+        return problems, weak + warnings, summary
     mysql = job.into == "mysql"
     server = ScratchMariaDB() if mysql else ScratchPostgres(dump_major(details))
     with server:
@@ -314,7 +321,7 @@ def _run(job: DrillJob, target: Target, t0: float) -> DrillResult:
     try:
         raw, stream = decoded(target, name, manifest, job.identity)
         try:
-            kind = _drill_files if job.into in ("dir", "sqlite") else _drill_db
+            kind = {"dir": _drill_files, "sqlite": _drill_files}.get(job.into, _drill_db)
             problems, warnings, summary = kind(job, stream, manifest.source)
         finally:
             stream.close()

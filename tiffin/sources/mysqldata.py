@@ -53,6 +53,11 @@ def safe_options(text: str) -> str:
     """Given a backup's backup-my.cnf, return the option file mariabackup is given instead: a
     [mysqld] group of the LAYOUT settings whose values are what they may be. Raise Refused
     if a layout setting has any other value (a data file elsewhere than in the backup)."""
+    return "[mysqld]\n" + "".join(f"{k}={v}\n" for k, v in layout(text).items())
+
+
+def layout(text: str) -> dict[str, str]:
+    """Given a backup's backup-my.cnf, return its LAYOUT settings (see safe_options)."""
     kept: dict[str, str] = {}
     for raw in text.splitlines():
         line = raw.strip()
@@ -69,7 +74,7 @@ def safe_options(text: str) -> str:
             )
         kept[key] = value
     kept.pop("innodb_undo_directory", None)  # the data directory itself
-    return "[mysqld]\n" + "".join(f"{k}={v}\n" for k, v in kept.items())
+    return kept
 
 
 def owner_of(job: RestoreJob) -> tuple[str, int, int] | None:
@@ -108,6 +113,7 @@ class MysqlDataLoader:
         self.datadir = os.path.abspath(os.path.expanduser(job.source.dir))
         self.mbstream = ""
         self.mariabackup = ""
+        self.layout: dict[str, str] = {}  # the backup's InnoDB layout, once unpacked
 
     def check(self, details: dict[str, Any]) -> None:
         if details.get("physical") != "mariabackup":
@@ -146,7 +152,8 @@ class MysqlDataLoader:
             with open(
                 os.path.join(unpacked, "backup-my.cnf"), encoding="utf-8", errors="replace"
             ) as f:
-                text = safe_options(f.read(1 << 16))
+                self.layout = layout(f.read(1 << 16))
+                text = safe_options("\n".join(f"{k}={v}" for k, v in self.layout.items()))
             with open(os.open(options, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
                 f.write(text)
             self._mariabackup(options, "--prepare", f"--target-dir={unpacked}")
@@ -168,6 +175,11 @@ class MysqlDataLoader:
             f"with: mariadbd --datadir={self.datadir} --user={user} (or set datadir in its "
             "my.cnf and start the service)"
         )
+
+    def server_options(self) -> tuple[str, ...]:
+        """The options a server started on the restored directory needs for its layout."""
+        keys = ("innodb_data_file_path", "innodb_page_size")
+        return tuple(f"--{k.replace('_', '-')}={self.layout[k]}" for k in keys if k in self.layout)
 
     def _unpack(self, reader: Reader, folder: str) -> None:
         checked = Checked(reader)
