@@ -8,7 +8,6 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -19,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.crontab import Crontab
-from tests.e2e.helpers import backups, leftovers, manifest, tiffin
-from tests.faults.midstream import alive, children_of, running, wait_for, written
+from tests.e2e.helpers import backups, manifest, tiffin
+from tests.faults.midstream import wait_for
 from tests.servers.env import tiffin_env
 from tests.servers.mariadb import MariaDB
 
@@ -179,69 +178,6 @@ def test_restore_refuses_a_data_directory_that_is_not_empty(
     r = tiffin(["restore", "local", str(out), "latest", "--into", "mysql",
                 *source.conn_args()], env, expect=1)  # fmt: skip
     assert "physical MariaDB backup: restore it --into mysqldata --dir DATADIR" in r.stderr
-
-
-def test_physical_backup_without_mariabackup_fails_and_stores_nothing(
-    source: MariaDB, env: dict[str, str], tmp_path: Path
-) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("mariadb", "mariadb-dump"):
-        os.symlink(f"/usr/bin/{tool}", bin_dir / tool)
-    out = tmp_path / "b"
-    r = tiffin(
-        ["backup", "mysql", "local", str(out), "--physical", *source.conn_args()],
-        {**env, "PATH": str(bin_dir)},
-        expect=1,
-    )
-    assert "mariabackup is not installed here: install mariadb-backup" in r.stderr
-    assert leftovers(out) == []
-
-
-def test_physical_backup_to_a_full_disk_fails_and_publishes_nothing(
-    source: MariaDB, env: dict[str, str], small_tmpfs: Path
-) -> None:
-    r = tiffin(
-        ["backup", "mysql", "local", str(small_tmpfs), "--physical", "--compress", "none",
-         *source.conn_args()],
-        env,
-        expect=1,
-    )  # fmt: skip
-    assert "FAILED: the disk holding" in r.stderr and "is full" in r.stderr
-    assert leftovers(small_tmpfs) == []
-
-
-def test_server_stopped_mid_backup_fails_and_publishes_nothing(
-    env: dict[str, str], tmp_path: Path
-) -> None:
-    server = MariaDB(server_args=BINLOG).start()
-    try:
-        server.sql(
-            "CREATE DATABASE big; USE big; CREATE TABLE big.t (id INT PRIMARY KEY, pad TEXT);"
-            "INSERT INTO big.t SELECT seq, REPEAT(MD5(seq), 16) FROM seq_1_to_30000;"
-        )
-        out = tmp_path / "b"
-        args = ["backup", "mysql", "local", str(out), "--physical", "--compress", "none",
-                "--timeout", "20", *server.conn_args()]  # fmt: skip
-        with running(args, {**env, **server.client_env()}) as run:
-            found: list[int] = []
-
-            def tool() -> bool:
-                found[:] = [p for p, a in children_of(run.proc.pid) if "mariabackup" in a]
-                return bool(found) and written(found[0]) > 2 << 20
-
-            wait_for(tool, "mariabackup to stream 2 MiB")
-            os.kill(found[0], signal.SIGSTOP)
-            run.frozen.append(found[0])
-            server.stop()
-            run.finish()
-        assert run.proc.returncode == 1, run.err
-        assert "FAILED: mariabackup exited with status 1: " in run.err
-        assert "Server has gone away" in run.err or "Lost connection" in run.err
-        assert not alive(found[0])
-        assert leftovers(out) == []
-    finally:
-        server.close()
 
 
 def test_drill_restores_a_physical_backup_into_scratch_and_checks_its_tables(

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import tiffin
+from tests.faults.tried import tried
 from tests.servers.env import tiffin_env
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import make_name
@@ -60,6 +61,13 @@ ESCAPES = {
 }
 
 
+@tried(
+    "hostile",
+    "a planted physical MariaDB backup whose xbstream paths lead out (`..`, absolute)",
+    "restore --into mysqldata of a backup with a true manifest whose stream holds such a path",
+    "exit 1 naming the path before mbstream writes it; nothing written outside, no DATADIR, "
+    "no work folder left",
+)
 @pytest.mark.parametrize("case", ESCAPES)
 def test_a_stream_whose_paths_lead_out_writes_nothing_anywhere(tmp_path: Path, case: str) -> None:
     path, why = ESCAPES[case]
@@ -76,6 +84,13 @@ def test_a_stream_whose_paths_lead_out_writes_nothing_anywhere(tmp_path: Path, c
     assert os.listdir(datadir.parent) == []  # no DATADIR, no work folder
 
 
+@tried(
+    "hostile",
+    "a physical backup whose backup-my.cnf names data files elsewhere or plugins",
+    "restore --into mysqldata; backup-my.cnf sets innodb_data_file_path=../../../tmp/evil",
+    "exit 1 naming the setting before mariabackup runs; the empty DATADIR stays empty "
+    "(plugin and folder settings are never passed on: unit tests)",
+)
 def test_a_backup_my_cnf_naming_files_elsewhere_is_refused(tmp_path: Path) -> None:
     cnf = b"[mysqld]\ninnodb_data_file_path=../../../tmp/evil:12M:autoextend\n"
     data = xbstream((b"xtrabackup_checkpoints", b"backup_type = full-backuped\n"),
@@ -90,6 +105,12 @@ def test_a_backup_my_cnf_naming_files_elsewhere_is_refused(tmp_path: Path) -> No
     assert sorted(os.listdir(tmp_path)) == ["b", "data", "home"]
 
 
+@tried(
+    "hostile",
+    "a physical backup that is no xbstream, is cut short, or lacks mariabackup's files",
+    "restore --into mysqldata of each, planted with a true manifest",
+    "exit 1 saying which; DATADIR not created, nothing left beside it",
+)
 def test_a_stream_that_is_no_backup_or_is_cut_short_leaves_nothing(tmp_path: Path) -> None:
     env = tiffin_env(tmp_path / "home")
     cases = {
