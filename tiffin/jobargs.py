@@ -248,13 +248,24 @@ def recovery_target(values: Mapping[str, Any]) -> tuple[datetime | None, str | N
     )
 
 
+def physical_into(name: str, physical: bool) -> str | None:
+    """Given a drill's NAME and --physical, return the --into its physical backup needs
+    (SPEC §6: a base or physical backup needs none), or None if that is not told."""
+    parsed = parse_name(name)
+    kind = SOURCES.get(parsed.kind) if parsed else None
+    if kind is not None and kind.physical_of:
+        return kind.into
+    physical_kinds = list(PHYSICAL.values())
+    return physical_kinds[0].into if physical and len(physical_kinds) == 1 else None
+
+
 def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
     """Given DRILL's positionals (HOW WHERE [PATH] NAME, or URL NAME) and option values,
     return a DrillJob. Raise UsageError if anything is malformed."""
     target, rest = target_of(positional, min_rest=1)
     if len(rest) != 1:
         raise UsageError("drill takes one backup NAME (or latest) after the target")
-    into = physical_into(rest[0], values.get("into"), bool(values.get("physical")))
+    into = values.get("into") or physical_into(rest[0], bool(values.get("physical")))
     if not into:
         raise UsageError(f"say where to drill: --into {spoken(INTO)}")
     if values.get("database"):
@@ -276,23 +287,6 @@ def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
         pushgateway=gateway,
         notify=urls,
     )
-
-
-def physical_into(name: str, into: str | None, physical: bool) -> str | None:
-    """Given drill's NAME, --into and --physical, return the --into to use: a physical
-    backup's own (mysqldata for a .mariabackup backup) when NAME is one or --physical is
-    given, with --into naming its server's WHAT (mysql) or left out when there is one kind.
-    Raise UsageError if --physical cannot tell which."""
-    parsed = parse_name(name)
-    if not into and parsed and SOURCES.get(parsed.kind, SOURCES["data"]).physical_of:
-        return SOURCES[parsed.kind].into
-    if not physical or (into in INTO and INTO[into].physical_of):
-        return into
-    if into in PHYSICAL:
-        return PHYSICAL[into].into
-    if into is None and len(PHYSICAL) == 1:
-        return next(iter(PHYSICAL.values())).into
-    raise UsageError(f"--physical drills a physical backup: --into {spoken(PHYSICAL)}")
 
 
 def verify_args(args: list[str], every: bool, identity: str | None) -> tuple[TargetURL, str | None]:

@@ -41,7 +41,7 @@ from tiffin.catalog import drillrecord
 from tiffin.catalog.holdings import latest, read_manifest
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import default_label
-from tiffin.commands.drillphysical import mariabackup_counts
+from tiffin.commands import drillphysical
 from tiffin.commands.drillsql import mysql_counts, pg_counts
 from tiffin.engine import process
 from tiffin.engine.scratch import ScratchMariaDB, ScratchPostgres
@@ -256,12 +256,8 @@ def dump_major(details: Mapping[str, Any]) -> int:
 def _drill_db(
     job: DrillJob, stream: Reader, details: dict[str, Any]
 ) -> tuple[list[str], list[str], str]:
-    if job.into == "mysqldata":
-        restored, weak = mariabackup_counts(
-            job.target, job.name, job.target_options, stream, details
-        )
-        problems, warnings, summary = check_tables(details, restored)
-        return problems, weak + warnings, summary
+    if job.into == "mysqldata":  # a physical backup: its scratch server starts on it
+        return drillphysical.drill(job.target, job.target_options, stream, details, check_tables)
     mysql = job.into == "mysql"
     server = ScratchMariaDB() if mysql else ScratchPostgres(dump_major(details))
     with server:
@@ -321,7 +317,7 @@ def _run(job: DrillJob, target: Target, t0: float) -> DrillResult:
     try:
         raw, stream = decoded(target, name, manifest, job.identity)
         try:
-            kind = {"dir": _drill_files, "sqlite": _drill_files}.get(job.into, _drill_db)
+            kind = _drill_files if job.into in ("dir", "sqlite") else _drill_db
             problems, warnings, summary = kind(job, stream, manifest.source)
         finally:
             stream.close()

@@ -9,6 +9,7 @@ backup time are read back through its socket. All of it is removed at the end.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tiffin.commands.drillsql import mysql_counts
@@ -17,23 +18,27 @@ from tiffin.engine.streams import Reader
 from tiffin.job import RestoreJob, SourceSpec, TargetOptions, TargetURL
 from tiffin.sources.mysqldata import MysqlDataLoader
 
+Checks = Callable[
+    [Mapping[str, Any], Mapping[str, dict[str, int] | None]], tuple[list[str], list[str], str]
+]
 
-def mariabackup_counts(
+
+def drill(
     target: TargetURL,
-    name: str,
     options: TargetOptions,
     stream: Reader,
     details: dict[str, Any],
-) -> tuple[dict[str, dict[str, int] | None], list[str]]:
-    """Given the backup NAME at TARGET, its decoded STREAM and its manifest's details, restore
-    it into a scratch server and return ({database: {table: rows}}, None for a database it
-    does not hold) for every database the manifest records, and what the server's jail
-    lacked. Raise BackupFailed if it cannot be restored or the server does not start."""
+    check_tables: Checks,
+) -> tuple[list[str], list[str], str]:
+    """Given the target, the decoded STREAM of a physical backup and its manifest's details,
+    restore it into a scratch server and return (problems, warnings, summary) as CHECK_TABLES
+    judges what it holds (drill's rules), with what the server's jail lacked first among the
+    warnings. Raise BackupFailed if it cannot be restored or the server does not start."""
     server: ScratchMariaDB
 
     def fill(datadir: str) -> tuple[str, ...]:
         spec = SourceSpec("mariabackup", dir=datadir)
-        job = RestoreJob(target, name, options, "mysqldata", source=spec, owner=server.user)
+        job = RestoreJob(target, "drill", options, "mysqldata", source=spec, owner=server.user)
         loader = MysqlDataLoader(job)
         loader.check(details)
         loader.load(stream, details)
@@ -42,5 +47,6 @@ def mariabackup_counts(
     server = ScratchMariaDB(fill)
     with server:
         dbs = dict.fromkeys([*details.get("databases", []), *(details.get("tables") or {})])
-        counts = {db: mysql_counts(server.conn, db) for db in dbs}
-    return counts, server.weaknesses()
+        restored = {db: mysql_counts(server.conn, db) for db in dbs}
+    problems, warnings, summary = check_tables(details, restored)
+    return problems, server.weaknesses() + warnings, summary
