@@ -70,9 +70,9 @@ def option_value(value: str) -> str:
 
 def connect_timeout(binary: str) -> tuple[str, ...]:
     """Given a client binary, return its option that gives up on a server that accepts the
-    connection and never greets (hung, frozen): the client has one, the dump tool does not
-    (its watchdog ends it, see process.Server)."""
-    if binary.rsplit("/", 1)[-1].endswith("dump"):
+    connection and never greets (hung, frozen): the client has one, the dump and binlog
+    tools do not (their watchdog ends them, see process.Server)."""
+    if binary.rsplit("/", 1)[-1].endswith(("dump", "binlog")):
         return ()
     return (f"--connect-timeout={max(1, math.ceil(process.patience()))}",)
 
