@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tiffin.catalog.holdings import read_manifest, survey
+from tiffin.catalog.naming import CODEC_EXT
 from tiffin.errors import BackupFailed, IntegrityError, NotFound
 from tiffin.job import TargetURL
 from tiffin.targets.base import Entry, Target
@@ -88,9 +89,9 @@ class Archived:
             got = cls(**fields)
             ok = (
                 got.log == log
-                and got.stored.startswith(log + ".")
-                and "/" not in got.stored
                 and isinstance(got.size, int)
+                and got.compression in CODEC_EXT
+                and got.stored == log + CODEC_EXT[got.compression]
                 and re.fullmatch(r"[0-9a-f]{64}", got.sha256) is not None
             )
         except (ValueError, TypeError, KeyError):
@@ -164,7 +165,11 @@ def chain(logs: list[str], start: str) -> list[str]:
     START to the newest. Raise Gap naming the first one missing."""
     missing = first_missing(logs, start)
     if missing is not None:
-        raise Gap(missing, f"the binary log archive lacks {missing}")
+        raise Gap(
+            missing,
+            f"the binary log archive lacks {missing}, which the replay from {start} needs: "
+            "nothing was loaded",
+        )
     first = split_log(start)
     assert first is not None
     return [n for n in logs if (split_log(n) or ("", -1))[1] >= first[1]]

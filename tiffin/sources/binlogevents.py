@@ -59,11 +59,20 @@ def iso(seconds: int) -> str:
 class EventReader:
     """A reader that passes a binary log's bytes through unchanged and reads its event
     headers. After EOF, facts() says what the log held; it raises IntegrityError if the
-    bytes are not a whole binary log."""
+    bytes are not a whole binary log. With START (a position) and STOP_AT (Unix seconds), a
+    commit counts only from START and before the first event at or after STOP_AT: what a
+    replay from START that stops there (mariadb-binlog --stop-datetime) applies."""
 
-    def __init__(self, inner: Reader, name: str) -> None:
+    def __init__(
+        self, inner: Reader, name: str, start: int = 0, stop_at: int | None = None
+    ) -> None:
         self.inner = inner
         self.name = name
+        self.start = start
+        self.stop_at = stop_at
+        self.stopped = False  # an event at or after STOP_AT was met
+        self._pos = 4  # where the next event starts
+        self._at = 0  # where the current one started
         self._facts = LogFacts()
         self._pending = bytearray()  # the bytes of the event being read, up to its body
         self._want = 4  # bytes still to come before the next decision
@@ -107,6 +116,7 @@ class EventReader:
                 if not HEADER <= length <= _MAX_EVENT:
                     raise IntegrityError(f"{self.name} holds an event of length {length}")
                 self._event = (when, kind, server, length)
+                self._at, self._pos = self._pos, self._pos + length
                 self._body = bytearray()
                 self._skip = length - HEADER
                 if not self._skip:
@@ -119,6 +129,9 @@ class EventReader:
         when, kind, server, _ = self._event
         f = self._facts
         f.events += 1
+        if self.stop_at is not None and when >= self.stop_at and kind != FORMAT:
+            self.stopped = True
+        counts = self._at >= self.start and not self.stopped
         if when:
             f.first_time = f.first_time or when
             f.last_time = max(f.last_time, when)
@@ -127,13 +140,17 @@ class EventReader:
             f.server_id = server
             # Its body ends with the checksum algorithm (1: CRC32) and its own checksum.
             self._crc = 4 if len(body) >= 5 and body[-5] == 1 else 0
-        elif kind == XID or (kind == QUERY and not _is_begin(body)):
+        elif counts and (kind == XID or (kind == QUERY and not _is_begin(body))):
             f.last_commit = max(f.last_commit, when)
         elif kind == ROTATE and len(body) > 8 + self._crc:
             f.rotates_to = body[8 : len(body) - self._crc].decode("ascii", "replace")
         elif kind == STOP:
             f.stopped = True
         self._event = None
+
+    def seen(self) -> LogFacts:
+        """Return what the bytes read so far held (whole or not)."""
+        return self._facts
 
     def facts(self) -> LogFacts:
         """Return what the whole log held. Raise IntegrityError if it ended mid-event."""
