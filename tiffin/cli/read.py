@@ -15,7 +15,13 @@ def cmd_restore(args: list[str], values: dict[str, Any]) -> int:
     from tiffin.engine import pipeline
 
     job = jobargs.restore_job(args, values)
-    result = pipeline.restore(job)
+    result = None
+    if job.into == "mysql":
+        from tiffin.commands import pitr
+
+        result = pitr.restore(job)  # None: no binary log archive, no --to-time
+    if result is None:
+        result = pipeline.restore(job)
     (err if job.output == "-" else out)(
         f"Restore of {result.name} completed: {result.summary} in {result.seconds:.1f} s."
     )
