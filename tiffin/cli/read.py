@@ -20,6 +20,10 @@ def cmd_restore(args: list[str], values: dict[str, Any]) -> int:
         from tiffin.commands import pitr
 
         result = pitr.restore(job)  # None: no binary log archive, no --to-time
+    elif job.into == "mysqldata" and job.to_time is not None:
+        from tiffin.commands import mysqlpitr
+
+        result = mysqlpitr.restore(job)
     if result is None:
         result = pipeline.restore(job)
     (err if job.output == "-" else out)(
