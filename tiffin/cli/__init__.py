@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tiffin import __version__, options, usage
-from tiffin.cli import plan, read, wal
+from tiffin.cli import binlog, plan, read, wal
 from tiffin.cli.registry import COMMANDS, err, out
 from tiffin.engine import process, streams
 from tiffin.errors import (
@@ -26,7 +26,7 @@ from tiffin.errors import (
     os_error_text,
 )
 
-assert plan and read and wal  # imported for the commands they register
+from tiffin.cli import binlog, plan, read, wal
 
 
 def parse(argv: Sequence[str]) -> tuple[str, list[str], dict[str, Any]]:

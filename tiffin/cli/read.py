@@ -17,7 +17,17 @@ def cmd_restore(args: list[str], values: dict[str, Any]) -> int:
     job = jobargs.restore_job(args, values)
     if job.into == "pgdata":
         return _restore_pgdata(job)
-    result = pipeline.restore(job)
+    result = None
+    if job.into == "mysql":
+        from tiffin.commands import pitr
+
+        result = pitr.restore(job)  # None: no binary log archive, no --to-time
+    elif job.into == "mysqldata" and job.to_time is not None:
+        from tiffin.commands import mysqlpitr
+
+        result = mysqlpitr.restore(job)
+    if result is None:
+        result = pipeline.restore(job)
     (err if job.output == "-" else out)(
         f"Restore of {result.name} completed: {result.summary} in {result.seconds:.1f} s."
     )

@@ -41,7 +41,7 @@ from tiffin.catalog import drillrecord
 from tiffin.catalog.holdings import latest, read_manifest
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import default_label
-from tiffin.commands import pgdrill
+from tiffin.commands import drillphysical, pgdrill
 from tiffin.commands.drillsql import mysql_counts, pg_counts
 from tiffin.engine import process
 from tiffin.engine.scratch import ScratchMariaDB, ScratchPostgres
@@ -256,6 +256,8 @@ def dump_major(details: Mapping[str, Any]) -> int:
 def _drill_db(
     job: DrillJob, stream: Reader, details: dict[str, Any]
 ) -> tuple[list[str], list[str], str]:
+    if job.into == "mysqldata":  # a physical backup: its scratch server starts on it
+        return drillphysical.drill(job.target, job.target_options, stream, details, check_tables)
     mysql = job.into == "mysql"
     server = ScratchMariaDB() if mysql else ScratchPostgres(dump_major(details))
     with server:

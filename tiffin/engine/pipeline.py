@@ -33,7 +33,7 @@ from tiffin.errors import (
 )
 from tiffin.job import BackupJob, BackupResult, RestoreJob
 from tiffin.sources import INTO, SOURCES
-from tiffin.sources.base import Source
+from tiffin.sources.base import Loader, Source
 from tiffin.sources.identity import identity, key
 from tiffin.targets import Target, connected
 
@@ -213,13 +213,15 @@ class RestoreResult:
     seconds: float
 
 
-def restore(job: RestoreJob) -> RestoreResult:
-    """Given a restore job, load or write the backup. Raise a TiffinError if anything fails."""
+def restore(job: RestoreJob, loader: Loader | None = None) -> RestoreResult:
+    """Given a restore job, load or write the backup (with LOADER, if given: else the one of
+    --into). Raise a TiffinError if anything fails."""
     t0 = time.monotonic()
     process.set_patience(job.target_options.timeout)  # bounds every wait on the server too
     if job.into and job.into not in INTO:
         raise UsageError(f"--into takes one of {', '.join(INTO)}")
-    loader = INTO[job.into].loader(job) if job.into else None
+    if loader is None and job.into:
+        loader = INTO[job.into].loader(job)
     with connected(job.target, job.target_options) as target:
         name = check_name(resolve(target, job.name, source=job.source_id))
         decoders_for(name, job.identity)  # bad name or missing identity: before any transfer
