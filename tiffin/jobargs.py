@@ -10,7 +10,6 @@ from typing import Any
 
 from tiffin import options
 from tiffin.catalog.naming import check_label, check_name, default_label, parse_name
-from tiffin.codecs.age import check_recipients
 from tiffin.commands.drill import DrillJob
 from tiffin.commands.schedule import option_value
 from tiffin.errors import UsageError
@@ -55,6 +54,15 @@ def _password(values: Mapping[str, Any]) -> str | None:
     return os.environ.get("TIFFIN_DB_PASSWORD")
 
 
+def _recipients(given: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Given --encrypt-to values, return them checked (age is loaded only when one is given)."""
+    if not given:
+        return ()
+    from tiffin.codecs.age import check_recipients
+
+    return check_recipients(given)
+
+
 def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
     """Given WHAT and option values, return the SourceSpec. Raise UsageError if malformed."""
     kind = WHATS.get(what.lower())
@@ -88,6 +96,7 @@ def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
         excludes=tuple(values.get("exclude") or ()),
         file=values.get("file"),
         physical=physical,
+        counts=values.get("counts") or options.default("counts"),
     )
 
 
@@ -165,7 +174,7 @@ def backup_job(what: str, positional: list[str], values: Mapping[str, Any]) -> B
         compress=compress,
         compress_level=level,
         compress_threads=int(values.get("compress_threads") or 0),
-        encrypt_to=check_recipients(values.get("encrypt_to") or ()),
+        encrypt_to=_recipients(values.get("encrypt_to") or ()),
         min_ratio=options.default("min_ratio") if min_ratio is None else float(min_ratio),
         emails=tuple(values.get("email") or ()),
         ping_url=values.get("ping_url"),

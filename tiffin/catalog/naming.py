@@ -19,14 +19,8 @@ PARTIAL_SUFFIX = ".partial"
 
 _NAME = re.compile(
     r"^(?P<label>.+)_(?P<date>\d{4}-\d\d-\d\d)_(?P<time>\d\d:\d\d:\d\d)_UTC"
-        'pgbase' (a PostgreSQL base backup) or 'mariabackup' (a physical MariaDB backup)."""
-        return {
-            ".sql": "sql",
-            ".data.tar": "data",
-            ".sqlite": "sqlite",
-            ".pgbase.tar": "pgbase",
-            ".mariabackup.xb": "mariabackup",
-        }[self.base]
+    r"(?P<base>\.sql|\.data\.tar|\.sqlite|\.pgbase\.tar|\.mariabackup\.xb)"
+    r"(?P<codec>\.gz|\.zst)?(?P<age>\.age)?$"
 )
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

@@ -140,7 +140,11 @@ def _backup(
     if stored.size != hashing.size:
         target.remove(name)
         raise IntegrityError(f"the target stored {stored.size} bytes of {hashing.size} sent")
-    details = {**details, **source.finish(), "identity": ident}
+    try:
+        details = {**details, **source.finish(), "identity": ident}
+    except BaseException:
+        target.remove(name)  # what the manifest must record is unknown: nothing is published
+        raise
     finished = now()
     manifest = Manifest(
         name=name,

@@ -381,6 +381,15 @@ STATUS_OPTIONS: tuple[Opt, ...] = (  # status (SPEC §7) and schedule --kubernet
 )
 
 OPTIONS += STATUS_OPTIONS
+OPTIONS += (  # speed (issue 17): what a database backup records for drill
+    Opt(
+        "--counts",
+        "mysql/pgsql: row counts drill checks: exact (small tables), estimate (the server's), off",
+        BACKUP_CMDS,
+        choices=("exact", "estimate", "off"),
+        default=SourceSpec.counts,
+    ),
+)
 
 # binlog (SPEC §6): its rows, and binlog added to the rows it shares (tiffin/options/binlog.py)
 OPTIONS = with_binlog(OPTIONS)

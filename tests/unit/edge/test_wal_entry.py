@@ -59,5 +59,5 @@ def test_a_wal_job_takes_the_target_and_the_files() -> None:
     ],
 )
 def test_a_line_without_its_files_is_a_usage_error(command: str, argv: list[str]) -> None:
-    with pytest.raises(UsageError, match="needs HOW WHERE|unexpected argument"):
+    with pytest.raises(UsageError, match=r"needs HOW WHERE|unexpected argument"):
         walargs.wal_job(command, argv, {})
