@@ -1,7 +1,8 @@
 """argv -> Job -> run; main() alone maps exceptions to exit statuses and prints them.
 
 The commands register themselves in `registry.COMMANDS` as their modules are imported:
-`plan` (backup, run, schedule, unschedule), then `read` (restore, list, ..., status)."""
+`plan` (backup, run, schedule, unschedule), `read` (restore, list, ..., status), `wal`
+(wal-push, wal-fetch) and `binlog`."""
 
 from __future__ import annotations
 
@@ -27,6 +28,13 @@ from tiffin.errors import (
 )
 
 assert binlog and plan and read and wal  # imported for the commands they register
+# --help lists them in the order a user meets them: backups, reading them, the archives
+SHOWN = [
+    *("backup", "run", "schedule", "unschedule", "restore", "list", "verify", "prune", "drill"),
+    *("status", "wal-push", "wal-fetch", "binlog"),
+]
+for _name in sorted(COMMANDS, key=lambda n: SHOWN.index(n) if n in SHOWN else len(SHOWN)):
+    COMMANDS[_name] = COMMANDS.pop(_name)
 
 
 def parse(argv: Sequence[str]) -> tuple[str, list[str], dict[str, Any]]:
