@@ -46,7 +46,9 @@ def test_a_wal_job_takes_the_target_and_the_files() -> None:
     job = walargs.wal_job("wal-fetch", ["local", "/b", "sub", "0000000100000000000000A1", "p"], {})
     assert job.target.path == "/b/sub" and job.name == "0000000100000000000000A1"
     assert job.path == "p" and job.key
-    push = walargs.wal_job("wal-push", ["s3://bucket/wal", "pg_wal/000000010000000000000001"], {"label": "db"})
+    push = walargs.wal_job(
+        "wal-push", ["s3://bucket/wal", "pg_wal/000000010000000000000001"], {"label": "db"}
+    )
     assert (push.target.host, push.target.path, push.label) == ("bucket", "wal", "db")
 
 
