@@ -108,6 +108,8 @@ def empty_or_absent(path: str) -> bool:
 class MysqlDataLoader:
     """Writes a physical MariaDB backup as a data directory (see the module's docstring)."""
 
+    staged = True  # nothing reaches DATADIR before the stream ended whole (sources/base.py)
+
     def __init__(self, job: RestoreJob) -> None:
         self.job = job
         self.datadir = os.path.abspath(os.path.expanduser(job.source.dir))
