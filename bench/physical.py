@@ -181,7 +181,8 @@ def table(
     for label, samples in times.items():
         size = sizes.get(label)
         shown = f"{size / 1e6:.0f}" if size else ""
-        out.append(f"| {label} | {statistics.median(samples):.2f} | {len(samples)} | {shown} |")
+        cell = label.replace("|", "\\|")
+        out.append(f"| {cell} | {statistics.median(samples):.2f} | {len(samples)} | {shown} |")
     ratios = [
         (
             "backup",
