@@ -77,3 +77,12 @@ def test_prune_removes_only_logs_no_kept_dump_needs(two_dumps, tmp_path):
         assert fresh.sql("SELECT GROUP_CONCAT(id ORDER BY id) FROM shop.t") == "1,2,3"
     finally:
         fresh.close()
+
+
+def test_status_shows_the_window(two_dumps):
+    out, env = two_dumps["out"], two_dumps["env"]
+    first = sorted(backups(out))[0]
+    finished = manifest(out, first)["finished"].replace("T", " ")[:16]
+    shown = tiffin(["status", "local", str(out)], env, expect=None).stdout
+    row = next(line for line in shown.splitlines() if line.startswith("shop-mysql"))
+    assert f"{finished} to " in row

@@ -4,7 +4,7 @@ logs no kept backup needs removed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from tiffin.catalog.backup import Backup
 from tiffin.catalog.binlogs import (
@@ -17,7 +17,7 @@ from tiffin.catalog.binlogs import (
     starts,
 )
 from tiffin.catalog.holdings import survey
-from tiffin.catalog.watch import Window
+from tiffin.catalog.watch import Shelf, Wanted, Window
 from tiffin.commands.inventory import Verdict
 from tiffin.commands.pitr import window, window_text
 from tiffin.engine.binlogreplay import check_logs
@@ -138,3 +138,16 @@ def prune_binlogs(
 
 def _labels(backups: Target) -> set[str]:
     return set(mysql_labels(survey(backups, read=False)))
+
+
+def status_window(
+    url: TargetURL, options: TargetOptions
+) -> Callable[[Shelf, Wanted], Window | None]:
+    """Return what gives status the binary log window of a mysql job (None for others)."""
+
+    def of(shelf: Shelf, w: Wanted) -> Window | None:
+        if w.what != "mysql":
+            return None
+        return window_of(url, options, shelf.target, w.label)
+
+    return of
