@@ -263,6 +263,7 @@ def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
         emails=notify.check_addresses(values.get("email") or ()),
         ping_url=notify.check_ping_url(values["ping_url"]) if values.get("ping_url") else None,
         source_id=values.get("source_id"),
+        to_time=recovery_target(values)[0],
         metrics_file=metrics_file,
         pushgateway=gateway,
         notify=urls,

@@ -86,7 +86,7 @@ def restore(job: RestoreJob) -> pipeline.RestoreResult | None:
             span = window(archive, candidates)
             if span is None and candidates:
                 chain(archived_names(archive.list()), candidates[0].file)  # Gap, naming it
-            start = _pick(candidates, named, job.to_time, span)
+            start = pick_start(candidates, named, job.to_time, span)
             if start is None:
                 return None
             coords = Coordinates(start.file, start.position, start.gtid)
@@ -108,7 +108,7 @@ def restore(job: RestoreJob) -> pipeline.RestoreResult | None:
     return pipeline.RestoreResult(start.name, summary, time.monotonic() - t0)
 
 
-def _pick(
+def pick_start(
     candidates: list[Start], named: str | None, to_time: datetime | None, span: Window | None
 ) -> Start | None:
     """Return the backup to start from: NAMED, else the newest that finished at or before
