@@ -283,6 +283,7 @@ def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
         emails=notify.check_addresses(values.get("email") or ()),
         ping_url=notify.check_ping_url(values["ping_url"]) if values.get("ping_url") else None,
         source_id=values.get("source_id"),
+        to_time=recovery_target(values)[0],
         metrics_file=metrics_file,
         pushgateway=gateway,
         notify=urls,
@@ -317,18 +318,15 @@ def off_the_line(dest: str, value: Any) -> bool:
     return dest == "notify" or (dest == "pushgateway" and metrics.gateway(value)[1] is not None)
 
 
-def option_args(values: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> list[str]:
-    """Given typed option values, return the backup options that say the same on a command
-    line, in the options table's order (paths made absolute)."""
+def option_args(
+    values: Mapping[str, Any], skip: frozenset[str] = frozenset(), command: str = options.BACKUP
+) -> list[str]:
+    """Given typed option values, return the options of COMMAND that say the same on a
+    command line, in the options table's order (paths made absolute)."""
     args: list[str] = []
     for opt in options.OPTIONS:
         value = values.get(opt.dest)
-        if (
-            options.BACKUP not in opt.commands
-            or not opt.config
-            or value is None
-            or opt.dest in skip
-        ):
+        if command not in opt.commands or not opt.config or value is None or opt.dest in skip:
             continue
         if off_the_line(opt.dest, value):
             continue

@@ -134,3 +134,12 @@ def test_follow_keeps_up_and_stops_cleanly_on_sigterm(server, tmp_path):
     assert proc.returncode == 0, stderr
     assert last in archived(out)  # what it held when told to stop is stored
     assert "Traceback" not in stderr and "stopped" in stdout
+
+
+def test_the_password_may_come_from_an_env_file_as_a_scheduled_job_has_it(server, tmp_path):
+    env = tiffin_env(tmp_path / "home")  # no password in the environment
+    secrets = tmp_path / "job.env"
+    secrets.write_text(f"TIFFIN_DB_PASSWORD={server.password}\n")
+    secrets.chmod(0o600)
+    ship(server, tmp_path / "b", env, "--env-file", str(secrets))
+    assert archived(tmp_path / "b")

@@ -69,9 +69,11 @@ def _record(job: BinlogJob, ok: bool, started: float, size: int | None) -> None:
 
 @command("binlog", "archive a MySQL/MariaDB server's binary logs: HOW WHERE [PATH] [--follow]")
 def cmd_binlog(args: list[str], values: dict[str, Any]) -> int:
+    from tiffin import config
     from tiffin.catalog.binlogs import archive_url
     from tiffin.engine import binlogship
 
+    config.load_env_files(values.get("env_file") or ())  # a scheduled job's secrets
     job = binlog_job(args, values)
     where = archive_url(job.target, job.label).redacted()
     started = time.time()
@@ -115,4 +117,25 @@ def cmd_binlog(args: list[str], values: dict[str, Any]) -> int:
             newest = f" (up to {done.newest})" if done.newest else ""
             out(f"Binlog archive completed: nothing new to ship{newest}.")
         _record(job, True, started, done.size)
+    return ExitStatus.OK
+
+
+def schedule_binlog(args: list[str], values: dict[str, Any], when: str | None) -> int:
+    """schedule binlog HOW WHERE [PATH] ...: --follow as a systemd service, else one-shot runs
+    from cron (or --systemd timers), every 15 minutes unless --at/--cron."""
+    from tiffin.commands import binlogunit, schedule
+
+    if values.get("kubernetes") or values.get("config"):
+        raise UsageError("schedule binlog takes HOW WHERE [PATH] and options, not a config")
+    job = binlog_job(args, values)
+    plan = binlogunit.plan(job, jobargs.option_args(values, frozenset({"label"}), "binlog"))
+    if job.follow:
+        if not values.get("systemd") or when is not None:
+            raise UsageError("binlog --follow runs all the time: schedule it with --systemd alone")
+        lines = binlogunit.install_service(plan)
+    else:
+        install = schedule.schedule_systemd if values.get("systemd") else schedule.schedule_cron
+        lines = install([plan], when or binlogunit.EVERY)
+    for line in lines:
+        out(line)
     return ExitStatus.OK

@@ -84,6 +84,10 @@ def cmd_schedule(args: list[str], values: dict[str, Any]) -> int:
             out(line)
         return ExitStatus.OK
     when = cron.when(values.get("at"), values.get("cron"))
+    if args and args[0] == "binlog":
+        from tiffin.cli.binlog import schedule_binlog
+
+        return schedule_binlog(args[1:], values, when)
     if values.get("kubernetes"):
         return schedule_kubernetes(args, values, when)
     if values.get("config"):

@@ -44,13 +44,19 @@ def cmd_list(args: list[str], values: dict[str, Any]) -> int:
     if rest:
         raise UsageError(f"unexpected argument {rest[0]!r}")
     what = holdings.check_what(values.get("what"))
-    with connected(url, jobargs.target_options(values)) as target:
+    options = jobargs.target_options(values)
+    with connected(url, options) as target:
         items = holdings.select(holdings.survey(target), values.get("label"), what)
-    if values.get("json"):
-        out(json.dumps([b.to_json() for b in items], indent=2))
-        return ExitStatus.OK
-    for line in inventory.table(items) if items else [f"No backups at {url.redacted()}."]:
-        out(line)
+        if values.get("json"):
+            out(json.dumps([b.to_json() for b in items], indent=2))
+            return ExitStatus.OK
+        for line in inventory.table(items) if items else [f"No backups at {url.redacted()}."]:
+            out(line)
+        if any(b.what in ("mysql", "sql") for b in items):
+            from tiffin.commands import binlogcycle
+
+            for line in binlogcycle.window_lines(url, options, target, items):
+                out(line)
     return ExitStatus.OK
 
 
@@ -62,9 +68,16 @@ def cmd_verify(args: list[str], values: dict[str, Any]) -> int:
     every = bool(values.get("all"))
     url, name = jobargs.verify_args(args, every, values.get("identity"))
     verdicts = []
-    with connected(url, jobargs.target_options(values)) as target:
+    options = jobargs.target_options(values)
+    with connected(url, options) as target:
         items = inventory.pick(target, name, values.get("label"))
-        for verdict in inventory.verify(target, items, values.get("identity")):
+        for item, verdict in zip(
+            items, inventory.verify(target, items, values.get("identity")), strict=True
+        ):
+            if item.what in ("mysql", "sql"):
+                from tiffin.commands import binlogcycle
+
+                verdict = binlogcycle.with_binlogs(url, options, target, item, verdict)
             out(verdict.line())
             verdicts.append(verdict)
     if every:
@@ -88,10 +101,20 @@ def cmd_prune(args: list[str], values: dict[str, Any]) -> int:
     what = holdings.check_what(values.get("what"))
     dry_run = bool(values.get("dry_run"))
     retention.require(policy)  # no --keep-*: exit 2 before anything is contacted
-    with connected(url, jobargs.target_options(values)) as target:
+    options = jobargs.target_options(values)
+    binlogs: list[str] = []
+    with connected(url, options) as target:
         decisions = apply_policy(target, policy, values.get("label"), what, None, dry_run)
+        if what in (None, "mysql", "sql"):
+            from tiffin.commands import binlogcycle
+
+            gone = {d.name for d in decisions if not d.keep}
+            label = values.get("label")
+            binlogs = binlogcycle.prune_binlogs(url, options, target, gone, label, dry_run)
     for d in decisions:
         out(d.line(dry_run))
+    for line in binlogs:
+        out(line)
     out(retention.summary(decisions, dry_run))
     return ExitStatus.OK
 

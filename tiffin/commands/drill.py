@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from tiffin import __version__
@@ -41,7 +42,7 @@ from tiffin.catalog import drillrecord
 from tiffin.catalog.holdings import latest, read_manifest
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import default_label
-from tiffin.commands import drillphysical
+from tiffin.commands import drillphysical, drillpitr
 from tiffin.commands.drillsql import mysql_counts, pg_counts
 from tiffin.engine import process
 from tiffin.engine.scratch import ScratchMariaDB, ScratchPostgres
@@ -92,6 +93,7 @@ class DrillJob:
     emails: tuple[str, ...] = ()
     ping_url: str | None = None
     source_id: str | None = None  # `latest` of this source only (tiffin/sources/identity.py)
+    to_time: datetime | None = None  # mysql: replay the binary logs to this time (SPEC §6)
     metrics_file: str | None = None
     pushgateway: str | None = field(default=None, repr=False)
     notify: tuple[str, ...] = field(default=(), repr=False)
@@ -298,6 +300,10 @@ def run(job: DrillJob) -> DrillResult:
 def _run(job: DrillJob, target: Target, t0: float) -> DrillResult:
     """Drill job's backup at TARGET (run()'s work but for the record)."""
     what = WHAT_OF[job.into]
+    if job.to_time is not None and job.into == "mysql":
+        o = job.target_options
+        name, summary = drillpitr.run(target, job.target, o, job.name, job.to_time, job.identity)
+        return DrillResult(name, summary, time.monotonic() - t0)
     if job.name == "latest":
         name, manifest = _latest(target, what, job.label, job.source_id)
     else:

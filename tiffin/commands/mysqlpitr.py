@@ -25,7 +25,7 @@ from dataclasses import replace
 
 from tiffin.catalog.binlogs import archive_url, archived_names, chain, starts
 from tiffin.catalog.holdings import latest, read_manifest
-from tiffin.commands.pitr import _pick, window
+from tiffin.commands.pitr import pick_start, window
 from tiffin.engine import pipeline, process
 from tiffin.engine.binlogreplay import Coordinates, apply, check_logs, plan, utc_text
 from tiffin.errors import BackupFailed, NotFound
@@ -62,7 +62,7 @@ def restore(job: RestoreJob) -> pipeline.RestoreResult:
             span = window(archive, candidates)
             if span is None and candidates:
                 chain(archived_names(archive.list()), candidates[0].file)  # Gap, naming it
-            start = _pick(candidates, named, job.to_time, span)
+            start = pick_start(candidates, named, job.to_time, span)
             if start is None:
                 raise BackupFailed(
                     f"no physical backup of {label} that records binary log coordinates "

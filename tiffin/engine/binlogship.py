@@ -36,6 +36,7 @@ from tiffin.catalog.binlogs import (
 from tiffin.catalog.naming import CODEC_EXT
 from tiffin.codecs import compressor
 from tiffin.engine import lock, process
+from tiffin.engine.prune import remove_partial
 from tiffin.engine.streams import HashingReader
 from tiffin.errors import BackupFailed, IntegrityError, TiffinError
 from tiffin.job import BinlogJob
@@ -142,7 +143,13 @@ def ship_once(
     if rotate:
         server.rotate()
     logs = server.logs()
-    archived = archived_names(archive.list())
+    entries = archive.list()
+    archived = archived_names(entries)
+    # What a killed run left half-written: the folder is the archive's alone, and only this
+    # run (it holds the lock) writes in it.
+    for e in entries:
+        if e.partial:
+            remove_partial(archive, e.name)
     newest = starts(backups, job.label, newest_only=True)
     todo, gap = find_gap([n for n, _ in logs], archived, newest[0].file if newest else None)
     sizes = dict(logs)
