@@ -4,7 +4,9 @@ or before T, none after; a time outside the window or a gap refused before DATAD
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -96,3 +98,19 @@ def test_a_time_outside_the_window_or_a_gap_is_refused_before_datadir_is_written
         assert not copy.datadir.exists()
     finally:
         copy.close()
+
+
+def test_drill_of_a_physical_backup_to_t2_replays_in_scratch(history: dict) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="tiffin-drill-tmp-", dir="/tmp"))  # `nobody` enters it
+    tmp.chmod(0o755)
+    try:
+        env = {**history["env"], "TMPDIR": str(tmp)}
+        args = ["drill", "local", str(history["out"]), "latest", "--physical"]
+        done = tiffin([*args, "--to-time", shown(history["t2"])], env)
+        assert "passed: 2 databases, 1 table, 5 rows" in done.stdout, done.stdout
+        assert f"the last transaction applied committed at {shown(history['t2'])}" in done.stdout
+        done = tiffin([*args, "--to-time", shown(history["t1"])], env)
+        assert "1 table, 2 rows" in done.stdout, done.stdout
+        assert os.listdir(tmp) == []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

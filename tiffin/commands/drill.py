@@ -259,7 +259,7 @@ def _drill_db(
     job: DrillJob, stream: Reader, details: dict[str, Any]
 ) -> tuple[list[str], list[str], str]:
     if job.into == "mysqldata":  # a physical backup: its scratch server starts on it
-        return drillphysical.drill(job.target, job.target_options, stream, details, check_tables)
+        return drillphysical.drill(job, stream, details, check_tables)
     mysql = job.into == "mysql"
     server = ScratchMariaDB() if mysql else ScratchPostgres(dump_major(details))
     with server:
