@@ -143,3 +143,19 @@ def test_the_password_may_come_from_an_env_file_as_a_scheduled_job_has_it(server
     secrets.chmod(0o600)
     ship(server, tmp_path / "b", env, "--env-file", str(secrets))
     assert archived(tmp_path / "b")
+
+
+def test_the_password_is_on_no_command_line_while_shipping_and_replaying(server, tmp_path):
+    from tests.e2e.test_secrets_all import Watch
+
+    env = tiffin_env(tmp_path / "home", **server.client_env())
+    out = tmp_path / "b"
+    with Watch(server.password) as watch:
+        tiffin(["backup", "mysql", "local", str(out), *server.conn_args(), "--label", "shop"], env)
+        server.sql("INSERT INTO shop.t VALUES (7, 7)")
+        ship(server, out, env)
+        server.sql("DROP DATABASE shop")
+        args = ["restore", "local", str(out), "latest", "--into", "mysql", *server.conn_args()]
+        tiffin(args, env)
+    assert server.sql("SELECT v FROM shop.t") == "7"
+    assert watch.scans > 10 and watch.seen == []
