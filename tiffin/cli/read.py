@@ -52,7 +52,7 @@ def cmd_list(args: list[str], values: dict[str, Any]) -> int:
             return ExitStatus.OK
         for line in inventory.table(items) if items else [f"No backups at {url.redacted()}."]:
             out(line)
-        if any(b.what in ("mysql", "sql") for b in items):
+        if any(b.what in ("mysql", "sql", "mariabackup") for b in items):
             from tiffin.commands import binlogcycle
 
             for line in binlogcycle.window_lines(url, options, target, items):
@@ -74,7 +74,7 @@ def cmd_verify(args: list[str], values: dict[str, Any]) -> int:
         for item, verdict in zip(
             items, inventory.verify(target, items, values.get("identity")), strict=True
         ):
-            if item.what in ("mysql", "sql"):
+            if item.what in ("mysql", "sql", "mariabackup"):
                 from tiffin.commands import binlogcycle
 
                 verdict = binlogcycle.with_binlogs(url, options, target, item, verdict)
@@ -105,7 +105,7 @@ def cmd_prune(args: list[str], values: dict[str, Any]) -> int:
     binlogs: list[str] = []
     with connected(url, options) as target:
         decisions = apply_policy(target, policy, values.get("label"), what, None, dry_run)
-        if what in (None, "mysql", "sql"):
+        if what in (None, "mysql", "sql", "mariabackup"):
             from tiffin.commands import binlogcycle
 
             gone = {d.name for d in decisions if not d.keep}
