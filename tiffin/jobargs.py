@@ -217,6 +217,8 @@ def restore_job(positional: list[str], values: Mapping[str, Any]) -> RestoreJob:
         raise UsageError("--into sqlite needs the destination file: --file PATH")
     spec = source_spec(INTO[into].what if into in INTO else into or "data", values)
     to_time, to_lsn = recovery_target(values)
+    if to_lsn and into == "mysqldata":
+        raise UsageError("--to-lsn is a PostgreSQL position: recover MariaDB with --to-time")
     return RestoreJob(
         target=target,
         name=check_name(rest[0]),

@@ -105,7 +105,7 @@ def test_drill_of_a_physical_backup_to_t2_replays_in_scratch(history: dict) -> N
     tmp.chmod(0o755)
     try:
         env = {**history["env"], "TMPDIR": str(tmp)}
-        args = ["drill", "local", str(history["out"]), "latest", "--physical"]
+        args = ["drill", "local", str(history["out"]), "latest", "--into", "mysqldata"]
         done = tiffin([*args, "--to-time", shown(history["t2"])], env)
         assert "passed: 2 databases, 1 table, 5 rows" in done.stdout, done.stdout
         assert f"the last transaction applied committed at {shown(history['t2'])}" in done.stdout
