@@ -107,7 +107,8 @@ def test_a_backup_my_cnf_naming_files_elsewhere_is_refused(tmp_path: Path) -> No
 
 @tried(
     "hostile",
-    "a physical backup that is no xbstream, is cut short, or lacks mariabackup's files",
+    "a physical backup that is no xbstream, is cut short, lacks mariabackup's files, or whose "
+    "files mariabackup cannot prepare",
     "restore --into mysqldata of each, planted with a true manifest",
     "exit 1 saying which; DATADIR not created, nothing left beside it",
 )
@@ -117,6 +118,11 @@ def test_a_stream_that_is_no_backup_or_is_cut_short_leaves_nothing(tmp_path: Pat
         "not a mariabackup stream": b"-- MariaDB dump\nDROP DATABASE mysql;\n",
         "cut short": xbstream((b"backup-my.cnf", CNF), (b"ibdata1", b"y" * 1000))[:-700],
         "holds no xtrabackup_checkpoints": xbstream((b"backup-my.cnf", CNF)),
+        "mariabackup --prepare exited with status": xbstream(
+            (b"xtrabackup_checkpoints", b"backup_type = full-backuped\nto_lsn = 9\n"),
+            (b"backup-my.cnf", CNF),
+            (b"ibdata1", b"\0" * 65536),
+        ),
     }
     for why, data in cases.items():
         name = plant(tmp_path / "b", data)
