@@ -3,29 +3,15 @@ up to T: every marker committed at or before T, none after; refusals before any 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
-from tests.e2e.binlogs import binlog_server
+from tests.e2e.binlogs import binlog_server, marked_history
 from tests.e2e.helpers import tiffin
 from tests.servers.env import tiffin_env
 from tests.servers.mariadb import MariaDB
-
-
-def utc_now(server: MariaDB) -> datetime:
-    text = server.sql("SELECT UTC_TIMESTAMP()")
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-
-
-def next_second(server: MariaDB) -> datetime:
-    """Wait until the server's clock is in a new second; return that second."""
-    before = utc_now(server)
-    while (now := utc_now(server)) == before:
-        time.sleep(0.05)
-    return now
 
 
 def shown(t: datetime) -> str:
@@ -43,26 +29,11 @@ def history(tmp_path_factory) -> Iterator[dict]:
     env = tiffin_env(tmp / "home", **source.client_env())
     conn = source.conn_args()
     try:
-        source.sql(
-            "CREATE DATABASE shop;"
-            "CREATE TABLE shop.markers (id INT PRIMARY KEY, note VARCHAR(20)) ENGINE=InnoDB;"
-            "INSERT INTO shop.markers VALUES (0, 'before the dump');"
+        t1, t2, t3 = marked_history(
+            source,
+            lambda: tiffin(["backup", "mysql", "local", str(out), *conn, "--label", "shop"], env),
+            lambda: tiffin(["binlog", "local", str(out), *conn, "--label", "shop"], env),
         )
-        tiffin(["backup", "mysql", "local", str(out), *conn, "--label", "shop"], env)
-        tiffin(["binlog", "local", str(out), *conn, "--label", "shop"], env)
-        t1 = next_second(source)
-        source.sql("INSERT INTO shop.markers VALUES (1, 't1')")
-        t2 = next_second(source)
-        source.sql(
-            "INSERT INTO shop.markers VALUES (21, 't2 before rotation');"
-            "BEGIN; INSERT INTO shop.markers VALUES (22, 't2 trx'); COMMIT;"
-        )
-        source.sql("FLUSH BINARY LOGS")
-        source.sql("INSERT INTO shop.markers VALUES (23, 't2 after rotation')")
-        assert utc_now(source) == t2, "the machine is too slow for this test's seconds"
-        t3 = next_second(source)
-        source.sql("INSERT INTO shop.markers VALUES (3, 't3')")
-        tiffin(["binlog", "local", str(out), *conn, "--label", "shop"], env)
         yield {"out": out, "fresh": fresh, "t1": t1, "t2": t2, "t3": t3, "tmp": tmp}
     finally:
         fresh.close()

@@ -187,10 +187,15 @@ class Start:
     gtid: str | None = None
 
 
-def starts(target: Target, label: str, newest_only: bool = False) -> list[Start]:
-    """Given the target of the backups and a label, return its complete backups that record
-    binary log coordinates (dumps, physical backups), newest first; NEWEST_ONLY: the newest
-    one only. A backup whose manifest cannot be read is passed over."""
+def starts(
+    target: Target,
+    label: str,
+    newest_only: bool = False,
+    whats: tuple[str, ...] = ("mysql", "mariabackup"),
+) -> list[Start]:
+    """Given the target of the backups and a label, return its complete backups of WHATS
+    (dumps, physical backups) that record binary log coordinates, newest first; NEWEST_ONLY:
+    the newest one only. A backup whose manifest cannot be read is passed over."""
     found: list[Start] = []
     for b in survey(target, read=False):
         if not b.complete or b.label != label or b.kind in ("data", "sqlite"):
@@ -199,7 +204,7 @@ def starts(target: Target, label: str, newest_only: bool = False) -> list[Start]
             m = read_manifest(target, b.name)
         except (NotFound, IntegrityError, BackupFailed):
             continue
-        coords = m.source.get("binlog") if m.what == "mysql" else None
+        coords = m.source.get("binlog") if m.what in whats else None
         if not isinstance(coords, dict) or not split_log(str(coords.get("file", ""))):
             continue
         finished = parse_iso(m.finished)

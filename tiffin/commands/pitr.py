@@ -82,7 +82,7 @@ def restore(job: RestoreJob) -> pipeline.RestoreResult | None:
                     f"--to-time needs the binary log archive {label}.binlog beside the backups "
                     "(tiffin binlog); there is none"
                 )
-            candidates = starts(backups, label)
+            candidates = starts(backups, label, whats=("mysql",))  # dumps: loaded by the client
             span = window(archive, candidates)
             if span is None and candidates:
                 chain(archived_names(archive.list()), candidates[0].file)  # Gap, naming it

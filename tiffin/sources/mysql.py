@@ -1,8 +1,7 @@
 """MySQL / MariaDB through their own dump tool and client.
 
 The password reaches every child through an inherited pipe named as the first option,
---defaults-extra-file=/dev/fd/N: never through argv or the environment.
-"""
+--defaults-extra-file=/dev/fd/N: never through argv or the environment."""
 
 from __future__ import annotations
 
@@ -376,6 +375,11 @@ class MySQLLoader:
         return str(details["databases"][0])
 
     def check(self, details: dict[str, Any]) -> None:
+        if details.get("physical") == "mariabackup":
+            raise BackupFailed(
+                "this backup is a physical MariaDB backup: "
+                "restore it --into mysqldata --dir DATADIR"
+            )
         if details.get("server") != "mysql":
             raise BackupFailed(
                 "this backup is not a MySQL dump: restore it --into "
