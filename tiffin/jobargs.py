@@ -15,6 +15,7 @@ from tiffin.commands.schedule import option_value
 from tiffin.errors import UsageError
 from tiffin.job import (
     BackupJob,
+    BinlogJob,
     DBConn,
     RestoreJob,
     Retention,
@@ -332,3 +333,31 @@ def option_args(
             else:
                 args += option_value(opt.flag, str(item))
     return args
+
+
+def binlog_job(positional: list[str], values: Mapping[str, Any]) -> BinlogJob:
+    """Given binlog's positionals (HOW WHERE [PATH], or URL) and option values, return its
+    job. Raise UsageError if anything is malformed: nothing is contacted yet."""
+    target, rest = target_of(positional)
+    if rest:
+        raise UsageError(f"unexpected argument {rest[0]!r}")
+    if values.get("max_lag") is not None and not values.get("follow"):
+        raise UsageError("--max-lag is for --follow")
+    spec = source_spec("mysql", values)
+    metrics_file, gateway, urls = watching(values)
+    max_lag = values.get("max_lag")
+    return BinlogJob(
+        conn=spec.conn,
+        target=target,
+        target_options=target_options(values),
+        label=check_label(values.get("label") or default_label(os.environ.get("HOSTNAME"))),
+        compress=values.get("compress") or options.default("compress"),
+        compress_level=values.get("compress_level"),
+        follow=bool(values.get("follow")),
+        max_lag=float(options.default("max_lag") if max_lag is None else max_lag),
+        quiet=bool(values.get("quiet")),
+        metrics_file=metrics_file,
+        pushgateway=gateway,
+        notify=urls,
+        job_name=values.get("job_name") or "",
+    )
