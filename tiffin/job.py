@@ -69,6 +69,7 @@ class SourceSpec:
     excludes: tuple[str, ...] = ()
     file: str | None = None
     physical: bool = False  # pgsql: pg_basebackup; mysql: mariabackup (SPEC §6)
+    counts: str = "exact"  # the row counts drill checks against: exact, estimate or off
 
 
 @dataclass(frozen=True)

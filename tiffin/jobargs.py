@@ -10,12 +10,12 @@ from typing import Any
 
 from tiffin import options
 from tiffin.catalog.naming import check_label, check_name, default_label, parse_name
-from tiffin.codecs.age import check_recipients
 from tiffin.commands.drill import DrillJob
 from tiffin.commands.schedule import option_value
 from tiffin.errors import UsageError
 from tiffin.job import (
     BackupJob,
+    BinlogJob,
     DBConn,
     RestoreJob,
     Retention,
@@ -29,7 +29,7 @@ from tiffin.numbers import parse_size as parse_size  # where callers have found 
 from tiffin.options import BACKUP
 from tiffin.sources import INTO, PHYSICAL, SOURCES, TYPED, WHATS, spoken
 from tiffin.targets import HOWS
-from tiffin.targets.where import parse_target, parse_url
+from tiffin.targets.where import target_of as target_of  # where callers have found it
 from tiffin.tell import metrics, notices, notify
 
 SECRET_MAX = 64 << 10  # a password file holds one password
@@ -53,6 +53,15 @@ def _password(values: Mapping[str, Any]) -> str | None:
             )
         return text.rstrip("\r\n")
     return os.environ.get("TIFFIN_DB_PASSWORD")
+
+
+def _recipients(given: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Given --encrypt-to values, return them checked (age is loaded only when one is given)."""
+    if not given:
+        return ()
+    from tiffin.codecs.age import check_recipients
+
+    return check_recipients(given)
 
 
 def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
@@ -88,25 +97,8 @@ def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
         excludes=tuple(values.get("exclude") or ()),
         file=values.get("file"),
         physical=physical,
+        counts=values.get("counts") or options.default("counts"),
     )
-
-
-def target_of(positional: list[str], min_rest: int = 0) -> tuple[TargetURL, list[str]]:
-    """Given the positionals after WHAT (HOW WHERE [PATH] ... or URL ...), return the target
-    and the positionals left, of which MIN_REST are required after the target."""
-    if not positional:
-        raise UsageError("missing the target: HOW WHERE [PATH] (e.g. local /var/backups) or a URL")
-    if looks_like_url(positional[0]):
-        return parse_url(positional[0]), positional[1:]
-    if len(positional) < 2:
-        raise UsageError(f"{positional[0]} needs WHERE (a directory, USER@HOST or a bucket)")
-    extra = len(positional) - 2 - min_rest
-    if extra < 0:
-        raise UsageError("missing the backup NAME (or latest)")
-    if extra > 1:
-        raise UsageError(f"unexpected argument {positional[3 + min_rest]!r}")
-    path = positional[2] if extra == 1 else None
-    return parse_target(positional[0], positional[1], path), positional[2 + extra :]
 
 
 def names_target(word: str) -> bool:
@@ -183,7 +175,7 @@ def backup_job(what: str, positional: list[str], values: Mapping[str, Any]) -> B
         compress=compress,
         compress_level=level,
         compress_threads=int(values.get("compress_threads") or 0),
-        encrypt_to=check_recipients(values.get("encrypt_to") or ()),
+        encrypt_to=_recipients(values.get("encrypt_to") or ()),
         min_ratio=options.default("min_ratio") if min_ratio is None else float(min_ratio),
         emails=tuple(values.get("email") or ()),
         ping_url=values.get("ping_url"),
@@ -343,3 +335,31 @@ def option_args(
             else:
                 args += option_value(opt.flag, str(item))
     return args
+
+
+def binlog_job(positional: list[str], values: Mapping[str, Any]) -> BinlogJob:
+    """Given binlog's positionals (HOW WHERE [PATH], or URL) and option values, return its
+    job. Raise UsageError if anything is malformed: nothing is contacted yet."""
+    target, rest = target_of(positional)
+    if rest:
+        raise UsageError(f"unexpected argument {rest[0]!r}")
+    if values.get("max_lag") is not None and not values.get("follow"):
+        raise UsageError("--max-lag is for --follow")
+    spec = source_spec("mysql", values)
+    metrics_file, gateway, urls = watching(values)
+    max_lag = values.get("max_lag")
+    return BinlogJob(
+        conn=spec.conn,
+        target=target,
+        target_options=target_options(values),
+        label=check_label(values.get("label") or default_label(os.environ.get("HOSTNAME"))),
+        compress=values.get("compress") or options.default("compress"),
+        compress_level=values.get("compress_level"),
+        follow=bool(values.get("follow")),
+        max_lag=float(options.default("max_lag") if max_lag is None else max_lag),
+        quiet=bool(values.get("quiet")),
+        metrics_file=metrics_file,
+        pushgateway=gateway,
+        notify=urls,
+        job_name=values.get("job_name") or "",
+    )

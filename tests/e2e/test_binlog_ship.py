@@ -159,3 +159,23 @@ def test_the_password_is_on_no_command_line_while_shipping_and_replaying(server,
         tiffin(args, env)
     assert server.sql("SELECT v FROM shop.t") == "7"
     assert watch.scans > 10 and watch.seen == []
+
+
+def test_run_takes_binlog_jobs_from_the_config(server, tmp_path):
+    env = tiffin_env(tmp_path / "home", **server.client_env())
+    out = tmp_path / "b"
+    conf = tmp_path / "tiffin.toml"
+    conf.write_text(
+        "[defaults]\n"
+        f'host = "127.0.0.1"\nport = {server.port}\nuser = "tiffin"\nlabel = "shop"\n'
+        f'[jobs.nightly]\nwhat = "mysql"\nto = "file://{out}"\n'
+        f'[jobs.logs]\nwhat = "binlog"\nto = "file://{out}"\n'
+    )
+    done = tiffin(["run", "--config", str(conf)], env).stdout
+    assert "Backup shop_" in done and "Binlog archive completed" in done
+    assert archived(out)
+    only = tiffin(["run", "logs", "--config", str(conf)], env).stdout
+    assert "Backup shop_" not in only and "Binlog archive completed" in only
+    conf.write_text(conf.read_text() + "follow = true\n")
+    refused = tiffin(["run", "logs", "--config", str(conf)], env, expect=2)
+    assert "service" in refused.stderr

@@ -48,9 +48,9 @@ MODULES = (
     "tests.e2e.test_status_hostile",
     "tests.unit.commands.test_status_page_strings",
     "tests.e2e.test_kubernetes_secrets",
-    "tests.faults.test_binlog_faults",
     "tests.e2e.test_mariabackup_faults",
     "tests.e2e.test_mariabackup_hostile",
+    "tests.faults.test_binlog_faults",
 )
 SECTIONS = {
     "fault": "Faults made real",

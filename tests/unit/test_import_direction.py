@@ -12,15 +12,17 @@ ROOT = Path(tiffin.__file__).parent
 
 # Top to bottom. A module may import its own layer or any layer below it, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("tiffin.cli",),
+    ("tiffin.cli", "tiffin.entry"),
     ("tiffin.config",),
-    ("tiffin.jobargs", "tiffin.usage"),
+    ("tiffin.jobargs", "tiffin.usage", "tiffin.walargs"),
     ("tiffin.options", "tiffin.numbers"),
     ("tiffin.commands",),
     (
         "tiffin.engine.pipeline",
         "tiffin.engine.prune",
         "tiffin.engine.stored",
+        "tiffin.engine.archive",
+        "tiffin.engine.walview",
         "tiffin.engine.binlogship",
         "tiffin.engine.binlogreplay",
     ),
@@ -29,6 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "tiffin.catalog.retention",
         "tiffin.catalog.drillrecord",
         "tiffin.catalog.watch",
+        "tiffin.catalog.pitr",
         "tiffin.catalog.binlogs",
     ),
     ("tiffin.tell",),
@@ -43,6 +46,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "tiffin.catalog.backup",
         "tiffin.catalog.manifest",
         "tiffin.catalog.naming",
+        "tiffin.catalog.walnames",
+        "tiffin.engine.walformat",
         "tiffin.catalog.schema",
         "tiffin.job",
         "tiffin.urls",
@@ -53,7 +58,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 # An import inside a function is kept for start-up cost only: the CLI loads a command's
 # modules when that command runs, and a heavy client library (pyrage, boto3, paramiko) is
 # loaded only when a target or codec needs it.
-LAZY_ALLOWED_IN = ("tiffin.cli",)  # the package and its modules
+LAZY_ALLOWED_IN = ("tiffin.cli", "tiffin.entry")  # the package and its modules
 LAZY_ALLOWED_OF = ("tiffin.codecs.age", "tiffin.targets.")
 
 

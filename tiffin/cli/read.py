@@ -15,6 +15,8 @@ def cmd_restore(args: list[str], values: dict[str, Any]) -> int:
     from tiffin.engine import pipeline
 
     job = jobargs.restore_job(args, values)
+    if job.into == "pgdata":
+        return _restore_pgdata(job)
     result = None
     if job.into == "mysql":
         from tiffin.commands import pitr
@@ -29,6 +31,15 @@ def cmd_restore(args: list[str], values: dict[str, Any]) -> int:
     (err if job.output == "-" else out)(
         f"Restore of {result.name} completed: {result.summary} in {result.seconds:.1f} s."
     )
+    return ExitStatus.OK
+
+
+def _restore_pgdata(job: Any) -> int:
+    from tiffin.commands import pgrestore, schedule
+
+    got = pgrestore.run(job, schedule.tiffin_argv())
+    out(f"Restore of {got.name} completed: {got.summary} in {got.seconds:.1f} s.")
+    out(f"Start the server with: {got.start}")
     return ExitStatus.OK
 
 
@@ -52,6 +63,11 @@ def cmd_list(args: list[str], values: dict[str, Any]) -> int:
             return ExitStatus.OK
         for line in inventory.table(items) if items else [f"No backups at {url.redacted()}."]:
             out(line)
+        if any(b.kind == "pgbase" for b in items):
+            from tiffin.commands import recoverable
+
+            for line in recoverable.window_lines(url, options, items):
+                out(line)
         if any(b.what in ("mysql", "sql", "mariabackup") for b in items):
             from tiffin.commands import binlogcycle
 
@@ -74,7 +90,11 @@ def cmd_verify(args: list[str], values: dict[str, Any]) -> int:
         for item, verdict in zip(
             items, inventory.verify(target, items, values.get("identity")), strict=True
         ):
-            if item.what in ("mysql", "sql", "mariabackup"):
+            if item.kind == "pgbase":
+                from tiffin.commands import recoverable
+
+                verdict = recoverable.with_wal(url, options, item, verdict)
+            elif item.what in ("mysql", "sql", "mariabackup"):
                 from tiffin.commands import binlogcycle
 
                 verdict = binlogcycle.with_binlogs(url, options, target, item, verdict)
@@ -102,18 +122,23 @@ def cmd_prune(args: list[str], values: dict[str, Any]) -> int:
     dry_run = bool(values.get("dry_run"))
     retention.require(policy)  # no --keep-*: exit 2 before anything is contacted
     options = jobargs.target_options(values)
+    wal: list[str] = []
     binlogs: list[str] = []
     with connected(url, options) as target:
         decisions = apply_policy(target, policy, values.get("label"), what, None, dry_run)
+        gone = {d.name for d in decisions if not d.keep}
+        if any(d.backup.kind == "pgbase" for d in decisions):
+            from tiffin.engine import walview
+
+            wal = walview.prune_after(url, options, target, gone, values.get("label"), dry_run)
         if what in (None, "mysql", "sql", "mariabackup"):
             from tiffin.commands import binlogcycle
 
-            gone = {d.name for d in decisions if not d.keep}
             label = values.get("label")
             binlogs = binlogcycle.prune_binlogs(url, options, target, gone, label, dry_run)
     for d in decisions:
         out(d.line(dry_run))
-    for line in binlogs:
+    for line in [*wal, *binlogs]:
         out(line)
     out(retention.summary(decisions, dry_run))
     return ExitStatus.OK

@@ -25,13 +25,12 @@ from tiffin.errors import TiffinError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets import Target, connected
 
+MYSQL_WHATS = ("mysql", "sql", "mariabackup")  # what a listing calls backups with binlogs
+
 
 def mysql_labels(items: Iterable[Backup]) -> list[str]:
-    """Given listed backups, return the labels of the complete mysql ones (dumps and
-    physical backups)."""
-    return sorted(
-        {b.label for b in items if b.complete and b.what in ("mysql", "sql", "mariabackup")}
-    )
+    """Given listed backups, return the labels of the complete mysql ones (dumps, physical)."""
+    return sorted({b.label for b in items if b.complete and b.what in MYSQL_WHATS})
 
 
 def window_of(url: TargetURL, options: TargetOptions, backups: Target, label: str) -> Window | None:

@@ -2,23 +2,20 @@
 copy against what the manifest recorded at backup time, so that an empty or cut dump fails.
 
 Where it goes: `--into mysql|pgsql` loads the dump, whole and as it is, into a throwaway
-server that tiffin starts for it (tiffin.engine.scratch: its own folder, a private Unix socket, no
-TCP, jailed), never into the server the connection options name (they are accepted and
-unused); `--into dir` and `--into sqlite` restore into a fresh temporary folder (created
-under --dir when given). All of it is removed at the end, whether the drill passed, failed
-or was interrupted. The client loading the dump runs no client-side command the dump holds
-(see tiffin.sources.psqlfeed and tiffin.sources.mysql.guarded). The verdict is stored beside
-the backup as NAME.drill.json (tiffin.catalog.drillrecord).
+server tiffin starts (tiffin.engine.scratch: its own folder, a private socket, no TCP,
+jailed), never the server the connection options name; `--into dir|sqlite` restore into a
+fresh temporary folder (under --dir if given). All is removed at the end, passed, failed or
+interrupted. The loading client runs no client-side command the dump holds (psqlfeed,
+mysql.guarded). The verdict: NAME.drill.json. `--into mysql --to-time`: drillpitr.py.
 
 The checks, against the manifest's "source" details:
 - mysql/pgsql: every database and every table recorded is there. A table whose rows were
   counted exactly at backup time ("rows") and had rows must have rows, and the tables so
   counted must hold, together, at least 90% of the rows recorded. The counts are taken just
   before the dump starts, not inside its snapshot, so writes in between make small
-  differences: those are reported as warnings, not failures. Tables too large to count
-  cheaply at backup time ("rows_estimated") are checked for presence only, and a warning
-  is given if one comes back empty while the server's estimate said it had rows.
-- sqlite: every table, with exactly the rows recorded (counted on the stored copy itself).
+  differences: those are warnings, not failures. Tables too large to count at backup time
+  ("rows_estimated") are checked for presence only, with a warning if one comes back empty.
+- sqlite: every table, with exactly the rows recorded (counted on the stored copy).
 - data: at least 90% of the files and of the bytes recorded (counted by a walk just before
   the tar), and at least one file when there were files; other differences are warnings.
 """
@@ -42,7 +39,7 @@ from tiffin.catalog import drillrecord
 from tiffin.catalog.holdings import latest, read_manifest
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import default_label
-from tiffin.commands import drillphysical, drillpitr
+from tiffin.commands import drillphysical, drillpitr, pgdrill
 from tiffin.commands.drillsql import mysql_counts, pg_counts
 from tiffin.engine import process
 from tiffin.engine.scratch import ScratchMariaDB, ScratchPostgres
@@ -300,10 +297,8 @@ def run(job: DrillJob) -> DrillResult:
 def _run(job: DrillJob, target: Target, t0: float) -> DrillResult:
     """Drill job's backup at TARGET (run()'s work but for the record)."""
     what = WHAT_OF[job.into]
-    if job.to_time is not None and job.into == "mysql":
-        o = job.target_options
-        name, summary = drillpitr.run(target, job.target, o, job.name, job.to_time, job.identity)
-        return DrillResult(name, summary, time.monotonic() - t0)
+    if job.to_time is not None and job.into == "mysql":  # replayed to a time (SPEC §6)
+        return DrillResult(*drillpitr.run(target, job), time.monotonic() - t0)
     if job.name == "latest":
         name, manifest = _latest(target, what, job.label, job.source_id)
     else:
@@ -323,8 +318,13 @@ def _run(job: DrillJob, target: Target, t0: float) -> DrillResult:
     try:
         raw, stream = decoded(target, name, manifest, job.identity)
         try:
-            kind = _drill_files if job.into in ("dir", "sqlite") else _drill_db
-            problems, warnings, summary = kind(job, stream, manifest.source)
+            if job.into == "pgdata":
+                problems, warnings, summary = pgdrill.drill(
+                    job.target, job.target_options, stream, manifest, check_tables
+                )
+            else:
+                kind = _drill_files if job.into in ("dir", "sqlite") else _drill_db
+                problems, warnings, summary = kind(job, stream, manifest.source)
         finally:
             stream.close()
         check_stored(raw, manifest, name)

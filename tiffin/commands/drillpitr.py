@@ -5,6 +5,7 @@ nothing outside that scratch server is touched (SPEC §4, §6)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from tiffin.catalog.binlogs import archive_url, archived_names, chain, starts
 from tiffin.catalog.holdings import latest, read_manifest
@@ -19,17 +20,28 @@ from tiffin.sources.mysql import MySQLLoader
 from tiffin.targets import Target, connected
 
 
-def run(
-    target: Target,
-    url: TargetURL,
-    options: TargetOptions,
-    name: str,
-    to_time: datetime,
-    identity: str | None = None,
-) -> tuple[str, str]:
-    """Given the target of the backups, the backup NAME (or latest) and the time, drill the
-    recovery to that time in scratch space. Return (the dump used, the summary). Raise
-    Gap, OutsideWindow or BackupFailed before the scratch server is started."""
+class Drill(Protocol):
+    """What a drill job gives this drill (tiffin.commands.drill.DrillJob)."""
+
+    @property
+    def target(self) -> TargetURL: ...
+    @property
+    def target_options(self) -> TargetOptions: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def to_time(self) -> datetime | None: ...
+    @property
+    def identity(self) -> str | None: ...
+
+
+def run(target: Target, job: Drill) -> tuple[str, str]:
+    """Given the target of the backups and a drill job with --to-time, drill the recovery of
+    its backup (NAME or latest) to that time in scratch space. Return (the dump used, the
+    summary). Raise Gap, OutsideWindow or BackupFailed before the scratch server starts."""
+    assert job.to_time is not None
+    url, options, name, to_time = job.target, job.target_options, job.name, job.to_time
+    identity = job.identity
     if name == "latest":
         newest = latest(target, what="mysql")
         if newest is None:

@@ -26,6 +26,7 @@ MAIL_VARS = ("TIFFIN_SMTP_URL", "TIFFIN_MAIL_FROM")
 DB_VARS = {
     "mysql": ("TIFFIN_DB_PASSWORD", "MYSQL_PWD"),
     "pgsql": ("TIFFIN_DB_PASSWORD", "PGPASSWORD"),
+    "pgbase": ("TIFFIN_DB_PASSWORD", "PGPASSWORD"),
     "mariabackup": ("TIFFIN_DB_PASSWORD", "MYSQL_PWD"),
 }
 S3_VARS = (
@@ -122,7 +123,7 @@ def plan_backup(job: BackupJob, args: Sequence[str]) -> Plan:
     argv = [
         *tiffin_argv(),
         "backup",
-        SOURCES[job.source.what].physical_of or job.source.what,  # mysql --physical, as typed
+        SOURCES[job.source.what].physical_of or job.source.what,  # pgsql/mysql --physical, as typed
         job.target.redacted(),
         *option_value("--label", job.label),
         *args,

@@ -19,6 +19,9 @@ __all__ = [
     "TARGET_CMDS",
     "UNSCHEDULE",
     "VERIFY",
+    "WAL_CMDS",
+    "WAL_FETCH",
+    "WAL_PUSH",
     "WATCH_CMDS",
     "Opt",
 ]
@@ -33,6 +36,9 @@ SCHEDULE = "schedule"
 RUN = "run"
 UNSCHEDULE = "unschedule"
 STATUS = "status"
+WAL_PUSH = "wal-push"  # PostgreSQL's archive_command and restore_command (SPEC §6)
+WAL_FETCH = "wal-fetch"
+WAL_CMDS = frozenset({WAL_PUSH, WAL_FETCH})
 
 TARGET_CMDS = frozenset({BACKUP, RESTORE, LIST, VERIFY, PRUNE, DRILL, SCHEDULE, STATUS})
 DB_CMDS = frozenset({BACKUP, RESTORE, DRILL, SCHEDULE})

@@ -18,6 +18,8 @@ from tiffin.options.opt import (
     TARGET_CMDS,
     UNSCHEDULE,
     VERIFY,
+    WAL_CMDS,
+    WAL_PUSH,
     WATCH_CMDS,
     Opt,
 )
@@ -121,7 +123,7 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(
         "--label",
         "the name's label (default: $HOSTNAME, else the host name)",
-        BACKUP_CMDS | {LIST, PRUNE, VERIFY, DRILL, STATUS},
+        BACKUP_CMDS | {LIST, PRUNE, VERIFY, DRILL, STATUS} | WAL_CMDS,
     ),
     Opt(
         "--what",
@@ -194,13 +196,13 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(
         "--metrics-file",
         "write Prometheus metrics to PATH for node_exporter's textfile collector (a .prom file)",
-        WATCH_CMDS | {RUN},
+        WATCH_CMDS | {RUN, WAL_PUSH},
         metavar="PATH",
     ),
     Opt(
         "--pushgateway",
         "push the metrics to this Prometheus Pushgateway (else TIFFIN_PUSHGATEWAY_URL)",
-        WATCH_CMDS,
+        WATCH_CMDS | {WAL_PUSH},
         metavar="URL",
     ),
     Opt(
@@ -234,7 +236,7 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(
         "--env-file",
         "load KEY=VALUE lines into the environment first (a scheduled job's secrets)",
-        BACKUP_CMDS | {RUN},
+        BACKUP_CMDS | {RUN} | WAL_CMDS,
         "list",
         metavar="FILE",
     ),
@@ -261,25 +263,25 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(
         "--ssh-key",
         "SSH private key (default: the agent, then ~/.ssh/id_*)",
-        TARGET_CMDS,
+        TARGET_CMDS | WAL_CMDS,
         metavar="FILE",
     ),
     Opt(
         "--endpoint-url",
         "S3-compatible endpoint (else AWS_ENDPOINT_URL or ~/.s3cfg)",
-        TARGET_CMDS,
+        TARGET_CMDS | WAL_CMDS,
         metavar="URL",
     ),
     Opt(
         "--insecure",
         "FTPS/SMTP: do not verify the server's certificate",
-        TARGET_CMDS | {RUN},
+        TARGET_CMDS | {RUN} | WAL_CMDS,
         "flag",
     ),
     Opt(
         "--timeout",
         "seconds without progress before giving up",
-        TARGET_CMDS,
+        TARGET_CMDS | WAL_CMDS,
         "float",
         metavar="SECONDS",
         span=(0.01, 86400),
@@ -379,6 +381,15 @@ STATUS_OPTIONS: tuple[Opt, ...] = (  # status (SPEC §7) and schedule --kubernet
 )
 
 OPTIONS += STATUS_OPTIONS
+OPTIONS += (  # speed (issue 17): what a database backup records for drill
+    Opt(
+        "--counts",
+        "mysql/pgsql: row counts drill checks: exact (small tables), estimate (the server's), off",
+        BACKUP_CMDS,
+        choices=("exact", "estimate", "off"),
+        default=SourceSpec.counts,
+    ),
+)
 
 # binlog (SPEC §6): its rows, and binlog added to the rows it shares (tiffin/options/binlog.py)
 OPTIONS = with_binlog(OPTIONS)

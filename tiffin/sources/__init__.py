@@ -14,6 +14,7 @@ from tiffin.sources.directory import DirectoryLoader, DirectorySource
 from tiffin.sources.mariabackup import MariabackupSource
 from tiffin.sources.mysql import MySQLLoader, MySQLSource
 from tiffin.sources.mysqldata import MysqlDataLoader
+from tiffin.sources.pgbase import PgBaseSource, PgDataLoader
 from tiffin.sources.postgresql import PostgresLoader, PostgresSource
 from tiffin.sources.sqlite import SqliteLoader, SqliteSource
 
@@ -43,6 +44,7 @@ KINDS: tuple[SourceKind, ...] = (
     ),
     SourceKind("data", DirectorySource, DirectoryLoader, "dir", "folder"),
     SourceKind("sqlite", SqliteSource, SqliteLoader, "sqlite", "file"),
+    SourceKind("pgbase", PgBaseSource, PgDataLoader, "pgdata", "folder", physical_of="pgsql"),
     SourceKind(
         "mariabackup",
         MariabackupSource,

@@ -1,8 +1,7 @@
 """MySQL / MariaDB through their own dump tool and client.
 
 The password reaches every child through an inherited pipe named as the first option,
---defaults-extra-file=/dev/fd/N: never through argv or the environment.
-"""
+--defaults-extra-file=/dev/fd/N: never through argv or the environment."""
 
 from __future__ import annotations
 

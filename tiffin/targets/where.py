@@ -7,7 +7,7 @@ import ipaddress
 import os
 
 from tiffin.errors import UsageError
-from tiffin.job import TargetURL
+from tiffin.job import TargetURL, looks_like_url
 from tiffin.targets import HOWS, SCHEMES
 from tiffin.urls import split_hostport, split_url
 
@@ -111,3 +111,21 @@ def parse_url(url: str) -> TargetURL:
     return TargetURL(
         kind, host=parts.host, port=parts.port, user=parts.user, password=parts.password, path=path
     )
+
+
+def target_of(positional: list[str], min_rest: int = 0) -> tuple[TargetURL, list[str]]:
+    """Given the positionals after WHAT (HOW WHERE [PATH] ... or URL ...), return the target
+    and the positionals left, of which MIN_REST are required after the target."""
+    if not positional:
+        raise UsageError("missing the target: HOW WHERE [PATH] (e.g. local /var/backups) or a URL")
+    if looks_like_url(positional[0]):
+        return parse_url(positional[0]), positional[1:]
+    if len(positional) < 2:
+        raise UsageError(f"{positional[0]} needs WHERE (a directory, USER@HOST or a bucket)")
+    extra = len(positional) - 2 - min_rest
+    if extra < 0:
+        raise UsageError("missing the backup NAME (or latest)")
+    if extra > 1:
+        raise UsageError(f"unexpected argument {positional[3 + min_rest]!r}")
+    path = positional[2] if extra == 1 else None
+    return parse_target(positional[0], positional[1], path), positional[2 + extra :]

@@ -1,0 +1,63 @@
+"""The lean entry reads the usual wal-push and wal-fetch lines itself, and hands anything else
+to the full command line, which says what is wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from tiffin import entry, walargs
+from tiffin.errors import UsageError
+
+
+def test_the_usual_lines_are_read_leanly() -> None:
+    assert entry.lean_values(["s3", "bucket", "wal", "pg_wal/0001", "--label=db1"]) == (
+        ["s3", "bucket", "wal", "pg_wal/0001"],
+        {"label": "db1"},
+    )
+    assert entry.lean_values(["--timeout", "30", "--insecure", "local", "/b", "p"]) == (
+        ["local", "/b", "p"],
+        {"timeout": 30.0, "insecure": True},
+    )
+    assert entry.lean_values(["--env-file", "a", "--env-file=b", "x"]) == (
+        ["x"],
+        {"env_file": ["a", "b"]},
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["-h"],
+        ["--lab", "x"],
+        ["--timeout", "0"],
+        ["--timeout", "soon"],
+        ["--label"],
+        ["--label", "--debug"],
+        ["--insecure=yes"],
+        ["--compress", "zstd"],
+    ],
+)
+def test_anything_else_goes_to_the_full_command_line(argv: list[str]) -> None:
+    assert entry.lean_values(argv) is None
+
+
+def test_a_wal_job_takes_the_target_and_the_files() -> None:
+    job = walargs.wal_job("wal-fetch", ["local", "/b", "sub", "0000000100000000000000A1", "p"], {})
+    assert job.target.path == "/b/sub" and job.name == "0000000100000000000000A1"
+    assert job.path == "p" and job.key
+    push = walargs.wal_job("wal-push", ["s3://bucket/wal", "pg_wal/X"], {"label": "db"})
+    assert (push.target.host, push.target.path, push.label) == ("bucket", "wal", "db")
+
+
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ("wal-push", ["local", "/b"]),
+        ("wal-fetch", ["local", "/b", "only-name"]),
+        ("wal-push", ["local", "/b", "sub", "more", "pg_wal/x"]),
+    ],
+)
+def test_a_line_without_its_files_is_a_usage_error(command: str, argv: list[str]) -> None:
+    with pytest.raises(UsageError, match=r"needs HOW WHERE|unexpected argument"):
+        walargs.wal_job(command, argv, {})

@@ -1,0 +1,174 @@
+"""The `tiffin` command's entry point. PostgreSQL starts wal-push and wal-fetch once per WAL
+file, so they start here without loading the rest of tiffin (its option table, sources,
+codecs: about 0.1 s a call). Everything else, and any wal-push or wal-fetch line that this
+lean reading does not take as it stands (--help, an option it does not know, a malformed
+value), goes to tiffin.cli, which reads it in full and says what is wrong."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+VALUED = frozenset(
+    {
+        "--label",
+        "--ssh-key",
+        "--endpoint-url",
+        "--timeout",
+        "--metrics-file",
+        "--pushgateway",
+        "--env-file",
+    }
+)
+FLAGS = frozenset({"--insecure", "--debug", "--quiet"})
+WAL = ("wal-push", "wal-fetch")
+
+
+def lean_values(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]] | None:
+    """Given the arguments after wal-push or wal-fetch, return (positionals, option values),
+    or None if anything calls for the full command line."""
+    positional: list[str] = []
+    values: dict[str, Any] = {}
+    it = iter(argv)
+    for arg in it:
+        if not arg.startswith("-") or arg == "-":
+            positional.append(arg)
+            continue
+        flag, eq, value = arg.partition("=")
+        dest = flag[2:].replace("-", "_")
+        if flag in FLAGS and not eq:
+            values[dest] = True
+        elif flag in VALUED:
+            if not eq:
+                got = next(it, None)
+                if got is None or got.startswith("-"):
+                    return None
+                value = got
+            if flag == "--env-file":
+                values.setdefault(dest, []).append(value)
+            elif flag == "--timeout":
+                try:
+                    seconds = float(value)
+                except ValueError:
+                    return None
+                if not 0.01 <= seconds <= 86400:
+                    return None
+                values[dest] = seconds
+            else:
+                values[dest] = value
+        else:
+            return None
+    return positional, values
+
+
+def done_before(command: str, positional: list[str], values: dict[str, Any]) -> bool:
+    """Given a lean-read wal-push or wal-fetch, return True if an earlier call did its work
+    ahead: wal-push's file stored and checked as it is now, or wal-fetch's file fetched,
+    checked and now moved to its place. Only os and json are loaded for this."""
+    from tiffin.commands.walspool import FetchSpool, PushSpool, key_of
+
+    wanted = 1 if command == "wal-push" else 2
+    if len(positional) < 2 + wanted or values.get("metrics_file") or values.get("pushgateway"):
+        return False  # a malformed line, or metrics to record: the full path
+    key = key_of(positional[:-wanted], values)
+    path = positional[-1]
+    try:
+        if command == "wal-push":
+            return PushSpool(path, key).take(os.path.basename(path), os.stat(path))
+        return FetchSpool(path, key).take(positional[-2], path)
+    except (OSError, ValueError):
+        return False
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_wal(command: str, positional: list[str], values: dict[str, Any]) -> int:
+    """Run wal-push or wal-fetch; return the exit status, printing one sentence on failure."""
+    from tiffin.errors import ExitStatus, TiffinError, failure_line, os_error_text
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    debug = bool(values.get("debug"))
+    try:
+        from tiffin import walargs
+        from tiffin.commands import wal
+
+        if values.get("env_file"):
+            from tiffin import config
+
+            config.load_env_files(values["env_file"])
+        job = walargs.wal_job(command, positional, values)
+        if command == walargs.PUSH:
+            wal.push(job)
+        else:
+            wal.fetch(job)
+        return ExitStatus.OK
+    except TiffinError as exc:
+        _traceback(debug)
+        message = failure_line(exc.subject, exc) if exc.subject else f"tiffin: {exc}"
+        _say(message)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        _say("tiffin: interrupted; nothing was reported done")
+        return ExitStatus.FAILED
+    except OSError as exc:
+        _traceback(debug)
+        _say(f"tiffin: {os_error_text(exc)}")
+        return ExitStatus.FAILED
+    except Exception as exc:
+        _traceback(debug)
+        _say(
+            f"tiffin: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)"
+        )
+        return ExitStatus.FAILED
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def _traceback(debug: bool) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run tiffin; return the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in WAL:
+        lean = lean_values(args[1:])
+        if lean is not None:
+            if not lean[1].get("env_file") and done_before(args[0], *lean):
+                return 0
+            return run_wal(args[0], *lean)
+    from tiffin.cli import main as full
+
+    return full(args)
+
+
+def run() -> None:
+    """The installed `tiffin` command: run main(), flush what it wrote, and leave at once.
+    Everything a run does is done when main() returns (children ended, files synced, the
+    report written); the interpreter's own teardown of every module and object would only add
+    wall time."""
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a closed pipe: the report did not reach its reader
+            status = status or 1
+    if "logging" in sys.modules:
+        sys.modules["logging"].shutdown()
+    os._exit(status)
+
+
+if __name__ == "__main__":
+    run()
