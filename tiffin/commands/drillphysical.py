@@ -14,16 +14,16 @@ temporary administrator, since the server's grant tables are the backed-up serve
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
+from tiffin.commands.drillpitr import Drill
 from tiffin.commands.drillsql import mysql_counts
 from tiffin.commands.mysqlpitr import Plan, planned, replayed, temporary_admin
 from tiffin.engine.binlogreplay import apply, utc_text
 from tiffin.engine.scratch import ScratchMariaDB
 from tiffin.engine.streams import Reader
 from tiffin.errors import BackupFailed
-from tiffin.job import RestoreJob, SourceSpec, TargetOptions, TargetURL
+from tiffin.job import RestoreJob, SourceSpec
 from tiffin.sources.mysqldata import MysqlDataLoader
 from tiffin.targets import connected
 
@@ -32,21 +32,8 @@ Checks = Callable[
 ]
 
 
-class Drilled(Protocol):
-    """What of a drill job a physical drill uses (tiffin.commands.drill.DrillJob)."""
-
-    @property
-    def target(self) -> TargetURL: ...
-    @property
-    def target_options(self) -> TargetOptions: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def to_time(self) -> datetime | None: ...
-
-
 def drill(
-    job: Drilled, stream: Reader, details: dict[str, Any], check_tables: Checks
+    job: Drill, stream: Reader, details: dict[str, Any], check_tables: Checks
 ) -> tuple[list[str], list[str], str]:
     """Given the drill job, the decoded STREAM of a physical backup and its manifest's
     details, restore it into a scratch server (then, with --to-time, replay the binary log
@@ -70,7 +57,7 @@ def drill(
 
 
 def _drill(
-    job: Drilled, stream: Reader, details: dict[str, Any], check_tables: Checks, p: Plan | None
+    job: Drill, stream: Reader, details: dict[str, Any], check_tables: Checks, p: Plan | None
 ) -> tuple[list[str], list[str], str]:
     server: ScratchMariaDB
 
