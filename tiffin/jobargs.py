@@ -260,6 +260,8 @@ def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
     if len(rest) != 1:
         raise UsageError("drill takes one backup NAME (or latest) after the target")
     into = values.get("into") or physical_into(rest[0], bool(values.get("physical")))
+    if not into and values.get("physical"):  # several physical kinds: drill.newest_physical
+        into = next(iter(PHYSICAL.values())).into
     if not into:
         raise UsageError(f"say where to drill: --into {spoken(INTO)}")
     if values.get("database"):

@@ -210,6 +210,8 @@ def drill_and_lifecycle(source: MariaDB, env: dict[str, str], out: Path, tmp: Pa
     assert f"Drill of {name} passed: " in r.stdout and "4 tables" in r.stdout
     r = tiffin(["drill", "local", str(out), "latest", "--into", "mysqldata"], env)
     assert f"Drill of {name} passed: " in r.stdout
+    r = tiffin(["drill", "local", str(out), "latest", "--physical"], env)  # its kind found
+    assert f"Drill of {name} passed: " in r.stdout
     assert json.loads((out / (name + ".drill.json")).read_text())["passed"] is True
     assert os.listdir(tmp) == []  # the scratch server and its folder are gone
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tiffin import jobargs
 from tiffin.cli.registry import command, err, out
 from tiffin.errors import ExitStatus, TiffinError, UsageError, failure_line
+
+if TYPE_CHECKING:
+    from tiffin.commands.drill import DrillJob
 
 
 @command("restore", "bring a backup back: HOW WHERE [PATH] NAME|latest, or URL NAME")
@@ -149,6 +152,8 @@ def cmd_drill(args: list[str], values: dict[str, Any]) -> int:
     from tiffin.commands import drill
 
     job = jobargs.drill_job(args, values)
+    if values.get("physical") and not values.get("into") and job.name == "latest":
+        job = newest_physical(job)  # of whichever physical kind: its --into
     drill.announce(job, err)
     started = time.monotonic()
     try:
@@ -201,3 +206,23 @@ def cmd_status(args: list[str], values: dict[str, Any]) -> int:
     if problem:
         err(f"tiffin: {problem}")
     return ExitStatus.FAILED if problem else ExitStatus.OK
+
+
+def newest_physical(job: DrillJob) -> DrillJob:
+    """Given `drill ... latest --physical` (no --into), return the job with the --into and
+    WHAT of the newest complete physical backup at its target, of whichever kind (mariabackup,
+    pgbase), of --label if given; the job as it is if there is none (its drill says so)."""
+    from dataclasses import replace
+
+    from tiffin.catalog.holdings import latest
+    from tiffin.sources import PHYSICAL, SOURCES
+    from tiffin.targets import connected
+
+    with connected(job.target, job.target_options) as target:
+        kinds = [k.what for k in PHYSICAL.values()]
+        found = [latest(target, job.label, kind=k, source=job.source_id) for k in kinds]
+    newest = max((b for b in found if b is not None), key=lambda b: b.created, default=None)
+    if newest is None:
+        return job
+    kind = SOURCES[newest.kind]
+    return replace(job, into=kind.into, source=replace(job.source, what=kind.what))
