@@ -10,6 +10,7 @@ from typing import Any
 
 from tiffin import options
 from tiffin.catalog.naming import check_label, check_name, default_label, parse_name
+from tiffin.commands import drillphysical
 from tiffin.commands.drill import DrillJob
 from tiffin.commands.schedule import option_value
 from tiffin.errors import UsageError
@@ -247,8 +248,10 @@ def physical_into(name: str, physical: bool) -> str | None:
     kind = SOURCES.get(parsed.kind) if parsed else None
     if kind is not None and kind.physical_of:
         return kind.into
-    physical_kinds = list(PHYSICAL.values())
-    return physical_kinds[0].into if physical and len(physical_kinds) == 1 else None
+    if not physical or name != "latest":
+        return None
+    kinds = list(PHYSICAL.values())  # one kind: its own; several: the newest one found there
+    return kinds[0].into if len(kinds) == 1 else drillphysical.ANY
 
 
 def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
@@ -267,7 +270,7 @@ def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
         target=target,
         name=check_name(rest[0]),
         into=into,
-        source=source_spec(INTO[into].what, values),
+        source=source_spec(INTO.get(into, next(iter(PHYSICAL.values()))).what, values),
         target_options=target_options(values),
         identity=values.get("identity"),
         label=values.get("label"),

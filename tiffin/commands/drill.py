@@ -1,12 +1,11 @@
 """drill: restore a backup into scratch space that tiffin creates and removes, and check the
 copy against what the manifest recorded at backup time, so that an empty or cut dump fails.
-
 Where it goes: `--into mysql|pgsql` loads the dump, whole and as it is, into a throwaway
-server tiffin starts (tiffin.engine.scratch: its own folder, a private socket, no TCP,
-jailed), never the server the connection options name; `--into dir|sqlite` restore into a
-fresh temporary folder (under --dir if given). All is removed at the end, passed, failed or
-interrupted. The loading client runs no client-side command the dump holds (psqlfeed,
-mysql.guarded). The verdict: NAME.drill.json. `--into mysql --to-time`: drillpitr.py.
+server tiffin starts (tiffin.engine.scratch: own folder, private socket, no TCP, jailed),
+never the server the connection options name; `--into dir|sqlite` restore into a fresh
+temporary folder (under --dir if given). All is removed at the end, whatever happens. The
+loading client runs no client-side command the dump holds (psqlfeed, mysql.guarded). The
+verdict: NAME.drill.json (catalog.drillrecord). --into mysql --to-time: drillpitr.py.
 
 The checks, against the manifest's "source" details:
 - mysql/pgsql: every database and every table recorded is there. A table whose rows were
@@ -15,10 +14,10 @@ The checks, against the manifest's "source" details:
   before the dump starts, not inside its snapshot, so writes in between make small
   differences: those are warnings, not failures. Tables too large to count at backup time
   ("rows_estimated") are checked for presence only, with a warning if one comes back empty.
-- sqlite: every table, with exactly the rows recorded (counted on the stored copy).
-- data: at least 90% of the files and of the bytes recorded (counted by a walk just before
-  the tar), and at least one file when there were files; other differences are warnings.
-"""
+- sqlite: every table, with exactly the rows recorded (counted on the stored copy itself).
+- data: at least 90% of the files and bytes recorded (counted as the tar is written), at
+  least one file if there were any; other differences are warnings. pgdata, mysqldata
+  (--physical): recovered in a scratch server, checked as mysql/pgsql."""
 
 from __future__ import annotations
 
@@ -30,8 +29,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tiffin import __version__
@@ -90,7 +88,7 @@ class DrillJob:
     emails: tuple[str, ...] = ()
     ping_url: str | None = None
     source_id: str | None = None  # `latest` of this source only (tiffin/sources/identity.py)
-    to_time: datetime | None = None  # mysql: replay the binary logs to this time (SPEC §6)
+    to_time: Any = None  # a datetime: --into mysql replays the binary logs to it (SPEC §6)
     metrics_file: str | None = None
     pushgateway: str | None = field(default=None, repr=False)
     notify: tuple[str, ...] = field(default=(), repr=False)
@@ -282,6 +280,8 @@ def run(job: DrillJob) -> DrillResult:
     t0 = time.monotonic()
     process.set_patience(job.target_options.timeout)  # bounds every wait on the server too
     with connected(job.target, job.target_options) as target:
+        if job.into == drillphysical.ANY:  # latest --physical, with several physical kinds
+            job = replace(job, into=drillphysical.newest_into(target, job.label, job.source_id))
         try:
             result = _run(job, target, t0)
         except DrillFailed as exc:

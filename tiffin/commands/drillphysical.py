@@ -12,11 +12,27 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tiffin.catalog.holdings import latest
 from tiffin.commands.drillsql import mysql_counts
 from tiffin.engine.scratch import ScratchMariaDB
 from tiffin.engine.streams import Reader
+from tiffin.errors import NotFound
 from tiffin.job import RestoreJob, SourceSpec, TargetOptions, TargetURL
+from tiffin.sources import PHYSICAL
 from tiffin.sources.mysqldata import MysqlDataLoader
+from tiffin.targets.base import Target
+
+ANY = "physical"  # drill latest --physical: the newest physical backup of any kind here
+
+
+def newest_into(target: Target, label: str | None, source: str | None) -> str:
+    """Given a target, a label and a source identity (None: any), return the --into of the
+    newest complete physical backup it holds (pgdata, mysqldata). Raise NotFound if none."""
+    found = [(b, k) for k in PHYSICAL.values() if (b := latest(target, label, k.what, source))]
+    if not found:
+        raise NotFound("there is no complete physical backup here to drill as 'latest'")
+    return max(found, key=lambda bk: bk[0].created)[1].into
+
 
 Checks = Callable[
     [Mapping[str, Any], Mapping[str, dict[str, int] | None]], tuple[list[str], list[str], str]
