@@ -9,7 +9,7 @@ from typing import Any
 
 from tiffin import jobargs
 from tiffin.cli.registry import command, err, out
-from tiffin.errors import ExitStatus, Failed, TiffinError, UsageError
+from tiffin.errors import ExitStatus, Failed, TiffinError, UsageError, failure_line
 from tiffin.job import BinlogJob
 from tiffin.jobargs import binlog_job
 
@@ -34,6 +34,19 @@ def _record(job: BinlogJob, ok: bool, started: float, size: int | None) -> None:
     )
     for line in metrics.record(outcome, job.metrics_file, job.pushgateway):
         out(line)
+
+
+def _notify(job: BinlogJob, where: str, line: str) -> None:
+    """Send a failure through --notify (Apprise); a notice that fails is a WARNING line."""
+    if not job.notify:
+        return
+    import socket
+
+    from tiffin.tell import notices
+
+    title = f"Binlog archive result for {socket.gethostname()}: FAILED"
+    for warning in notices.send(job.notify, title, f"{line}\n\nArchive: {where}", "FAILED"):
+        out(warning)
 
 
 @command("binlog", "archive a MySQL/MariaDB server's binary logs: HOW WHERE [PATH] [--follow]")
@@ -82,7 +95,9 @@ def run_binlog(job: BinlogJob) -> int:
         if isinstance(exc, UsageError):
             raise
         _record(job, False, started, None)
-        raise BinlogFailed(exc) from exc
+        failed = BinlogFailed(exc)
+        _notify(job, where, failure_line("Binlog archive", failed))
+        raise failed from exc
     if stop is not None:
         out(f"Binlog archive stopped; every closed log is stored at {where}.")
         return ExitStatus.OK

@@ -88,7 +88,7 @@ class DrillJob:
     emails: tuple[str, ...] = ()
     ping_url: str | None = None
     source_id: str | None = None  # `latest` of this source only (tiffin/sources/identity.py)
-    to_time: datetime | None = None  # mysql: replay the binary logs to this time (SPEC §6)
+    to_time: datetime | None = None  # --into mysql replays the binary logs to it (SPEC §6)
     metrics_file: str | None = None
     pushgateway: str | None = field(default=None, repr=False)
     notify: tuple[str, ...] = field(default=(), repr=False)
