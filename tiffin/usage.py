@@ -116,6 +116,13 @@ FORMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "tiffin drill local /var/backups latest --into dir",
         ),
     ),
+    "binlog": (
+        ("HOW WHERE [PATH] [connection options] [--follow [--max-lag S]] [--timeout S]",),
+        (
+            "tiffin binlog s3 ramen-backups --host db.internal --label ramen",
+            "tiffin binlog s3 ramen-backups --host db.internal --label ramen --follow --max-lag 30",
+        ),
+    ),
 }
 
 

@@ -94,3 +94,14 @@ def test_a_gap_is_refused_naming_the_missing_log(history, tmp_path):
     failed = restore({**history, "out": copy}, "--to-time", shown(history["t3"]), expect=1)
     assert victim.name[: -len(".json")] in failed.stderr
     assert history["fresh"].sql("SHOW DATABASES LIKE 'shop'") == ""
+
+
+def test_drill_to_a_time_replays_in_a_scratch_server(history):
+    env = tiffin_env(history["tmp"] / "home")
+    args = ["drill", "local", str(history["out"]), "latest", "--into", "mysql"]
+    done = tiffin([*args, "--to-time", shown(history["t2"])], env)
+    assert "passed" in done.stdout and "binary logs replayed" in done.stdout
+    assert f"last transaction applied at {shown(history['t2'])}" in done.stdout
+    late = shown(history["t3"] + timedelta(hours=1))
+    failed = tiffin([*args, "--to-time", late], env, expect=1)
+    assert "outside the archive's window" in failed.stderr

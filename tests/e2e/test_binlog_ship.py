@@ -134,3 +134,48 @@ def test_follow_keeps_up_and_stops_cleanly_on_sigterm(server, tmp_path):
     assert proc.returncode == 0, stderr
     assert last in archived(out)  # what it held when told to stop is stored
     assert "Traceback" not in stderr and "stopped" in stdout
+
+
+def test_the_password_may_come_from_an_env_file_as_a_scheduled_job_has_it(server, tmp_path):
+    env = tiffin_env(tmp_path / "home")  # no password in the environment
+    secrets = tmp_path / "job.env"
+    secrets.write_text(f"TIFFIN_DB_PASSWORD={server.password}\n")
+    secrets.chmod(0o600)
+    ship(server, tmp_path / "b", env, "--env-file", str(secrets))
+    assert archived(tmp_path / "b")
+
+
+def test_the_password_is_on_no_command_line_while_shipping_and_replaying(server, tmp_path):
+    from tests.e2e.test_secrets_all import Watch
+
+    env = tiffin_env(tmp_path / "home", **server.client_env())
+    out = tmp_path / "b"
+    with Watch(server.password) as watch:
+        tiffin(["backup", "mysql", "local", str(out), *server.conn_args(), "--label", "shop"], env)
+        server.sql("INSERT INTO shop.t VALUES (7, 7)")
+        ship(server, out, env)
+        server.sql("DROP DATABASE shop")
+        args = ["restore", "local", str(out), "latest", "--into", "mysql", *server.conn_args()]
+        tiffin(args, env)
+    assert server.sql("SELECT v FROM shop.t") == "7"
+    assert watch.scans > 10 and watch.seen == []
+
+
+def test_run_takes_binlog_jobs_from_the_config(server, tmp_path):
+    env = tiffin_env(tmp_path / "home", **server.client_env())
+    out = tmp_path / "b"
+    conf = tmp_path / "tiffin.toml"
+    conf.write_text(
+        "[defaults]\n"
+        f'host = "127.0.0.1"\nport = {server.port}\nuser = "tiffin"\nlabel = "shop"\n'
+        f'[jobs.nightly]\nwhat = "mysql"\nto = "file://{out}"\n'
+        f'[jobs.logs]\nwhat = "binlog"\nto = "file://{out}"\n'
+    )
+    done = tiffin(["run", "--config", str(conf)], env).stdout
+    assert "Backup shop_" in done and "Binlog archive completed" in done
+    assert archived(out)
+    only = tiffin(["run", "logs", "--config", str(conf)], env).stdout
+    assert "Backup shop_" not in only and "Binlog archive completed" in only
+    conf.write_text(conf.read_text() + "follow = true\n")
+    refused = tiffin(["run", "logs", "--config", str(conf)], env, expect=2)
+    assert "service" in refused.stderr

@@ -178,6 +178,17 @@ def test_restore_refuses_a_data_directory_that_is_not_empty(
     r = tiffin(["restore", "local", str(out), "latest", "--into", "mysql",
                 *source.conn_args()], env, expect=1)  # fmt: skip
     assert "physical MariaDB backup: restore it --into mysqldata --dir DATADIR" in r.stderr
+    owned = tmp_path / "owned"
+    tiffin(["restore", "local", str(out), "latest", "--into", "mysqldata", "--dir", str(owned),
+            "--owner", "nobody"], env)  # fmt: skip
+    nobody = pwd.getpwnam("nobody").pw_uid
+    assert {p.stat().st_uid for p in [owned, *owned.rglob("*")]} == {nobody}
+    args = ["--dir", str(tmp_path / "x"), "--owner", "no-such-user-here"]
+    r = tiffin(
+        ["restore", "local", str(out), "latest", "--into", "mysqldata", *args], env, expect=1
+    )
+    assert "there is no OS user no-such-user-here to own the data directory" in r.stderr
+    assert not (tmp_path / "x").exists()
 
 
 def test_drill_restores_a_physical_backup_into_scratch_and_checks_its_tables(
@@ -198,6 +209,8 @@ def drill_and_lifecycle(source: MariaDB, env: dict[str, str], out: Path, tmp: Pa
     r = tiffin(["drill", "local", str(out), name], env)
     assert f"Drill of {name} passed: " in r.stdout and "4 tables" in r.stdout
     r = tiffin(["drill", "local", str(out), "latest", "--into", "mysqldata"], env)
+    assert f"Drill of {name} passed: " in r.stdout
+    r = tiffin(["drill", "local", str(out), "latest", "--physical"], env)  # its kind found
     assert f"Drill of {name} passed: " in r.stdout
     assert json.loads((out / (name + ".drill.json")).read_text())["passed"] is True
     assert os.listdir(tmp) == []  # the scratch server and its folder are gone
@@ -239,3 +252,13 @@ def test_schedule_and_run_take_physical_for_mysql(source: MariaDB, tmp_path: Pat
     r = tiffin(["run", "nightly-physical", "--config", str(config)], env)
     [name] = backups(out)
     assert name.endswith("_UTC.mariabackup.xb.zst") and f"Backup {name} completed." in r.stdout
+
+
+def test_physical_backup_over_the_servers_socket(source: MariaDB, tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    env = tiffin_env(tmp_path / "home")
+    tiffin(["backup", "mysql", "local", str(out), "--physical", "--socket", str(source.socket),
+            "--user", "root"], env)  # fmt: skip
+    [name] = backups(out)
+    src = manifest(out, name)["source"]
+    assert src["identity"]["server"] == str(source.socket) and src["binlog"]["server_id"] == 7

@@ -107,7 +107,8 @@ def test_a_backup_my_cnf_naming_files_elsewhere_is_refused(tmp_path: Path) -> No
 
 @tried(
     "hostile",
-    "a physical backup that is no xbstream, is cut short, or lacks mariabackup's files",
+    "a physical backup that is no xbstream, is cut short, lacks mariabackup's files, or whose "
+    "files mariabackup cannot prepare",
     "restore --into mysqldata of each, planted with a true manifest",
     "exit 1 saying which; DATADIR not created, nothing left beside it",
 )
@@ -117,6 +118,11 @@ def test_a_stream_that_is_no_backup_or_is_cut_short_leaves_nothing(tmp_path: Pat
         "not a mariabackup stream": b"-- MariaDB dump\nDROP DATABASE mysql;\n",
         "cut short": xbstream((b"backup-my.cnf", CNF), (b"ibdata1", b"y" * 1000))[:-700],
         "holds no xtrabackup_checkpoints": xbstream((b"backup-my.cnf", CNF)),
+        "mariabackup --prepare exited with status": xbstream(
+            (b"xtrabackup_checkpoints", b"backup_type = full-backuped\nto_lsn = 9\n"),
+            (b"backup-my.cnf", CNF),
+            (b"ibdata1", b"\0" * 65536),
+        ),
     }
     for why, data in cases.items():
         name = plant(tmp_path / "b", data)
@@ -126,3 +132,27 @@ def test_a_stream_that_is_no_backup_or_is_cut_short_leaves_nothing(tmp_path: Pat
         assert why in r.stderr, r.stderr
         assert not datadir.exists()
         assert sorted(os.listdir(tmp_path)) == ["b", "home"]
+
+
+@tried(
+    "hostile",
+    "a physical backup whose stored bytes differ from its manifest",
+    "restore --into mysqldata of a planted backup whose manifest's sha256 is another's",
+    "exit 1, `the sha256 of NAME does not match its manifest`, found as the stream ends and "
+    "before anything is prepared or moved: DATADIR not created",
+)
+def test_bytes_that_differ_from_the_manifest_are_caught_before_datadir_is_written(
+    tmp_path: Path,
+) -> None:
+    data = xbstream((b"xtrabackup_checkpoints", b"x"), (b"backup-my.cnf", CNF))
+    name = plant(tmp_path / "b", data)
+    m = tmp_path / "b" / (name + ".manifest.json")
+    text = m.read_text()
+    digest = text.split('"sha256": "', 1)[1][:64]
+    m.write_text(text.replace(digest, "0" * 64, 1))
+    datadir = tmp_path / "data"
+    r = tiffin(["restore", "local", str(tmp_path / "b"), name, "--into", "mysqldata",
+                "--dir", str(datadir)], tiffin_env(tmp_path / "home"), expect=1)  # fmt: skip
+    assert f"the sha256 of {name} does not match its manifest" in r.stderr
+    assert not datadir.exists()
+    assert sorted(os.listdir(tmp_path)) == ["b", "home"]

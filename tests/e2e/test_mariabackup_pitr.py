@@ -4,7 +4,9 @@ or before T, none after; a time outside the window or a gap refused before DATAD
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.binlogs import binlog_server, marked_history
-from tests.e2e.helpers import tiffin
+from tests.e2e.helpers import backups, manifest, tiffin
 from tests.e2e.test_binlog_pitr import shown
 from tests.servers.env import tiffin_env
 from tests.servers.mariadb import MariaDB
@@ -34,7 +36,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             lambda: tiffin(["binlog", "local", str(out), *conn], env),
             at_t2="CREATE USER 'cook'@'%' IDENTIFIED BY 'noodles';",
         )
-        yield {"out": out, "env": env, "t1": t1, "t2": t2, "t3": t3}
+        yield {"out": out, "env": env, "t1": t1, "t2": t2, "t3": t3, "conn": conn}
     finally:
         source.close()
 
@@ -96,3 +98,43 @@ def test_a_time_outside_the_window_or_a_gap_is_refused_before_datadir_is_written
         assert not copy.datadir.exists()
     finally:
         copy.close()
+
+
+def test_drill_of_a_physical_backup_to_t2_replays_in_scratch(history: dict) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="tiffin-drill-tmp-", dir="/tmp"))  # `nobody` enters it
+    tmp.chmod(0o755)
+    try:
+        env = {**history["env"], "TMPDIR": str(tmp)}
+        args = ["drill", "local", str(history["out"]), "latest", "--into", "mysqldata"]
+        done = tiffin([*args, "--to-time", shown(history["t2"])], env)
+        assert "passed: 2 databases, 1 table, 5 rows" in done.stdout, done.stdout
+        assert f"the last transaction applied committed at {shown(history['t2'])}" in done.stdout
+        done = tiffin([*args, "--to-time", shown(history["t1"])], env)
+        assert "1 table, 2 rows" in done.stdout, done.stdout
+        assert os.listdir(tmp) == []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_list_and_verify_count_a_physical_backup_in_the_archives_window(history: dict) -> None:
+    out, env = history["out"], history["env"]
+    listing = tiffin(["list", "local", str(out)], env).stdout
+    [name] = backups(out)
+    finished = manifest(out, name)["finished"].replace("T", " ").rstrip("Z")
+    assert f"shop (binary logs): recoverable from {finished} UTC to " in listing
+    verified = tiffin(["verify", "local", str(out), name], env).stdout
+    assert f"OK {name}" in verified and "binary logs" in verified and "checked" in verified
+
+
+def test_prune_keeps_the_logs_a_kept_physical_backup_needs(history: dict, tmp_path: Path) -> None:
+    out, env = tmp_path / "copy", history["env"]
+    shutil.copytree(history["out"], out)
+    tiffin(["backup", "mysql", "local", str(out), "--physical", *history["conn"]], env)
+    tiffin(["binlog", "local", str(out), *history["conn"]], env)
+    _first, newest = sorted(backups(out))
+    start = manifest(out, newest)["source"]["binlog"]["file"]
+    before = sorted(p.name[:-5] for p in (out / "shop.binlog").glob("*.json"))
+    done = tiffin(["prune", "local", str(out), "--keep-last", "1"], env).stdout
+    after = sorted(p.name[:-5] for p in (out / "shop.binlog").glob("*.json"))
+    assert backups(out) == [newest] and after == [n for n in before if n >= start]
+    assert after != before and "binary logs no kept backup needs" in done

@@ -101,3 +101,13 @@ def test_a_drill_sends_its_report_too(sink, tmp_path, tiffin_env):
     assert body["type"] == "success"
     assert body["title"] == "Drill result for drillhost: OK"
     assert r.stdout.splitlines()[0] in body["message"]
+
+
+def test_a_failed_binlog_archive_is_notified(sink, mariadb, tmp_path, tiffin_env):
+    env = tiffin_env(**mariadb.client_env())
+    hook = f"json://127.0.0.1:{sink.port}/"
+    args = ["binlog", "local", str(tmp_path / "b"), *mariadb.conn_args(), "--notify", hook]
+    r = tiffin(args, env, expect=1)  # the session server keeps no binary logs
+    [(_, _, body)] = sink.got
+    assert body["type"] == "failure" and "Binlog archive result for" in body["title"]
+    assert "binary logging is off" in body["message"] and "binary logging is off" in r.stderr

@@ -50,6 +50,7 @@ MODULES = (
     "tests.e2e.test_kubernetes_secrets",
     "tests.e2e.test_mariabackup_faults",
     "tests.e2e.test_mariabackup_hostile",
+    "tests.faults.test_binlog_faults",
 )
 SECTIONS = {
     "fault": "Faults made real",

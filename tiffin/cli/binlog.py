@@ -2,52 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
 from typing import Any
 
-from tiffin import jobargs, options
-from tiffin.catalog.naming import check_label, default_label
+from tiffin import jobargs
 from tiffin.cli.registry import command, err, out
-from tiffin.errors import ExitStatus, Failed, TiffinError, UsageError
-from tiffin.job import BinlogJob, DBConn
+from tiffin.errors import ExitStatus, Failed, TiffinError, UsageError, failure_line
+from tiffin.job import BinlogJob
+from tiffin.jobargs import binlog_job
 
 
 class BinlogFailed(Failed):
     def __init__(self, reason: TiffinError | str) -> None:
         super().__init__("Binlog archive", reason)
-
-
-def binlog_job(positional: list[str], values: Mapping[str, Any]) -> BinlogJob:
-    """Given binlog's positionals (HOW WHERE [PATH], or URL) and option values, return its
-    job. Raise UsageError if anything is malformed: nothing is contacted yet."""
-    target, rest = jobargs.target_of(positional)
-    if rest:
-        raise UsageError(f"unexpected argument {rest[0]!r}")
-    if values.get("max_lag") is not None and not values.get("follow"):
-        raise UsageError("--max-lag is for --follow")
-    spec = jobargs.source_spec("mysql", values)
-    conn: DBConn = spec.conn
-    metrics_file, gateway, urls = jobargs.watching(values)
-    max_lag = values.get("max_lag")
-    return BinlogJob(
-        conn=conn,
-        target=target,
-        target_options=jobargs.target_options(values),
-        label=check_label(values.get("label") or default_label(os.environ.get("HOSTNAME"))),
-        compress=values.get("compress") or options.default("compress"),
-        compress_level=values.get("compress_level"),
-        follow=bool(values.get("follow")),
-        max_lag=float(options.default("max_lag") if max_lag is None else max_lag),
-        quiet=bool(values.get("quiet")),
-        metrics_file=metrics_file,
-        pushgateway=gateway,
-        notify=urls,
-        job_name=values.get("job_name") or "",
-    )
 
 
 def _record(job: BinlogJob, ok: bool, started: float, size: int | None) -> None:
@@ -67,18 +36,42 @@ def _record(job: BinlogJob, ok: bool, started: float, size: int | None) -> None:
         out(line)
 
 
+def _notify(job: BinlogJob, where: str, line: str) -> None:
+    """Send a failure through --notify (Apprise); a notice that fails is a WARNING line."""
+    if not job.notify:
+        return
+    import socket
+
+    from tiffin.tell import notices
+
+    title = f"Binlog archive result for {socket.gethostname()}: FAILED"
+    for warning in notices.send(job.notify, title, f"{line}\n\nArchive: {where}", "FAILED"):
+        out(warning)
+
+
 @command("binlog", "archive a MySQL/MariaDB server's binary logs: HOW WHERE [PATH] [--follow]")
 def cmd_binlog(args: list[str], values: dict[str, Any]) -> int:
+    from tiffin import config
+
+    config.load_env_files(values.get("env_file") or ())  # a scheduled job's secrets
+    return run_binlog(binlog_job(args, values))
+
+
+def run_binlog(job: BinlogJob) -> int:
+    """Given a binlog job, ship once (or follow until SIGTERM) and report. Raise BinlogFailed
+    if it fails (metrics say so first)."""
     from tiffin.catalog.binlogs import archive_url
     from tiffin.engine import binlogship
 
-    job = binlog_job(args, values)
     where = archive_url(job.target, job.label).redacted()
     started = time.time()
 
-    def told(done: binlogship.Pass) -> None:
+    def shipped(done: binlogship.Pass) -> None:
         for a in done.shipped:
             out(f"Archived {a.log} ({a.size} bytes stored, last event {a.last_time}) at {where}.")
+
+    def told(done: binlogship.Pass) -> None:
+        shipped(done)
         if done.shipped and (job.metrics_file or job.pushgateway):
             _record(job, True, started, done.shipped[-1].size)
 
@@ -102,17 +95,39 @@ def cmd_binlog(args: list[str], values: dict[str, Any]) -> int:
         if isinstance(exc, UsageError):
             raise
         _record(job, False, started, None)
-        raise BinlogFailed(exc) from exc
+        failed = BinlogFailed(exc)
+        _notify(job, where, failure_line("Binlog archive", failed))
+        raise failed from exc
     if stop is not None:
         out(f"Binlog archive stopped; every closed log is stored at {where}.")
+        return ExitStatus.OK
+    shipped(done)
+    if done.shipped:
+        n = len(done.shipped)
+        out(f"Binlog archive completed: {n} log{'s' * (n != 1)}, {done.size} bytes stored.")
     else:
-        for a in done.shipped:
-            out(f"Archived {a.log} ({a.size} bytes stored, last event {a.last_time}) at {where}.")
-        if done.shipped:
-            n = len(done.shipped)
-            out(f"Binlog archive completed: {n} log{'s' * (n != 1)}, {done.size} bytes stored.")
-        else:
-            newest = f" (up to {done.newest})" if done.newest else ""
-            out(f"Binlog archive completed: nothing new to ship{newest}.")
-        _record(job, True, started, done.size)
+        newest = f" (up to {done.newest})" if done.newest else ""
+        out(f"Binlog archive completed: nothing new to ship{newest}.")
+    _record(job, True, started, done.size)
+    return ExitStatus.OK
+
+
+def schedule_binlog(args: list[str], values: dict[str, Any], when: str | None) -> int:
+    """schedule binlog HOW WHERE [PATH] ...: --follow as a systemd service, else one-shot runs
+    from cron (or --systemd timers), every 15 minutes unless --at/--cron."""
+    from tiffin.commands import binlogunit, schedule
+
+    if values.get("kubernetes") or values.get("config"):
+        raise UsageError("schedule binlog takes HOW WHERE [PATH] and options, not a config")
+    job = binlog_job(args, values)
+    plan = binlogunit.plan(job, jobargs.option_args(values, frozenset({"label"}), "binlog"))
+    if job.follow:
+        if not values.get("systemd") or when is not None:
+            raise UsageError("binlog --follow runs all the time: schedule it with --systemd alone")
+        lines = binlogunit.install_service(plan)
+    else:
+        install = schedule.schedule_systemd if values.get("systemd") else schedule.schedule_cron
+        lines = install([plan], when or binlogunit.EVERY)
+    for line in lines:
+        out(line)
     return ExitStatus.OK

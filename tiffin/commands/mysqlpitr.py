@@ -21,21 +21,87 @@ import signal
 import subprocess
 import tempfile
 import time
-from dataclasses import replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
 
-from tiffin.catalog.binlogs import archive_url, archived_names, chain, starts
+from tiffin.catalog.binlogs import Archived, Start, archive_url, archived_names, chain, starts
 from tiffin.catalog.holdings import latest, read_manifest
-from tiffin.commands.pitr import _pick, window
+from tiffin.commands.pitr import pick_start, window
 from tiffin.engine import pipeline, process
-from tiffin.engine.binlogreplay import Coordinates, apply, check_logs, plan, utc_text
+from tiffin.engine.binlogreplay import Coordinates, Replayed, apply, check_logs, plan, utc_text
 from tiffin.errors import BackupFailed, NotFound
-from tiffin.job import DBConn, RestoreJob
+from tiffin.job import DBConn, RestoreJob, TargetOptions, TargetURL
 from tiffin.sources.mysql import with_secret
 from tiffin.sources.mysqldata import MysqlDataLoader, owner_of
-from tiffin.targets import connected
+from tiffin.targets import Target, connected
 
 WHAT = "mariabackup"
 READY_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a recovery to a time from a physical backup starts from and replays."""
+
+    archive: Target
+    start: Start
+    coords: Coordinates
+    logs: list[Archived]
+
+
+@contextmanager
+def planned(
+    backups: Target,
+    url: TargetURL,
+    options: TargetOptions,
+    to_time: datetime | None,
+    name: str,
+    source_id: str | None = None,
+) -> Iterator[Plan]:
+    """Given the target of the backups (at URL, with OPTIONS), --to-time and NAME (or
+    latest), yield the plan of the recovery with its archive connected: the newest
+    physical backup that finished before --to-time (or NAME), its coordinates and the logs
+    to replay, every one checked against its sha256. Raise Gap, OutsideWindow or BackupFailed
+    (before anything is written) if there is no such recovery."""
+    if name == "latest":
+        newest = latest(backups, what=WHAT, source=source_id)
+        if newest is None:
+            raise NotFound("there is no complete physical MariaDB backup here to recover from")
+        label, named = newest.label, None
+    else:
+        label, named = read_manifest(backups, name).label, name
+    with connected(archive_url(url, label), options) as archive:
+        if not archived_names(archive.list()):
+            raise BackupFailed(
+                f"--to-time needs the binary log archive {label}.binlog beside the backups "
+                "(tiffin binlog); there is none"
+            )
+        candidates = starts(backups, label, whats=(WHAT,))
+        span = window(archive, candidates)
+        if span is None and candidates:
+            chain(archived_names(archive.list()), candidates[0].file)  # Gap, naming it
+        start = pick_start(candidates, named, to_time, span)
+        if start is None:
+            raise BackupFailed(
+                f"no physical backup of {label} that records binary log coordinates "
+                f"finished before {utc_text(to_time) if to_time else 'the end'}"
+            )
+        coords = Coordinates(start.file, start.position, start.gtid)
+        logs = plan(archive, coords, to_time)
+        check_logs(archive, logs)
+        yield Plan(archive, start, coords, logs)
+
+
+def replayed(done: Replayed, to_time: datetime | None) -> str:
+    """Given what a replay applied and its time, return how the report says it."""
+    last = utc_text(done.last_commit) if done.last_commit else "none after the backup"
+    to = utc_text(to_time) if to_time else "the end of the archive"
+    return (
+        f"replayed the binary logs {done.logs[0]} to {done.logs[-1]} up to {to}: the last "
+        f"transaction applied committed at {last}"
+    )
 
 
 def restore(job: RestoreJob) -> pipeline.RestoreResult:
@@ -44,45 +110,38 @@ def restore(job: RestoreJob) -> pipeline.RestoreResult:
     BackupFailed or ToolFailed if the replay fails (DATADIR then holds the backup, with the
     logs applied up to where it failed: the message says so)."""
     t0 = time.monotonic()
-    with connected(job.target, job.target_options) as backups:
-        if job.name == "latest":
-            newest = latest(backups, what=WHAT, source=job.source_id)
-            if newest is None:
-                raise NotFound("there is no complete physical MariaDB backup here to restore")
-            label, named = newest.label, None
-        else:
-            label, named = read_manifest(backups, job.name).label, job.name
-        with connected(archive_url(job.target, label), job.target_options) as archive:
-            if not archived_names(archive.list()):
-                raise BackupFailed(
-                    f"--to-time needs the binary log archive {label}.binlog beside the backups "
-                    "(tiffin binlog); there is none"
-                )
-            candidates = starts(backups, label, whats=(WHAT,))
-            span = window(archive, candidates)
-            if span is None and candidates:
-                chain(archived_names(archive.list()), candidates[0].file)  # Gap, naming it
-            start = _pick(candidates, named, job.to_time, span)
-            if start is None:
-                raise BackupFailed(
-                    f"no physical backup of {label} that records binary log coordinates "
-                    f"finished before {utc_text(job.to_time) if job.to_time else 'the end'}"
-                )
-            coords = Coordinates(start.file, start.position, start.gtid)
-            logs = plan(archive, coords, job.to_time)
-            check_logs(archive, logs)
-            whole = replace(job, name=start.name, to_time=None)
-            loader = MysqlDataLoader(whole)
-            loaded = pipeline.restore(whole, loader)
-            with ReplayServer(loader, job) as server:
-                done = apply(archive, server.conn, coords, logs, job.to_time)
-    last = utc_text(done.last_commit) if done.last_commit else "none after the backup"
-    to = utc_text(job.to_time) if job.to_time else "the end of the archive"
-    summary = (
-        f"{loaded.summary}; then replayed the binary logs {done.logs[0]} to {done.logs[-1]} "
-        f"up to {to}: the last transaction applied committed at {last}"
+    with (
+        connected(job.target, job.target_options) as backups,
+        planned(backups, job.target, job.target_options, job.to_time, job.name, job.source_id) as p,
+    ):
+        whole = replace(job, name=p.start.name, to_time=None)
+        loader = MysqlDataLoader(whole)
+        loaded = pipeline.restore(whole, loader)
+        with ReplayServer(loader, job) as server:
+            done = apply(p.archive, server.conn, p.coords, p.logs, job.to_time)
+    summary = f"{loaded.summary}; then {replayed(done, job.to_time)}"
+    return pipeline.RestoreResult(p.start.name, summary, time.monotonic() - t0)
+
+
+def temporary_admin(socket: str) -> tuple[DBConn, str]:
+    """Given the socket of a server started with --skip-grant-tables, turn its grant tables
+    on and make a temporary administrator; return how to reach it and its name."""
+    user = "tiffin_replay_" + secrets.token_hex(4)
+    password = secrets.token_urlsafe(24)
+    admin = DBConn(host="localhost", socket=socket, user="root")
+    run_sql(
+        admin,
+        "FLUSH PRIVILEGES; "
+        f"CREATE USER '{user}'@'localhost' IDENTIFIED BY '{password}'; "
+        f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'localhost' WITH GRANT OPTION;",
     )
-    return pipeline.RestoreResult(start.name, summary, time.monotonic() - t0)
+    return DBConn(host="localhost", socket=socket, user=user, password=password), user
+
+
+def run_sql(conn: DBConn, sql: str) -> None:
+    client = process.which("mariadb", "mysql") or "mysql"
+    cmd, fds = with_secret(client, conn, ("-N", "-B"))
+    process.run(cmd, name="mariadb", input=sql.encode(), pass_fds=fds, timeout=60)
 
 
 class ReplayServer:
@@ -95,7 +154,7 @@ class ReplayServer:
         self.owner = owner_of(job)
         self.work = ""
         self.child: process.Child | None = None
-        self.user = "tiffin_replay_" + secrets.token_hex(4)
+        self.user = ""
         self.conn = DBConn()
 
     def __enter__(self) -> ReplayServer:
@@ -127,16 +186,8 @@ class ReplayServer:
                 name="mariadbd",
                 stdout=subprocess.DEVNULL,
             )
-            admin = DBConn(host="localhost", socket=socket, user="root")
-            self._wait(admin)
-            password = secrets.token_urlsafe(24)
-            self._sql(
-                admin,
-                "FLUSH PRIVILEGES; "
-                f"CREATE USER '{self.user}'@'localhost' IDENTIFIED BY '{password}'; "
-                f"GRANT ALL PRIVILEGES ON *.* TO '{self.user}'@'localhost' WITH GRANT OPTION;",
-            )
-            self.conn = DBConn(host="localhost", socket=socket, user=self.user, password=password)
+            self._wait(DBConn(host="localhost", socket=socket, user="root"))
+            self.conn, self.user = temporary_admin(socket)
         except BaseException:
             self._stop()
             raise
@@ -145,7 +196,7 @@ class ReplayServer:
     def __exit__(self, *exc: object) -> None:
         try:
             if self.child is not None and self.child.proc.poll() is None:
-                self._sql(self.conn, f"DROP USER IF EXISTS '{self.user}'@'localhost';")
+                run_sql(self.conn, f"DROP USER IF EXISTS '{self.user}'@'localhost';")
         finally:
             self._stop()
 
@@ -161,18 +212,12 @@ class ReplayServer:
                 )
             if os.path.exists(admin.socket or ""):
                 try:
-                    self._sql(admin, "SELECT 1")
+                    run_sql(admin, "SELECT 1")
                     return
                 except BackupFailed:
                     pass
             time.sleep(0.2)
         raise BackupFailed(f"the server started on {self.datadir} did not answer in time")
-
-    @staticmethod
-    def _sql(conn: DBConn, sql: str) -> None:
-        client = process.which("mariadb", "mysql") or "mysql"
-        cmd, fds = with_secret(client, conn, ("-N", "-B"))
-        process.run(cmd, name="mariadb", input=sql.encode(), pass_fds=fds, timeout=60)
 
     def _stop(self) -> None:
         if self.child is not None:

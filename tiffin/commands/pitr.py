@@ -11,7 +11,7 @@ without an archive is refused.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 
 from tiffin.catalog.binlogs import (
@@ -24,6 +24,7 @@ from tiffin.catalog.binlogs import (
     starts,
 )
 from tiffin.catalog.holdings import latest, read_manifest
+from tiffin.catalog.watch import Window
 from tiffin.engine import pipeline
 from tiffin.engine.binlogreplay import Coordinates, OutsideWindow, apply, check_logs, plan, utc_text
 from tiffin.errors import BackupFailed, NotFound
@@ -31,15 +32,9 @@ from tiffin.job import RestoreJob
 from tiffin.targets import Target, connected
 
 
-@dataclass(frozen=True)
-class Window:
-    """What an archive can recover: any second from FIRST to LAST (UTC)."""
-
-    first: datetime
-    last: datetime
-
-    def text(self) -> str:
-        return f"recoverable from {utc_text(self.first)} to {utc_text(self.last)}"
+def window_text(span: Window) -> str:
+    """Return how list and errors say a window."""
+    return f"recoverable from {utc_text(span.first)} to {utc_text(span.last)}"
 
 
 def window(archive: Target, candidates: list[Start]) -> Window | None:
@@ -91,7 +86,7 @@ def restore(job: RestoreJob) -> pipeline.RestoreResult | None:
             span = window(archive, candidates)
             if span is None and candidates:
                 chain(archived_names(archive.list()), candidates[0].file)  # Gap, naming it
-            start = _pick(candidates, named, job.to_time, span)
+            start = pick_start(candidates, named, job.to_time, span)
             if start is None:
                 return None
             coords = Coordinates(start.file, start.position, start.gtid)
@@ -113,7 +108,7 @@ def restore(job: RestoreJob) -> pipeline.RestoreResult | None:
     return pipeline.RestoreResult(start.name, summary, time.monotonic() - t0)
 
 
-def _pick(
+def pick_start(
     candidates: list[Start], named: str | None, to_time: datetime | None, span: Window | None
 ) -> Start | None:
     """Return the backup to start from: NAMED, else the newest that finished at or before
@@ -138,6 +133,8 @@ def _pick(
             "nothing can be recovered to a time"
         )
     if to_time is not None and not span.first <= to_time <= span.last:
-        raise OutsideWindow(f"{utc_text(to_time)} is outside the archive's window: {span.text()}")
+        raise OutsideWindow(
+            f"{utc_text(to_time)} is outside the archive's window: {window_text(span)}"
+        )
     fits = [c for c in candidates if to_time is None or c.finished <= to_time]
     return fits[0] if fits else None

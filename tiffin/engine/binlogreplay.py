@@ -32,7 +32,7 @@ from tiffin.catalog.binlogs import (
 from tiffin.codecs import compressor
 from tiffin.engine import process
 from tiffin.engine.streams import BLOCK
-from tiffin.errors import BackupFailed, IntegrityError
+from tiffin.errors import BackupFailed, IntegrityError, ToolFailed
 from tiffin.job import DBConn
 from tiffin.sources.binlogevents import EventReader
 from tiffin.sources.mysql import guarded, load_failed, server_of, with_secret
@@ -179,7 +179,13 @@ def apply(
                 stdout=client.proc.stdin,
             )
             stop = int(stop_at.timestamp()) if stop_at else None
-            events = _feed(archive, record, decode, position, stop)
+            try:
+                events = _feed(archive, record, decode, position, stop)
+            except ToolFailed:
+                if client.proc.poll() not in (None, 0):  # the client failed first: its error
+                    client.wait()
+                    raise load_failed(client) from None
+                raise
             done.append(record.log)
             last = max(last, events.seen().last_commit)
             if events.stopped:

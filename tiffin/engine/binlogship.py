@@ -36,6 +36,7 @@ from tiffin.catalog.binlogs import (
 from tiffin.catalog.naming import CODEC_EXT
 from tiffin.codecs import compressor
 from tiffin.engine import lock, process
+from tiffin.engine.prune import remove_partial
 from tiffin.engine.streams import HashingReader
 from tiffin.errors import BackupFailed, IntegrityError, TiffinError
 from tiffin.job import BinlogJob
@@ -142,7 +143,13 @@ def ship_once(
     if rotate:
         server.rotate()
     logs = server.logs()
-    archived = archived_names(archive.list())
+    entries = archive.list()
+    archived = archived_names(entries)
+    # What a killed run left half-written: the folder is the archive's alone, and only this
+    # run (it holds the lock) writes in it.
+    for e in entries:
+        if e.partial:
+            remove_partial(archive, e.name)
     newest = starts(backups, job.label, newest_only=True)
     todo, gap = find_gap([n for n, _ in logs], archived, newest[0].file if newest else None)
     sizes = dict(logs)
@@ -161,18 +168,27 @@ class Follower:
         self.max_lag = max_lag
         self.opened = 0.0  # monotonic time of the last rotation (0: none yet)
         self.mark: tuple[str, int] | None = None  # the open log's position after it
+        self.current = ""  # the log being written, at the last look
+        self.passed: str | None = None  # the log being written after the last whole pass
 
     def due(self) -> bool:
         """Return whether to rotate now: the open log holds new events and has been open
         half of --max-lag (or was never rotated by us)."""
         pos = self.server.position()
+        self.current = pos[0]
         if pos == self.mark:
             return False
         return not self.opened or time.monotonic() - self.opened >= self.max_lag / 2
 
+    def idle(self) -> bool:
+        """Return whether no log was closed since the last whole pass (nothing to ship, and
+        no log to have been purged before it was shipped)."""
+        return self.passed is not None and self.current == self.passed
+
     def rotated(self) -> None:
         self.opened = time.monotonic()
         self.mark = self.server.position()
+        self.current = self.mark[0]
 
 
 def tick(max_lag: float) -> float:
@@ -231,9 +247,14 @@ def follow(
         try:
             archive, backups = places.get()
             rotate = stopping or state.due()
+            if not rotate and state.idle():
+                failing_since = None
+                stop.wait(tick(job.max_lag))
+                continue
             done = ship_once(server, archive, backups, job, rotate=rotate)
             if rotate:
                 state.rotated()
+            state.passed = state.current
             failing_since = None
             told(done)
             if done.gap is not None:

@@ -249,10 +249,13 @@ def restore(job: RestoreJob, loader: Loader | None = None) -> RestoreResult:
         details: dict[str, Any] = manifest.source if manifest else {}
         if loader is not None:
             loader.check(details)
-            if manifest is not None:
+            staged = bool(getattr(loader, "staged", False))  # see Loader
+            if manifest is not None and not staged:
                 # Check every byte before the first one is loaded into a live server.
                 verify_stored(target, name, manifest)
             raw, stream = decoded(target, name, manifest, job.identity)
+            if staged:
+                stream = _CheckedAtEnd(stream, lambda: check_stored(raw, manifest, name))
             try:
                 summary = loader.load(stream, details)
             finally:
@@ -261,6 +264,23 @@ def restore(job: RestoreJob, loader: Loader | None = None) -> RestoreResult:
         else:
             summary = _write_output(target, name, manifest, job)
     return RestoreResult(name, summary, time.monotonic() - t0)
+
+
+class _CheckedAtEnd:
+    """A reader that runs CHECK when INNER reaches its end, before it returns that end."""
+
+    def __init__(self, inner: Reader, check: Callable[[], None]) -> None:
+        self.inner, self.check, self._done = inner, check, False
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self.inner.read(size)
+        if not data and not self._done:
+            self._done = True
+            self.check()
+        return data
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def _copy(stream: Reader, sink: BinaryIO) -> None:

@@ -16,6 +16,7 @@ open reads from its start, not a pipe, which only the first would read.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -121,8 +122,10 @@ class MariabackupSource(MySQLSource):
         self._cleaning: _Cleaning | None = None
 
     def prepare(self) -> dict[str, Any]:
+        """Check that mariabackup can back this server up, start it (it connects and scans
+        the data directory while the details are read: its stream waits in its pipe until
+        open()), and return the details a dump's prepare() gives, marked physical."""
         self.backup_bin = tool()  # missing: before the server is contacted, nothing stored
-        details = super().prepare()
         row = self._query(
             "SELECT @@datadir, @@log_bin, @@server_id, IFNULL(@@log_bin_basename, ''), VERSION()"
         )[0]
@@ -139,6 +142,13 @@ class MariabackupSource(MySQLSource):
         self._datadir = datadir
         if log_bin == "1":
             self._log_bin = {"server_id": int(server_id), "basename": os.path.basename(basename)}
+        self._start()
+        try:
+            details = super().prepare()
+        except BaseException:
+            assert self._cleaning is not None
+            self._cleaning.close()  # ends mariabackup and removes its folder
+            raise
         details.update(
             {
                 "consistency": "physical",
@@ -148,8 +158,9 @@ class MariabackupSource(MySQLSource):
         )
         return details
 
-    def open(self) -> Reader:
+    def _start(self) -> None:
         self._bookkeeping = tempfile.mkdtemp(prefix="tiffin-mariabackup-")
+        atexit.register(shutil.rmtree, self._bookkeeping, True)  # a run that fails before open()
         fd = secret_file(self.spec.conn.password) if self.spec.conn.password is not None else None
         cmd = backup_command(self.backup_bin, self.spec.conn, self._bookkeeping, self._datadir, fd)
         reader = process.spawn_reader(
@@ -160,9 +171,12 @@ class MariabackupSource(MySQLSource):
             keep=("binlog position", "[ERROR]", "Error:", "failed"),
         )
         self._child = process.child_of(reader)
+        self._cleaning = _Cleaning(self._child, reader, self._bookkeeping)
+
+    def open(self) -> Reader:
+        assert self._cleaning is not None, "open() before prepare()"
         exact = self._exact
         self._counting = Beside(lambda: self._count(exact), "tiffin-mariabackup-count")
-        self._cleaning = _Cleaning(self._child, reader, self._bookkeeping)
         return self._cleaning
 
     def finish(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from tiffin.engine import process
 from tiffin.engine.streams import Reader
 from tiffin.errors import BackupFailed, ToolFailed, UsageError
 from tiffin.job import RestoreJob
-from tiffin.sources.mariabackup import PACKAGE, tool
+from tiffin.sources.mariabackup import PACKAGE, reason, tool
 from tiffin.sources.xbstream import Checked, Refused
 
 OWNER = "mysql"
@@ -107,6 +107,8 @@ def empty_or_absent(path: str) -> bool:
 
 class MysqlDataLoader:
     """Writes a physical MariaDB backup as a data directory (see the module's docstring)."""
+
+    staged = True  # nothing reaches DATADIR before the stream ended whole (sources/base.py)
 
     def __init__(self, job: RestoreJob) -> None:
         self.job = job
@@ -199,7 +201,11 @@ class MysqlDataLoader:
 
     def _mariabackup(self, options: str, *args: str) -> None:
         cmd = (self.mariabackup, f"--defaults-file={options}", *args)
-        process.run(cmd, name="mariabackup", timeout=24 * 3600)
+        try:
+            process.run(cmd, name="mariabackup", timeout=24 * 3600)
+        except ToolFailed as exc:  # its last error line, not its last dozen lines of progress
+            why = reason(exc.stderr_tail.splitlines(), exc.stderr_tail)
+            raise ToolFailed(f"mariabackup {args[0]}", exc.returncode, why) from None
 
 
 def _give(root: str, uid: int, gid: int) -> None:
