@@ -26,7 +26,12 @@ class Postgres(Server):
 
     name = "postgres"
 
-    def __init__(self, port: int | None = None, bindir: Path = BINDIR) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        bindir: Path = BINDIR,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         # initdb and postgres refuse root: the workdir must belong to postgres.
         super().__init__(workdir_owner=OS_USER, workdir_mode=0o755)
         self.port = port or free_port()
@@ -35,6 +40,8 @@ class Postgres(Server):
         self.socket_dir: Path = self.workdir
         self.user = "postgres"
         self.password = PASSWORD
+        # More `-c NAME=VALUE` server settings (archive_mode, archive_command ...).
+        self.settings = dict(settings or {})
 
     def bin(self, program: str) -> str:
         """Absolute path of a PostgreSQL program (pg_dump, psql, ...)."""
@@ -80,6 +87,7 @@ class Postgres(Server):
                 # 20,000 tables needs room for them (64 x 100 connections by default).
                 "-c",
                 "max_locks_per_transaction=512",
+                *(f"-c{k}={v}" for k, v in self.settings.items()),
             ],
             stop_signal=signal.SIGINT,  # fast shutdown
             **self._as_postgres(),
