@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +41,7 @@ LABEL = "bench"
 class Case:
     name: str
     push: str  # archive_command
-    fetch: str  # restore_command
+    fetch: Callable[[Path], str]  # restore_command, given the recovering data directory
     clean: list[Path]  # emptied before each archiving round (kept: archive.info)
 
 
@@ -81,8 +82,12 @@ def install_tiffin(work: Path) -> str:
     return str(bindir / "tiffin")
 
 
-def pgbackrest_conf(work: Path, name: str, pgdata: Path, pg: Postgres, asynch: bool) -> Path:
-    repo, spool = owned(work / f"{name}-repo"), owned(work / f"{name}-spool")
+def pgbackrest_conf(
+    work: Path, name: str, pgdata: Path, pg: Postgres, asynch: bool, repo_of: str = ""
+) -> Path:
+    """Write NAME.conf: a local repository (REPO_OF's, else its own), a fresh spool."""
+    shutil.rmtree(work / f"{name}-spool", ignore_errors=True)
+    repo, spool = owned(work / f"{repo_of or name}-repo"), owned(work / f"{name}-spool")
     conf = work / f"{name}.conf"
     conf.write_text(
         "[global]\n"
@@ -103,7 +108,11 @@ def make_backlog(pg: Postgres, segments: int) -> list[str]:
     while True:
         ready = sorted(p.name for p in status.iterdir() if p.name.endswith(".ready"))
         if len(ready) >= segments:
-            return [n[: -len(".ready")] for n in ready]
+            pg.sql("CREATE TABLE done AS SELECT 1 AS one", "bench")
+            pg.sql("SELECT pg_switch_wal()")
+            return sorted(
+                p.name[: -len(".ready")] for p in status.iterdir() if p.name.endswith(".ready")
+            )
         subprocess.run(
             [
                 pg.bin("pgbench"),
@@ -175,8 +184,10 @@ def drain(pg: Postgres, case: Case, names: list[str]) -> float:
 
 
 def replay(base: Path, case: Case, segments: int) -> float:
-    """Recover a copy of BASE through CASE's restore_command; return segments per second."""
-    copy = Postgres(settings={"restore_command": case.fetch})
+    """Recover a copy of BASE through CASE's restore_command to the end of the archive (the
+    table `done`, made last, must be there); return segments per second."""
+    copy = Postgres()
+    copy.settings["restore_command"] = case.fetch(copy.datadir)
     try:
         shutil.copytree(base, copy.datadir, symlinks=True)
         subprocess.run(["chown", "-R", f"{OS_USER}:{OS_USER}", str(copy.datadir)], check=True)
@@ -188,7 +199,10 @@ def replay(base: Path, case: Case, segments: int) -> float:
             if time.monotonic() - started > 900:
                 raise RuntimeError(f"{case.name}: recovery did not end ({copy.log_path})")
             time.sleep(0.01)
-        return segments / (time.monotonic() - started)
+        rate = segments / (time.monotonic() - started)
+        if copy.sql("SELECT count(*) FROM done", "bench") != "1":
+            raise RuntimeError(f"{case.name}: recovery stopped short of the end")
+        return rate
     finally:
         copy.close()
 
@@ -251,24 +265,34 @@ def main(argv: list[str]) -> int:
         cpdir, tdir = owned(work / "cp"), owned(work / "tiffin-archive")
         rss_push, rss_fetch = work / "rss-push.txt", work / "rss-fetch.txt"
         pbr = f"pgbackrest --stanza={STANZA} --config="
+
+        def getconf(data: Path, asynch: bool) -> Path:
+            mode = "async" if asynch else "sync"
+            return pgbackrest_conf(work, f"get-{mode}", data, pg, asynch, mode)
+
         cases = [
-            Case("cp", f"test ! -f {cpdir}/%f && cp %p {cpdir}/%f", f"cp {cpdir}/%f %p", [cpdir]),
+            Case(
+                "cp",
+                f"test ! -f {cpdir}/%f && cp %p {cpdir}/%f",
+                lambda d: f"cp {cpdir}/%f %p",
+                [cpdir],
+            ),
             Case(
                 "pgBackRest zst sync",
                 f"{pbr}{sync} archive-push %p",
-                f"{pbr}{sync} archive-get %f %p",
+                lambda d: f"{pbr}{getconf(d, False)} archive-get %f %p",
                 [work / "sync-repo/archive" / STANZA / "15-1", work / "sync-spool"],
             ),
             Case(
                 "pgBackRest zst async",
                 f"{pbr}{asyn} archive-push %p",
-                f"{pbr}{asyn} archive-get %f %p",
+                lambda d: f"{pbr}{getconf(d, True)} archive-get %f %p",
                 [work / "async-repo/archive" / STANZA / "15-1", work / "async-spool"],
             ),
             Case(
                 "tiffin wal-push/fetch",
                 f"{tiffin} wal-push local {tdir} --label {LABEL} %p",
-                f"{tiffin} wal-fetch local {tdir} --label {LABEL} %f %p",
+                lambda d: f"{tiffin} wal-fetch local {tdir} --label {LABEL} %f %p",
                 [tdir],
             ),
         ]
@@ -295,7 +319,7 @@ def main(argv: list[str]) -> int:
         timed = Case(
             t.name,
             f"/usr/bin/time -a -o {rss_push} -f %M {t.push}",
-            f"/usr/bin/time -a -o {rss_fetch} -f %M {t.fetch}",
+            lambda d: f"/usr/bin/time -a -o {rss_fetch} -f %M {t.fetch(d)}",
             t.clean,
         )
         for f in (rss_push, rss_fetch):
@@ -310,8 +334,8 @@ def main(argv: list[str]) -> int:
         print("|---|---|---|")
         for case in cases:
             a = statistics.median(push_rates[case.name])
-            f = statistics.median(fetch_rates[case.name]) if fetch_rates[case.name] else 0.0
-            print(f"| {case.name} | {a:.1f} | {f:.1f} |")
+            g = statistics.median(fetch_rates[case.name]) if fetch_rates[case.name] else 0.0
+            print(f"| {case.name} | {a:.1f} | {g:.1f} |")
         print(
             f"\ntiffin peak RSS: wal-push {peak_rss([rss_push]) / 1024:.0f} MB, "
             f"wal-fetch {peak_rss([rss_fetch]) / 1024:.0f} MB"
