@@ -10,7 +10,7 @@ Replay: a copy taken by pg_basebackup (-X fetch) before the backlog recovers thr
 case's restore_command from that case's archive to its end: segments per second from the
 start of the server to its promotion.
 Rounds are interleaved (A B C ... A B C ...); the table shows medians. Peak RSS of tiffin's
-commands comes from one more, untimed round through /usr/bin/time.
+processes (calls and helpers) comes from one more, untimed round, watched through /proc.
 
     .venv/bin/python -m bench.wal --segments 60 --repeat 3
 """
@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -207,9 +208,31 @@ def replay(base: Path, case: Case, segments: int) -> float:
         copy.close()
 
 
-def peak_rss(files: list[Path]) -> int:
-    peaks = [int(x) for f in files if f.exists() for x in f.read_text().split() if x.isdigit()]
-    return max(peaks, default=0)
+class PeakRSS(threading.Thread):
+    """Watch every tiffin wal-push and wal-fetch process (the calls and their detached
+    helpers, which /usr/bin/time would not see) and keep the highest VmHWM of each kind."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = {"wal-push": 0, "wal-fetch": 0}
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.02):
+            for entry in os.scandir("/proc"):
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
+                    kind = next((k for k in self.peak if k.encode() in argv), None)
+                    if kind is None:
+                        continue
+                    status = Path(f"/proc/{entry.name}/status").read_text()
+                except OSError:
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak[kind] = max(self.peak[kind], int(line.split()[1]))
 
 
 def main(argv: list[str]) -> int:
@@ -263,7 +286,6 @@ def main(argv: list[str]) -> int:
                 ["pgbackrest", f"--config={conf}", f"--stanza={STANZA}", "stanza-create"], work
             )
         cpdir, tdir = owned(work / "cp"), owned(work / "tiffin-archive")
-        rss_push, rss_fetch = work / "rss-push.txt", work / "rss-fetch.txt"
         pbr = f"pgbackrest --stanza={STANZA} --config="
 
         def getconf(data: Path, asynch: bool) -> Path:
@@ -314,21 +336,14 @@ def main(argv: list[str]) -> int:
                         f"round {r + 1} replay {case.name}: {fetch_rates[case.name][-1]:.1f} seg/s",
                         flush=True,
                     )
-        # One more, untimed round of tiffin through /usr/bin/time: its peak RSS.
-        t = cases[-1]
-        timed = Case(
-            t.name,
-            f"/usr/bin/time -a -o {rss_push} -f %M {t.push}",
-            lambda d: f"/usr/bin/time -a -o {rss_fetch} -f %M {t.fetch(d)}",
-            t.clean,
-        )
-        for f in (rss_push, rss_fetch):
-            f.touch()
-            owned_file(f)
-        drain(pg, timed, names)
+        # One more, untimed round of tiffin, watched: its peak RSS.
+        watch = PeakRSS()
+        watch.start()
+        drain(pg, cases[-1], names)
         pg.stop()
         if not args.no_replay:
-            replay(base, timed, len(names))
+            replay(base, cases[-1], len(names))
+        watch.stopped.set()
         print()
         print(f"| {len(names)} segments | archive: drain seg/s | replay seg/s |")
         print("|---|---|---|")
@@ -337,8 +352,9 @@ def main(argv: list[str]) -> int:
             g = statistics.median(fetch_rates[case.name]) if fetch_rates[case.name] else 0.0
             print(f"| {case.name} | {a:.1f} | {g:.1f} |")
         print(
-            f"\ntiffin peak RSS: wal-push {peak_rss([rss_push]) / 1024:.0f} MB, "
-            f"wal-fetch {peak_rss([rss_fetch]) / 1024:.0f} MB"
+            f"\ntiffin peak RSS of any one process (calls and helpers): "
+            f"wal-push {watch.peak['wal-push'] / 1024:.0f} MB, "
+            f"wal-fetch {watch.peak['wal-fetch'] / 1024:.0f} MB"
         )
     finally:
         pg.close()

@@ -7,10 +7,14 @@ value), goes to tiffin.cli, which reads it in full and says what is wrong."""
 from __future__ import annotations
 
 import os
-import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+
+# Loaded on every call PostgreSQL makes: nothing more than os and sys before the spool says
+# whether the work was done ahead (typing, signal, json each cost milliseconds a call).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 VALUED = frozenset(
     {
@@ -70,7 +74,7 @@ def done_before(
     """Given a lean-read wal-push or wal-fetch, return (True, None) if a helper did its work
     ahead (wal-push's file stored and checked as it is now; wal-fetch's file fetched, checked
     and now moved into place), waiting while a helper is at it; else (False, the spool's
-    lock if this call now leads). Only os, fcntl and json are loaded for this."""
+    lock if this call now leads). Only os, fcntl and time are loaded for this."""
     from tiffin.commands.walspool import FetchSpool, PushSpool, key_of, settle
 
     wanted = 1 if command == "wal-push" else 2
@@ -101,6 +105,8 @@ def run_wal(
     """Run wal-push or wal-fetch, done_before() having found no work done ahead and LOCK the
     spool's lock if this call leads; return the exit status, printing one sentence on
     failure."""
+    import signal
+
     from tiffin.errors import ExitStatus, TiffinError, failure_line, os_error_text
 
     signal.signal(signal.SIGTERM, _on_sigterm)

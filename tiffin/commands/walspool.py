@@ -13,13 +13,16 @@ only at names of WAL files there.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import json
 import os
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+
+# Loaded on every call PostgreSQL makes, before anything else: no typing, json, re or enum
+# (each costs milliseconds of every call); the names below are for type checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 PUSHED, FETCHED, KEY, LOCK = "tiffin.pushed", "tiffin.fetched", "KEY", "LOCK"
 RECORD, FAIL, PLAN = ".ok", ".fail", "PLAN"
@@ -34,7 +37,18 @@ def key_of(target_args: list[str], values: Mapping[str, Any]) -> str:
     env = [os.environ.get(k, "") for k in ("HOSTNAME", "AWS_ENDPOINT_URL", "HOME")]
     opts = [str(values.get(k) or "") for k in ("label", "endpoint_url")]
     files = [str(f) for f in values.get("env_file") or ()]
-    return json.dumps([list(target_args), opts, files, env])
+    return repr([list(target_args), opts, files, env])  # one line: repr escapes newlines
+
+
+def _record_text(key: str, file: list[int]) -> str:
+    return key + "\n" + " ".join(map(str, file)) + "\n"
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def identity(st: os.stat_result) -> list[int]:
@@ -63,17 +77,22 @@ class _Spool:
 
     def mark_failed(self, name: str) -> None:
         """Note that the helper gave up on NAME, so that the call for it does not wait."""
-        with contextlib.suppress(OSError):
+        try:
             os.close(os.open(os.path.join(self.dir, name + FAIL), os.O_WRONLY | os.O_CREAT, 0o600))
+        except OSError:
+            pass
 
     def failed(self, name: str) -> bool:
         return os.path.exists(os.path.join(self.dir, name + FAIL))
 
     def forget_failures(self) -> None:
-        with contextlib.suppress(OSError):
-            for entry in os.listdir(self.dir):
-                if entry.endswith(FAIL):
-                    os.unlink(os.path.join(self.dir, entry))
+        try:
+            names = os.listdir(self.dir)
+        except OSError:
+            return
+        for entry in names:
+            if entry.endswith(FAIL):
+                _unlink(os.path.join(self.dir, entry))
 
 
 def settle(
@@ -111,8 +130,10 @@ def detach(work: Callable[[], None], lock: int) -> None:
         return
     if pid:
         os.close(lock)
-        with contextlib.suppress(ChildProcessError):
+        try:
             os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
         return
     code = 1
     try:
@@ -144,14 +165,11 @@ class PushSpool(_Spool):
         path = os.path.join(self.dir, name + RECORD)
         try:
             with open(path, encoding="utf-8") as f:
-                rec = json.loads(f.read(4096))
+                text = f.read(1 << 16)
         except (OSError, ValueError):
             return False
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        return (
-            isinstance(rec, dict) and rec.get("key") == self.key and rec.get("file") == identity(st)
-        )
+        _unlink(path)
+        return text == _record_text(self.key, identity(st))
 
     def record(self, name: str, before: os.stat_result) -> None:
         """Note that NAME, as it was when read (BEFORE), is stored and checked, if it has not
@@ -160,7 +178,7 @@ class PushSpool(_Spool):
             if identity(os.stat(os.path.join(self.wal_dir, name))) != identity(before):
                 return
             os.makedirs(self.dir, mode=0o700, exist_ok=True)
-            text = json.dumps({"key": self.key, "file": identity(before)})
+            text = _record_text(self.key, identity(before))
             temp = os.path.join(self.dir, f".{name}.{os.getpid()}.tmp")
             with open(temp, "w", encoding="utf-8") as f:
                 f.write(text)
@@ -272,8 +290,7 @@ class FetchSpool(_Spool):
             return
         for name in names:
             if name not in keep and name != LOCK:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.path(name))
+                _unlink(self.path(name))
 
     def clear(self) -> None:
         """Remove every file of the spool but its lock (which its holder may be holding)."""
