@@ -11,11 +11,20 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.faults.tried import tried
 from tests.servers.ftp import FTPServer
 from tests.servers.postgres import Postgres
 from tests.wal import cluster
 
 
+@tried(
+    "fault",
+    "The target is down while PostgreSQL archives WAL",
+    "a real PostgreSQL archives through `tiffin wal-push` to FTP; the FTP server is stopped, "
+    "four segments are written, then the server is started again",
+    "wal-push exits 1, the segments stay .ready; once the server is back every segment is "
+    "archived and reads back checked, pg_stat_archiver's last attempt a success",
+)
 def test_segments_wait_while_the_target_is_down_then_all_archive(tmp_path: Path) -> None:
     ftp = FTPServer().start()
     try:
@@ -57,6 +66,14 @@ def _wal_push_pids(folder: Path) -> list[int]:
     return found
 
 
+@tried(
+    "fault",
+    "wal-push killed mid-upload",
+    "a backlog of twelve .ready segments drains to a local folder; the moment a temporary "
+    "(.partial) is on disk, every wal-push process (the call and its helper) gets SIGKILL",
+    "PostgreSQL retries; the temporary is never taken for the file; every segment ends "
+    "archived, checked, with no temporary left",
+)
 def test_a_wal_push_killed_mid_upload_loses_nothing() -> None:
     with cluster.postgres_dir("tiffin-wal-") as home:
         folder, gate = home / "archive", home / "gate"
@@ -85,6 +102,14 @@ def test_a_wal_push_killed_mid_upload_loses_nothing() -> None:
             pg.close()
 
 
+@tried(
+    "fault",
+    "The archive's disk fills",
+    "PostgreSQL archives to a 6 MiB tmpfs; five segments are written; the tmpfs is then "
+    "remounted at 400 MiB",
+    "wal-push exits 1 saying the disk is full, segments stay .ready, nothing partial is "
+    "published; once there is room every segment is archived and checked",
+)
 def test_a_full_disk_holds_segments_back_until_there_is_room() -> None:
     with cluster.postgres_dir("tiffin-wal-") as home:
         disk = home / "disk"
