@@ -18,7 +18,6 @@ from tiffin.errors import TiffinError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets import Target, make_target
 
-BATCH = 16  # files a push helper lists at a time
 SPOOL_MAX = 8  # segments a fetch helper keeps fetched ahead (128 MiB of 16 MiB segments)
 IDLE = 30.0  # seconds a fetch helper waits for PostgreSQL to take a file before it ends
 
@@ -66,17 +65,25 @@ def push_ahead(conns: Targets, spool: PushSpool, skip: str, jobs: int) -> None:
             return
         spool.record(name, before)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    # One more thread than transfers: a thread waiting on the disk (fsync) or the network
+    # leaves the CPU to the others. Files are handed out as threads come free, listing
+    # again each time, so that no thread waits for a batch's slowest file.
+    workers = max(1, jobs) + 1
+    inflight: set[Future[None]] = set()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         while True:
-            names = [
-                n
-                for n in spool.ready(skip, 1 << 16)
-                if n not in tried and walnames.parse(n) is not None
-            ][:BATCH]
-            if not names:
+            if len(inflight) < workers:
+                names = [
+                    n
+                    for n in spool.ready(skip, 1 << 16)
+                    if n not in tried and walnames.parse(n) is not None
+                ][: workers - len(inflight)]
+                tried.update(names)
+                inflight.update(pool.submit(one, n) for n in names)
+            if not inflight:
                 return
-            tried.update(names)
-            list(pool.map(one, names))
+            _, pending = wait(inflight, return_when=FIRST_COMPLETED)
+            inflight = set(pending)
 
 
 def fetch_ahead(conns: Targets, spool: FetchSpool, first: str, seg_size: int, jobs: int) -> None:
