@@ -102,6 +102,11 @@ def pgbackrest_conf(
     return conf
 
 
+def connect(pg: Postgres) -> list[str]:
+    """The client options that reach PG as postgres over its Unix socket."""
+    return ["-h", str(pg.socket_dir), "-p", str(pg.port), "-U", "postgres"]
+
+
 def make_backlog(pg: Postgres, segments: int) -> list[str]:
     """Write WAL with pgbench until SEGMENTS segments wait as .ready; return their names."""
     status = pg.datadir / "pg_wal" / "archive_status"
@@ -121,12 +126,7 @@ def make_backlog(pg: Postgres, segments: int) -> list[str]:
                 "-q",
                 "-s",
                 "5",
-                "-h",
-                str(pg.socket_dir),
-                "-p",
-                str(pg.port),
-                "-U",
-                "postgres",
+                *connect(pg),
                 "bench",
             ],
             check=True,
@@ -262,12 +262,7 @@ def main(argv: list[str]) -> int:
         as_postgres(
             [
                 pg.bin("pg_basebackup"),
-                "-h",
-                str(pg.socket_dir),
-                "-p",
-                str(pg.port),
-                "-U",
-                "postgres",
+                *connect(pg),
                 "-D",
                 str(base),
                 "-X",
