@@ -18,7 +18,7 @@ from typing import Any
 from tiffin import jobargs, options
 from tiffin.errors import UsageError
 from tiffin.job import BackupJob, TargetURL, looks_like_url
-from tiffin.sources import SOURCES, WHATS
+from tiffin.sources import TYPED, WHATS
 
 DEFAULT_PATH = "~/.config/tiffin/tiffin.toml"
 # Loading an environment file changes the whole process: only the command line may ask it.
@@ -62,7 +62,7 @@ def _typed(table: Mapping[str, Any], where: str, errors: list[str]) -> dict[str,
             elif "\x00" in raw:
                 errors.append(f"{path}: may not contain a NUL character")
             elif key == "what" and raw.lower() not in WHATS:
-                errors.append(f"{path}: expected one of {', '.join(SOURCES)}")
+                errors.append(f"{path}: expected one of {', '.join(TYPED)}")
             elif key == "to" and not looks_like_url(raw):
                 errors.append(f"{path}: expected a URL such as file:///var/backups or s3://bucket")
             else:

@@ -10,7 +10,7 @@ from typing import Any
 
 from tiffin import options
 from tiffin.catalog.naming import check_label, check_name, default_label, parse_name
-from tiffin.codecs.age import check_recipients
+from tiffin.commands import drillphysical
 from tiffin.commands.drill import DrillJob
 from tiffin.commands.schedule import option_value
 from tiffin.errors import UsageError
@@ -27,7 +27,7 @@ from tiffin.job import (
 from tiffin.numbers import parse_lsn, parse_utc_time
 from tiffin.numbers import parse_size as parse_size  # where callers have found it
 from tiffin.options import BACKUP
-from tiffin.sources import INTO, SOURCES, WHATS, spoken
+from tiffin.sources import INTO, PHYSICAL, SOURCES, TYPED, WHATS, spoken
 from tiffin.targets import HOWS
 from tiffin.targets.where import target_of as target_of  # where callers have found it
 from tiffin.tell import metrics, notices, notify
@@ -55,11 +55,29 @@ def _password(values: Mapping[str, Any]) -> str | None:
     return os.environ.get("TIFFIN_DB_PASSWORD")
 
 
+def _recipients(given: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Given --encrypt-to values, return them checked (age is loaded only when one is given)."""
+    if not given:
+        return ()
+    from tiffin.codecs.age import check_recipients
+
+    return check_recipients(given)
+
+
 def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
     """Given WHAT and option values, return the SourceSpec. Raise UsageError if malformed."""
     kind = WHATS.get(what.lower())
     if kind is None:
-        raise UsageError(f"unknown source {what!r}: use {spoken(SOURCES)}")
+        raise UsageError(f"unknown source {what!r}: use {spoken(TYPED)}")
+    physical = bool(values.get("physical")) or bool(SOURCES[kind].physical_of)
+    if physical and not SOURCES[kind].physical_of:
+        if kind not in PHYSICAL:
+            raise UsageError(
+                f"--physical backs up a whole server of {spoken(PHYSICAL)}, not {kind}"
+            )
+        kind = PHYSICAL[kind].what
+    if SOURCES[kind].physical_of and values.get("database"):
+        raise UsageError("--physical backs up the whole server: drop --database")
     conn = DBConn(
         values.get("host"),
         values.get("port"),
@@ -78,7 +96,8 @@ def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
         dir=values.get("dir") or options.default("dir"),
         excludes=tuple(values.get("exclude") or ()),
         file=values.get("file"),
-        physical=bool(values.get("physical")),
+        physical=physical,
+        counts=values.get("counts") or options.default("counts"),
     )
 
 
@@ -156,7 +175,7 @@ def backup_job(what: str, positional: list[str], values: Mapping[str, Any]) -> B
         compress=compress,
         compress_level=level,
         compress_threads=int(values.get("compress_threads") or 0),
-        encrypt_to=check_recipients(values.get("encrypt_to") or ()),
+        encrypt_to=_recipients(values.get("encrypt_to") or ()),
         min_ratio=options.default("min_ratio") if min_ratio is None else float(min_ratio),
         emails=tuple(values.get("email") or ()),
         ping_url=values.get("ping_url"),
@@ -184,8 +203,8 @@ def restore_job(positional: list[str], values: Mapping[str, Any]) -> RestoreJob:
         raise UsageError(
             "say where to restore: --output FILE (- for stdout) or --into " + "|".join(INTO)
         )
-    if into == "dir" and not values.get("dir"):
-        raise UsageError("--into dir needs the destination: --dir DIR")
+    if into in INTO and INTO[into].lands == "folder" and not values.get("dir"):
+        raise UsageError(f"--into {into} needs the destination: --dir DIR")
     if into == "sqlite" and not values.get("file"):
         raise UsageError("--into sqlite needs the destination file: --file PATH")
     spec = source_spec(INTO[into].what if into in INTO else into or "data", values)
@@ -221,13 +240,26 @@ def recovery_target(values: Mapping[str, Any]) -> tuple[datetime | None, str | N
     )
 
 
+def physical_into(name: str, physical: bool) -> str | None:
+    """Given a drill's NAME and --physical, return the --into its physical backup needs
+    (SPEC §6: a base or physical backup needs none), or None if that is not told."""
+    parsed = parse_name(name)
+    kind = SOURCES.get(parsed.kind) if parsed else None
+    if kind is not None and kind.physical_of:
+        return kind.into
+    if not physical or name != "latest":
+        return None
+    kinds = list(PHYSICAL.values())  # one kind: its own; several: the newest one found there
+    return kinds[0].into if len(kinds) == 1 else drillphysical.ANY
+
+
 def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
     """Given DRILL's positionals (HOW WHERE [PATH] NAME, or URL NAME) and option values,
     return a DrillJob. Raise UsageError if anything is malformed."""
     target, rest = target_of(positional, min_rest=1)
     if len(rest) != 1:
         raise UsageError("drill takes one backup NAME (or latest) after the target")
-    into = values.get("into")
+    into = values.get("into") or physical_into(rest[0], bool(values.get("physical")))
     if not into:
         raise UsageError(f"say where to drill: --into {spoken(INTO)}")
     if values.get("database"):
@@ -237,7 +269,7 @@ def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
         target=target,
         name=check_name(rest[0]),
         into=into,
-        source=source_spec(INTO[into].what, values),
+        source=source_spec(INTO.get(into, next(iter(PHYSICAL.values()))).what, values),
         target_options=target_options(values),
         identity=values.get("identity"),
         label=values.get("label"),

@@ -10,14 +10,14 @@ from typing import Any, NoReturn
 from tiffin.errors import UsageError
 from tiffin.options import OPTIONS, Opt
 from tiffin.sources import INTO as INTO_KINDS
-from tiffin.sources import SOURCES
+from tiffin.sources import TYPED
 from tiffin.targets import KINDS as TARGET_KINDS
 
 USAGE = """\
 tiffin backup   WHAT HOW WHERE [PATH] [options]    (or: tiffin backup WHAT URL)
 tiffin restore  HOW WHERE [PATH] NAME [options]    (or: tiffin restore URL NAME)
 WHAT: {whats}.  HOW: {hows}.""".format(
-    whats=", ".join(SOURCES), hows=", ".join(k.hows[0] for k in TARGET_KINDS)
+    whats=", ".join(TYPED), hows=", ".join(k.hows[0] for k in TARGET_KINDS)
 )
 
 

@@ -24,7 +24,7 @@ from tests.e2e.helpers import tiffin_exe
 from tests.faults.places import Place
 from tests.servers.smtp import SMTPServer
 
-DUMP_TOOLS = ("mariadb-dump", "mysqldump", "pg_dump", "pg_dumpall")
+DUMP_TOOLS = ("mariadb-dump", "mysqldump", "pg_dump", "pg_dumpall", "pg_basebackup")
 
 
 def wait_for(check: Callable[[], object], what: str, timeout: float = 30) -> None:

@@ -48,6 +48,8 @@ MODULES = (
     "tests.e2e.test_status_hostile",
     "tests.unit.commands.test_status_page_strings",
     "tests.e2e.test_kubernetes_secrets",
+    "tests.e2e.test_mariabackup_faults",
+    "tests.e2e.test_mariabackup_hostile",
     "tests.wal.test_no_wal_lost",
 )
 SECTIONS = {

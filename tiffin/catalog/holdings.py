@@ -21,7 +21,7 @@ from tiffin.catalog.manifest import MAX_BYTES, Manifest
 from tiffin.catalog.naming import MANIFEST_SUFFIX, PARTIAL_SUFFIX, ParsedName, parse_name
 from tiffin.engine import lock
 from tiffin.errors import BackupFailed, NotFound, UsageError
-from tiffin.sources import SOURCES, WHATS, spoken
+from tiffin.sources import TYPED, WHATS, spoken
 from tiffin.sources.identity import key_of
 from tiffin.targets.base import Entry, Target
 
@@ -221,7 +221,7 @@ def check_what(text: str | None) -> str | None:
         return None
     what = "sql" if text.lower() == "sql" else WHATS.get(text.lower())
     if what is None:
-        raise UsageError(f"--what {text!r}: use {spoken([*SOURCES, 'sql'])}")
+        raise UsageError(f"--what {text!r}: use {spoken([*TYPED, 'sql'])}")
     return what
 
 

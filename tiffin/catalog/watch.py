@@ -10,7 +10,7 @@ to HISTORY more), so a history of thousands of backups costs one listing and a f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -124,9 +124,15 @@ def archive_window(target: Target, entries: list[Entry], label: str) -> Window |
 class Shelf:
     """One target's listing, read once, with the manifests read from it kept."""
 
-    def __init__(self, target: Target, entries: list[Entry]) -> None:
+    def __init__(
+        self,
+        target: Target,
+        entries: list[Entry],
+        windows: Callable[[Shelf, Wanted], Window | None] | None = None,
+    ) -> None:
         self.target = target
         self.entries = entries
+        self.windows = windows  # a job's archive window, read by the caller (SPEC §6)
         self.items = survey(target, entries, read=False)
         self.drills = {
             e.name[: -len(DRILL_SUFFIX)]: e
@@ -233,7 +239,9 @@ def look(
         age_seconds=age,
         previous=previous,
         drill=drill,
-        archive=archive_window(shelf.target, shelf.entries, w.label),
+        archive=shelf.windows(shelf, w)
+        if shelf.windows
+        else archive_window(shelf.target, shelf.entries, w.label),
         history=tuple(reversed(points)),
         complete=sum(1 for b in items if b.complete),
     )

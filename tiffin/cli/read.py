@@ -15,10 +15,31 @@ def cmd_restore(args: list[str], values: dict[str, Any]) -> int:
     from tiffin.engine import pipeline
 
     job = jobargs.restore_job(args, values)
-    result = pipeline.restore(job)
+    if job.into == "pgdata":
+        return _restore_pgdata(job)
+    result = None
+    if job.into == "mysql":
+        from tiffin.commands import pitr
+
+        result = pitr.restore(job)  # None: no binary log archive, no --to-time
+    elif job.into == "mysqldata" and job.to_time is not None:
+        from tiffin.commands import mysqlpitr
+
+        result = mysqlpitr.restore(job)
+    if result is None:
+        result = pipeline.restore(job)
     (err if job.output == "-" else out)(
         f"Restore of {result.name} completed: {result.summary} in {result.seconds:.1f} s."
     )
+    return ExitStatus.OK
+
+
+def _restore_pgdata(job: Any) -> int:
+    from tiffin.commands import pgrestore, schedule
+
+    got = pgrestore.run(job, schedule.tiffin_argv())
+    out(f"Restore of {got.name} completed: {got.summary} in {got.seconds:.1f} s.")
+    out(f"Start the server with: {got.start}")
     return ExitStatus.OK
 
 
@@ -34,13 +55,19 @@ def cmd_list(args: list[str], values: dict[str, Any]) -> int:
     if rest:
         raise UsageError(f"unexpected argument {rest[0]!r}")
     what = holdings.check_what(values.get("what"))
-    with connected(url, jobargs.target_options(values)) as target:
+    options = jobargs.target_options(values)
+    with connected(url, options) as target:
         items = holdings.select(holdings.survey(target), values.get("label"), what)
     if values.get("json"):
         out(json.dumps([b.to_json() for b in items], indent=2))
         return ExitStatus.OK
     for line in inventory.table(items) if items else [f"No backups at {url.redacted()}."]:
         out(line)
+    if any(b.kind == "pgbase" for b in items):
+        from tiffin.commands import recoverable
+
+        for line in recoverable.window_lines(url, options, items):
+            out(line)
     return ExitStatus.OK
 
 
@@ -52,9 +79,16 @@ def cmd_verify(args: list[str], values: dict[str, Any]) -> int:
     every = bool(values.get("all"))
     url, name = jobargs.verify_args(args, every, values.get("identity"))
     verdicts = []
-    with connected(url, jobargs.target_options(values)) as target:
+    options = jobargs.target_options(values)
+    with connected(url, options) as target:
         items = inventory.pick(target, name, values.get("label"))
-        for verdict in inventory.verify(target, items, values.get("identity")):
+        for item, verdict in zip(
+            items, inventory.verify(target, items, values.get("identity")), strict=True
+        ):
+            if item.kind == "pgbase":
+                from tiffin.commands import recoverable
+
+                verdict = recoverable.with_wal(url, options, item, verdict)
             out(verdict.line())
             verdicts.append(verdict)
     if every:
@@ -78,10 +112,19 @@ def cmd_prune(args: list[str], values: dict[str, Any]) -> int:
     what = holdings.check_what(values.get("what"))
     dry_run = bool(values.get("dry_run"))
     retention.require(policy)  # no --keep-*: exit 2 before anything is contacted
-    with connected(url, jobargs.target_options(values)) as target:
+    options = jobargs.target_options(values)
+    wal: list[str] = []
+    with connected(url, options) as target:
         decisions = apply_policy(target, policy, values.get("label"), what, None, dry_run)
+        if any(d.backup.kind == "pgbase" for d in decisions):
+            from tiffin.engine import walview
+
+            gone = {d.name for d in decisions if not d.keep}
+            wal = walview.prune_after(url, options, target, gone, values.get("label"), dry_run)
     for d in decisions:
         out(d.line(dry_run))
+    for line in wal:
+        out(line)
     out(retention.summary(decisions, dry_run))
     return ExitStatus.OK
 

@@ -2,13 +2,12 @@
 copy against what the manifest recorded at backup time, so that an empty or cut dump fails.
 
 Where it goes: `--into mysql|pgsql` loads the dump, whole and as it is, into a throwaway
-server that tiffin starts for it (tiffin.engine.scratch: its own folder, a private Unix socket, no
-TCP, jailed), never into the server the connection options name (they are accepted and
-unused); `--into dir` and `--into sqlite` restore into a fresh temporary folder (created
-under --dir when given). All of it is removed at the end, whether the drill passed, failed
-or was interrupted. The client loading the dump runs no client-side command the dump holds
-(see tiffin.sources.psqlfeed and tiffin.sources.mysql.guarded). The verdict is stored beside
-the backup as NAME.drill.json (tiffin.catalog.drillrecord).
+server tiffin starts for it (tiffin.engine.scratch: own folder, private Unix socket, no TCP,
+jailed), never into the server the connection options name; `--into dir|sqlite` restore
+into a fresh temporary folder (under --dir when given). All of it is removed at the end,
+whatever happens. The client loading the dump runs no client-side command the dump holds
+(tiffin.sources.psqlfeed, tiffin.sources.mysql.guarded). The verdict is stored beside the
+backup as NAME.drill.json (tiffin.catalog.drillrecord).
 
 The checks, against the manifest's "source" details:
 - mysql/pgsql: every database and every table recorded is there. A table whose rows were
@@ -19,9 +18,9 @@ The checks, against the manifest's "source" details:
   cheaply at backup time ("rows_estimated") are checked for presence only, and a warning
   is given if one comes back empty while the server's estimate said it had rows.
 - sqlite: every table, with exactly the rows recorded (counted on the stored copy itself).
-- data: at least 90% of the files and of the bytes recorded (counted by a walk just before
-  the tar), and at least one file when there were files; other differences are warnings.
-"""
+- data: at least 90% of the files and of the bytes recorded (counted as the tar is written),
+  and at least one file when there were files; other differences are warnings.
+- pgdata, mysqldata (--physical): recovered in a scratch server, checked as mysql/pgsql."""
 
 from __future__ import annotations
 
@@ -33,7 +32,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tiffin import __version__
@@ -41,6 +40,7 @@ from tiffin.catalog import drillrecord
 from tiffin.catalog.holdings import latest, read_manifest
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import default_label
+from tiffin.commands import drillphysical, pgdrill
 from tiffin.commands.drillsql import mysql_counts, pg_counts
 from tiffin.engine import process
 from tiffin.engine.scratch import ScratchMariaDB, ScratchPostgres
@@ -255,6 +255,8 @@ def dump_major(details: Mapping[str, Any]) -> int:
 def _drill_db(
     job: DrillJob, stream: Reader, details: dict[str, Any]
 ) -> tuple[list[str], list[str], str]:
+    if job.into == "mysqldata":  # a physical backup: its scratch server starts on it
+        return drillphysical.drill(job.target, job.target_options, stream, details, check_tables)
     mysql = job.into == "mysql"
     server = ScratchMariaDB() if mysql else ScratchPostgres(dump_major(details))
     with server:
@@ -280,6 +282,8 @@ def run(job: DrillJob) -> DrillResult:
     t0 = time.monotonic()
     process.set_patience(job.target_options.timeout)  # bounds every wait on the server too
     with connected(job.target, job.target_options) as target:
+        if job.into == drillphysical.ANY:  # latest --physical, with several physical kinds
+            job = replace(job, into=drillphysical.newest_into(target, job.label, job.source_id))
         try:
             result = _run(job, target, t0)
         except DrillFailed as exc:
@@ -314,8 +318,13 @@ def _run(job: DrillJob, target: Target, t0: float) -> DrillResult:
     try:
         raw, stream = decoded(target, name, manifest, job.identity)
         try:
-            kind = _drill_files if job.into in ("dir", "sqlite") else _drill_db
-            problems, warnings, summary = kind(job, stream, manifest.source)
+            if job.into == "pgdata":
+                problems, warnings, summary = pgdrill.drill(
+                    job.target, job.target_options, stream, manifest, check_tables
+                )
+            else:
+                kind = _drill_files if job.into in ("dir", "sqlite") else _drill_db
+                problems, warnings, summary = kind(job, stream, manifest.source)
         finally:
             stream.close()
         check_stored(raw, manifest, name)

@@ -17,6 +17,7 @@ from tiffin.commands.units import exec_text, unit_files
 from tiffin.engine import process, safefile
 from tiffin.errors import TiffinError, ToolFailed, UsageError
 from tiffin.job import BackupJob
+from tiffin.sources import SOURCES
 
 SECRETS_DIR = "~/.config/tiffin/secrets"
 SYSTEMD_DIR = "~/.config/systemd/user"
@@ -25,6 +26,8 @@ MAIL_VARS = ("TIFFIN_SMTP_URL", "TIFFIN_MAIL_FROM")
 DB_VARS = {
     "mysql": ("TIFFIN_DB_PASSWORD", "MYSQL_PWD"),
     "pgsql": ("TIFFIN_DB_PASSWORD", "PGPASSWORD"),
+    "pgbase": ("TIFFIN_DB_PASSWORD", "PGPASSWORD"),
+    "mariabackup": ("TIFFIN_DB_PASSWORD", "MYSQL_PWD"),
 }
 S3_VARS = (
     "AWS_ACCESS_KEY_ID",
@@ -120,7 +123,7 @@ def plan_backup(job: BackupJob, args: Sequence[str]) -> Plan:
     argv = [
         *tiffin_argv(),
         "backup",
-        job.source.what,
+        SOURCES[job.source.what].physical_of or job.source.what,  # pgsql/mysql --physical, as typed
         job.target.redacted(),
         *option_value("--label", job.label),
         *args,

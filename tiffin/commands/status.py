@@ -15,6 +15,7 @@ from datetime import datetime
 
 from tiffin.catalog.backup import kind_of
 from tiffin.catalog.watch import FAILED, OK, JobStatus, Shelf, Wanted, look, span, unreachable
+from tiffin.commands import recoverable
 from tiffin.errors import TiffinError, os_error_text
 from tiffin.job import BackupJob, TargetOptions, TargetURL
 from tiffin.sources.identity import identity, key
@@ -62,7 +63,9 @@ def gather(
         jobs = list(place.jobs)
         try:
             with connected(place.url, place.options) as target:
-                shelf = Shelf(target, target.list())
+                shelf = Shelf(
+                    target, target.list(), recoverable.status_window(place.url, place.options)
+                )
                 if not place.jobs:
                     jobs = [w for w in shelf.groups() if label is None or w.label == label]
                     if not jobs:

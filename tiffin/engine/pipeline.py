@@ -18,7 +18,7 @@ from tiffin.catalog.holdings import free_name, previous_complete, read_manifest,
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import MANIFEST_SUFFIX, check_name, make_name, parse_name
 from tiffin.codecs import Codec, compressor
-from tiffin.engine import lock, process, safefile
+from tiffin.engine import lock, process, safefile, walview
 from tiffin.engine.prune import apply_policy
 from tiffin.engine.stored import check_stored, decoded, decoders_for, verify_stored
 from tiffin.engine.streams import BLOCK, HashingReader, Prefetch, Reader
@@ -33,7 +33,7 @@ from tiffin.errors import (
 )
 from tiffin.job import BackupJob, BackupResult, RestoreJob
 from tiffin.sources import INTO, SOURCES
-from tiffin.sources.base import Source
+from tiffin.sources.base import Loader, Source
 from tiffin.sources.identity import identity, key
 from tiffin.targets import Target, connected
 
@@ -140,7 +140,11 @@ def _backup(
     if stored.size != hashing.size:
         target.remove(name)
         raise IntegrityError(f"the target stored {stored.size} bytes of {hashing.size} sent")
-    details = {**details, **source.finish(), "identity": ident}
+    try:
+        details = {**details, **source.finish(), "identity": ident}
+    except BaseException:
+        target.remove(name)  # what the manifest must record is unknown: nothing is published
+        raise
     finished = now()
     manifest = Manifest(
         name=name,
@@ -191,7 +195,16 @@ def prune_after_backup(target: Target, job: BackupJob) -> tuple[tuple[str, ...],
         decisions = apply_policy(target, job.retention, job.label, job.source.what, source=source)
     except TiffinError as exc:
         return (), f"the backup is complete, but pruning old backups failed: {exc}"
-    return tuple(d.name for d in decisions if not d.keep), None
+    gone = tuple(d.name for d in decisions if not d.keep)
+    if job.source.what != "pgbase":
+        return gone, None
+    try:  # and the archived WAL no kept base backup needs (SPEC §6)
+        wal = walview.prune_after(
+            job.target, job.target_options, target, set(gone), job.label, False
+        )
+    except TiffinError as exc:
+        return gone, f"the backup is complete, but pruning old WAL failed: {exc}"
+    return (*gone, *(line.removeprefix("deleted ") for line in wal)), None
 
 
 # ---------------------------------------------------------------- restore
@@ -204,13 +217,15 @@ class RestoreResult:
     seconds: float
 
 
-def restore(job: RestoreJob) -> RestoreResult:
-    """Given a restore job, load or write the backup. Raise a TiffinError if anything fails."""
+def restore(job: RestoreJob, loader: Loader | None = None) -> RestoreResult:
+    """Given a restore job, load or write the backup (with LOADER, if given: else the one of
+    --into). Raise a TiffinError if anything fails."""
     t0 = time.monotonic()
     process.set_patience(job.target_options.timeout)  # bounds every wait on the server too
     if job.into and job.into not in INTO:
         raise UsageError(f"--into takes one of {', '.join(INTO)}")
-    loader = INTO[job.into].loader(job) if job.into else None
+    if loader is None and job.into:
+        loader = INTO[job.into].loader(job)
     with connected(job.target, job.target_options) as target:
         name = check_name(resolve(target, job.name, source=job.source_id))
         decoders_for(name, job.identity)  # bad name or missing identity: before any transfer

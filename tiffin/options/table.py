@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tiffin.codecs import COMPRESSORS
 from tiffin.job import BackupJob, SourceSpec, TargetOptions
+from tiffin.options.binlog import with_binlog
 from tiffin.options.opt import (
     BACKUP_CMDS,
     DB_CMDS,
@@ -22,7 +23,7 @@ from tiffin.options.opt import (
     WATCH_CMDS,
     Opt,
 )
-from tiffin.sources import INTO, SOURCES, spoken
+from tiffin.sources import INTO, TYPED, spoken
 
 KEEP = (0, 1_000_000)  # a --keep-* count
 KEEPERS = BACKUP_CMDS | {PRUNE}
@@ -126,7 +127,7 @@ OPTIONS: tuple[Opt, ...] = (
     ),
     Opt(
         "--what",
-        f"only backups of this WHAT: {', '.join(SOURCES)} (sql: mysql and pgsql)",
+        f"only backups of this WHAT: {', '.join(TYPED)} (sql: mysql and pgsql)",
         frozenset({LIST, PRUNE}),
     ),
     Opt(
@@ -380,3 +381,15 @@ STATUS_OPTIONS: tuple[Opt, ...] = (  # status (SPEC §7) and schedule --kubernet
 )
 
 OPTIONS += STATUS_OPTIONS
+OPTIONS += (  # speed (issue 17): what a database backup records for drill
+    Opt(
+        "--counts",
+        "mysql/pgsql: row counts drill checks: exact (small tables), estimate (the server's), off",
+        BACKUP_CMDS,
+        choices=("exact", "estimate", "off"),
+        default=SourceSpec.counts,
+    ),
+)
+
+# binlog (SPEC §6): its rows, and binlog added to the rows it shares (tiffin/options/binlog.py)
+OPTIONS = with_binlog(OPTIONS)

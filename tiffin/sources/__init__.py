@@ -11,7 +11,10 @@ from typing import Literal
 from tiffin.job import RestoreJob, SourceSpec
 from tiffin.sources.base import Loader, Source
 from tiffin.sources.directory import DirectoryLoader, DirectorySource
+from tiffin.sources.mariabackup import MariabackupSource
 from tiffin.sources.mysql import MySQLLoader, MySQLSource
+from tiffin.sources.mysqldata import MysqlDataLoader
+from tiffin.sources.pgbase import PgBaseSource, PgDataLoader
 from tiffin.sources.postgresql import PostgresLoader, PostgresSource
 from tiffin.sources.sqlite import SqliteLoader, SqliteSource
 
@@ -31,6 +34,7 @@ class SourceKind:
     into: str
     lands: Lands
     aliases: tuple[str, ...] = ()
+    physical_of: str | None = None  # the WHAT whose --physical backup this is (SPEC §6)
 
 
 KINDS: tuple[SourceKind, ...] = (
@@ -40,9 +44,23 @@ KINDS: tuple[SourceKind, ...] = (
     ),
     SourceKind("data", DirectorySource, DirectoryLoader, "dir", "folder"),
     SourceKind("sqlite", SqliteSource, SqliteLoader, "sqlite", "file"),
+    SourceKind("pgbase", PgBaseSource, PgDataLoader, "pgdata", "folder", physical_of="pgsql"),
+    SourceKind(
+        "mariabackup",
+        MariabackupSource,
+        MysqlDataLoader,
+        "mysqldata",
+        "folder",
+        physical_of="mysql",
+    ),
 )
 
 SOURCES: dict[str, SourceKind] = {k.what: k for k in KINDS}
+# The WHATs a user names (help and errors list these): a physical kind is named by its
+# WHAT and --physical.
+TYPED: tuple[str, ...] = tuple(k.what for k in KINDS if not k.physical_of)
+# WHAT -> its physical kind (pgsql -> pgbase).
+PHYSICAL: dict[str, SourceKind] = {k.physical_of: k for k in KINDS if k.physical_of}
 # Every word a user may type for a WHAT -> the WHAT.
 WHATS: dict[str, str] = {w: k.what for k in KINDS for w in (k.what, *k.aliases)}
 # --into NAME -> its kind, listed as the help lists them: servers, then files, then folders.
@@ -57,4 +75,15 @@ def spoken(words: Iterable[str], last: str = "or") -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {last} {items[-1]}"
 
 
-__all__ = ["INTO", "KINDS", "SOURCES", "WHATS", "Loader", "Source", "SourceKind", "spoken"]
+__all__ = [
+    "INTO",
+    "KINDS",
+    "PHYSICAL",
+    "SOURCES",
+    "TYPED",
+    "WHATS",
+    "Loader",
+    "Source",
+    "SourceKind",
+    "spoken",
+]
