@@ -30,6 +30,7 @@ from bench import datasets
 from bench.measure import Result, run, shell
 from bench.run import Case, interleaved
 from tests.e2e.helpers import tiffin_exe
+from tests.pitr.cluster import switch_and_wait
 from tests.servers.env import tiffin_env
 from tests.servers.ports import free_port
 from tests.servers.postgres import OS_USER, Postgres
@@ -67,7 +68,7 @@ class Lab:
         stack.callback(self.pg.close)
         self.conf.write_text(
             f"[global]\nrepo1-path={self.work / 'repo'}\nrepo1-retention-full=100\n"
-            f"compress-type=zst\ncompress-level=3\nprocess-max=2\nstart-fast=y\n"
+            f"compress-type=zst\ncompress-level=3\nprocess-max=2\nstart-fast=y\narchive-timeout=600\n"
             f"spool-path={self.work / 'spool'}\nlog-level-console=warn\nlog-level-file=off\n\n"
             f"[{STANZA}]\npg1-path={self.pg.datadir}\npg1-port={self.pg.port}\n"
             f"pg1-socket-path={self.pg.socket_dir}\n"
@@ -76,6 +77,9 @@ class Lab:
         self.summary = datasets.build_postgres(self.pg, args.scale)
         self.size = int(self.pg.sql("SELECT sum(pg_database_size(oid)) FROM pg_database"))
         self.backrest("stanza-create")
+        # The dataset's WAL is archived first (both archives), so no case waits on that backlog.
+        print("waiting for the archiver to catch up", file=sys.stderr)
+        switch_and_wait(self.pg, timeout=3600)
         self.env = tiffin_env(self.work / "home", TIFFIN_DB_PASSWORD=self.pg.password,
                               PYTHONPATH=str(Path.cwd()), PYTHONDONTWRITEBYTECODE="1")  # fmt: skip
         self.port = free_port()
