@@ -200,3 +200,13 @@ def test_a_newest_backup_whose_manifest_is_not_valid_is_a_failed_attempt(tmp_pat
     assert [(j["job"], j["verdict"], j["newest"]) for j in got] == [("db-data", "FAILED", older)]
     assert got[0]["reasons"][0].startswith(f"its newest backup {newer} is damaged: ")
     assert "not valid" in got[0]["reasons"][0]
+
+
+def test_an_empty_target_is_failed_with_no_what(tmp_path: Path) -> None:
+    env = tiffin_env(tmp_path / "home")
+    (tmp_path / "t").mkdir()
+    proc = tiffin(["status", "local", str(tmp_path / "t"), "--json"], env, expect=1)
+    (job,) = json.loads(proc.stdout)
+    assert job["verdict"] == "FAILED" and job["what"] is None and job["newest"] is None
+    assert job["reasons"] == ["it holds no backup"]
+    assert proc.stderr == f"tiffin: 1 of 1 jobs not OK: file://{tmp_path / 't'} FAILED\n"

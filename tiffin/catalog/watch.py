@@ -92,7 +92,7 @@ class JobStatus:
             "reasons": list(self.reasons),
             "target": self.target,
             "label": self.label,
-            "what": self.what,
+            "what": self.what or None,
             "newest": n.name if n else None,
             "created": iso(n.created) if n else None,
             "finished": iso(self.finished) if self.finished else None,

@@ -70,14 +70,14 @@ def gather(
                     jobs = [w for w in shelf.groups() if label is None or w.label == label]
                     if not jobs:
                         found.append(
-                            unreachable(Wanted(where, label or "", "", "—"), where, nothing(label))
+                            unreachable(Wanted(where, label or "", "", None), where, nothing(label))
                         )
                 for w in jobs:
                     found.append(_one(shelf, w, where, now, max_age, history))
         except (TiffinError, OSError) as exc:
             reason = f"{where} cannot be read: {_text(exc)}"
             done = {s.job for s in found}
-            fallback = jobs or [Wanted(where, label or "", "", "—")]
+            fallback = jobs or [Wanted(where, label or "", "", None)]
             found += [unreachable(w, where, reason) for w in fallback if w.job not in done]
     return found
 
