@@ -48,6 +48,7 @@ MODULES = (
     "tests.e2e.test_status_hostile",
     "tests.unit.commands.test_status_page_strings",
     "tests.e2e.test_kubernetes_secrets",
+    "tests.wal.test_no_wal_lost",
 )
 SECTIONS = {
     "fault": "Faults made real",
