@@ -120,3 +120,13 @@ def test_latest_of_a_dump_passes_over_base_backups(pg: Postgres, tmp_path: Path)
         ["restore", "local", str(out), dump, "--into", "pgdata", "--dir", "x"], env, expect=1
     )
     assert f"there is no base backup named {dump} here" in r.stderr
+
+
+def test_keep_last_prunes_base_backups_after_a_backup(pg: Postgres, tmp_path: Path) -> None:
+    out, env = tmp_path / "b", env_of(pg, tmp_path)
+    args = ["backup", "pgsql", "local", str(out), *pg.conn_args(), "--physical", "--keep-last"]
+    tiffin([*args, "1"], env)
+    r = tiffin([*args, "1"], env)
+    [kept] = backups(out)
+    assert f"Backup {kept} completed." in r.stdout and "Pruned: " in r.stdout
+    assert "pruning old WAL failed" not in r.stdout
