@@ -17,7 +17,7 @@ from typing import Any
 
 from tiffin import jobargs, options
 from tiffin.errors import UsageError
-from tiffin.job import BackupJob, TargetURL, looks_like_url
+from tiffin.job import BackupJob, BinlogJob, TargetURL, looks_like_url
 from tiffin.sources import TYPED, WHATS
 
 DEFAULT_PATH = "~/.config/tiffin/tiffin.toml"
@@ -26,7 +26,9 @@ NOT_IN_CONFIG = frozenset({"env_file"})
 OPTION_KEYS: dict[str, options.Opt] = {
     o.dest: o
     for o in options.OPTIONS
-    if options.BACKUP in o.commands and o.config and o.dest not in NOT_IN_CONFIG
+    if (options.BACKUP in o.commands or "binlog" in o.commands)
+    and o.config
+    and o.dest not in NOT_IN_CONFIG
 }
 TARGET_KEYS = ("what", "to", "path")
 KEYS = (*TARGET_KEYS, *OPTION_KEYS)
@@ -61,7 +63,7 @@ def _typed(table: Mapping[str, Any], where: str, errors: list[str]) -> dict[str,
                 errors.append(f"{path}: expected a string")
             elif "\x00" in raw:
                 errors.append(f"{path}: may not contain a NUL character")
-            elif key == "what" and raw.lower() not in WHATS:
+            elif key == "what" and raw.lower() not in WHATS and raw != "binlog":
                 errors.append(f"{path}: expected one of {', '.join(TYPED)}")
             elif key == "to" and not looks_like_url(raw):
                 errors.append(f"{path}: expected a URL such as file:///var/backups or s3://bucket")
@@ -95,7 +97,7 @@ def _with_path(target: TargetURL, path: str) -> TargetURL:
     return replace(target, path=target.path.rstrip("/") + "/" + path)
 
 
-def _job(values: dict[str, Any], where: str, errors: list[str]) -> BackupJob | None:
+def _job(values: dict[str, Any], where: str, errors: list[str]) -> BackupJob | BinlogJob | None:
     missing = [k for k in ("what", "to") if k not in values]
     for key in missing:
         errors.append(f"{where}.{key}: missing (every job needs `what` and `to`)")
@@ -103,7 +105,13 @@ def _job(values: dict[str, Any], where: str, errors: list[str]) -> BackupJob | N
         return None
     rest = {k: v for k, v in values.items() if k not in TARGET_KEYS}
     try:
-        job = jobargs.backup_job(values["what"], [values["to"]], rest)
+        job: BackupJob | BinlogJob
+        if values["what"] == "binlog":  # what = "binlog": `tiffin binlog` (SPEC §6)
+            job = jobargs.binlog_job([values["to"]], rest)
+        elif "follow" in values or "max_lag" in values:
+            raise UsageError('follow and max_lag are for binlog jobs (what = "binlog")')
+        else:
+            job = jobargs.backup_job(values["what"], [values["to"]], rest)
         if values.get("path"):
             job = replace(job, target=_with_path(job.target, values["path"]))
     except UsageError as exc:
@@ -112,10 +120,16 @@ def _job(values: dict[str, Any], where: str, errors: list[str]) -> BackupJob | N
     return job
 
 
-def parse(text: str, path: str, overrides: Mapping[str, Any] | None = None) -> dict[str, BackupJob]:
+def parse(
+    text: str,
+    path: str,
+    overrides: Mapping[str, Any] | None = None,
+    binlogs: dict[str, BinlogJob] | None = None,
+) -> dict[str, BackupJob]:
     """Given a config file's TEXT (read from PATH) and command-line values that replace every
-    job's own, return its jobs by name, in the file's order. Raise ConfigError listing every
-    error, each with its path (jobs.sql.keep_daily: expected a whole number)."""
+    job's own, return its backup jobs by name, in the file's order; its binlog jobs (what =
+    "binlog") go into BINLOGS if given. Raise ConfigError listing every error, each with its
+    path (jobs.sql.keep_daily: expected a whole number)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -149,14 +163,21 @@ def parse(text: str, path: str, overrides: Mapping[str, Any] | None = None) -> d
         values["job_name"] = name  # the metrics' `job` label (SPEC §7)
         if len(errors) == before:
             job = _job(values, where, errors)
-            if job is not None:
+            if isinstance(job, BinlogJob):
+                if binlogs is not None:
+                    binlogs[name] = job
+            elif job is not None:
                 jobs[name] = job
     if errors:
         raise ConfigError(path, errors)
     return jobs
 
 
-def load(path: str, overrides: Mapping[str, Any] | None = None) -> dict[str, BackupJob]:
+def load(
+    path: str,
+    overrides: Mapping[str, Any] | None = None,
+    binlogs: dict[str, BinlogJob] | None = None,
+) -> dict[str, BackupJob]:
     """Given a config file's path, return its jobs by name (see parse). Raise UsageError if it
     cannot be read, ConfigError if it is malformed."""
     try:
@@ -172,7 +193,7 @@ def load(path: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Bac
         raise UsageError(
             f"the config file {path} is over {TEXT_MAX >> 20} MiB: is it the right file?"
         )
-    return parse(text, path, overrides)
+    return parse(text, path, overrides, binlogs)
 
 
 def select(jobs: Mapping[str, BackupJob], names: Iterable[str]) -> list[tuple[str, BackupJob]]:

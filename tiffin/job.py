@@ -69,6 +69,7 @@ class SourceSpec:
     excludes: tuple[str, ...] = ()
     file: str | None = None
     physical: bool = False  # pgsql: pg_basebackup; mysql: mariabackup (SPEC §6)
+    counts: str = "exact"  # the row counts drill checks against: exact, estimate or off
 
 
 @dataclass(frozen=True)
@@ -154,3 +155,22 @@ class BackupResult:
     @property
     def seconds(self) -> float:
         return (self.finished - self.started).total_seconds()
+
+
+@dataclass(frozen=True)
+class BinlogJob:
+    """`tiffin binlog`: ship a MySQL/MariaDB server's binary logs to TARGET/LABEL.binlog/."""
+
+    conn: DBConn
+    target: TargetURL
+    target_options: TargetOptions = TargetOptions()
+    label: str = ""
+    compress: str = "gzip"
+    compress_level: int | None = None
+    follow: bool = False
+    max_lag: float = 60.0  # --follow: the most seconds the archive may lag the server
+    quiet: bool = False
+    metrics_file: str | None = None
+    pushgateway: str | None = field(default=None, repr=False)
+    notify: tuple[str, ...] = field(default=(), repr=False)
+    job_name: str = ""

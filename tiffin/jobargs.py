@@ -10,12 +10,13 @@ from typing import Any
 
 from tiffin import options
 from tiffin.catalog.naming import check_label, check_name, default_label, parse_name
-from tiffin.codecs.age import check_recipients
+from tiffin.commands import drillphysical
 from tiffin.commands.drill import DrillJob
 from tiffin.commands.schedule import option_value
 from tiffin.errors import UsageError
 from tiffin.job import (
     BackupJob,
+    BinlogJob,
     DBConn,
     RestoreJob,
     Retention,
@@ -55,6 +56,15 @@ def _password(values: Mapping[str, Any]) -> str | None:
     return os.environ.get("TIFFIN_DB_PASSWORD")
 
 
+def _recipients(given: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Given --encrypt-to values, return them checked (age is loaded only when one is given)."""
+    if not given:
+        return ()
+    from tiffin.codecs.age import check_recipients
+
+    return check_recipients(given)
+
+
 def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
     """Given WHAT and option values, return the SourceSpec. Raise UsageError if malformed."""
     kind = WHATS.get(what.lower())
@@ -88,6 +98,7 @@ def source_spec(what: str, values: Mapping[str, Any]) -> SourceSpec:
         excludes=tuple(values.get("exclude") or ()),
         file=values.get("file"),
         physical=physical,
+        counts=values.get("counts") or options.default("counts"),
     )
 
 
@@ -165,7 +176,7 @@ def backup_job(what: str, positional: list[str], values: Mapping[str, Any]) -> B
         compress=compress,
         compress_level=level,
         compress_threads=int(values.get("compress_threads") or 0),
-        encrypt_to=check_recipients(values.get("encrypt_to") or ()),
+        encrypt_to=_recipients(values.get("encrypt_to") or ()),
         min_ratio=options.default("min_ratio") if min_ratio is None else float(min_ratio),
         emails=tuple(values.get("email") or ()),
         ping_url=values.get("ping_url"),
@@ -199,6 +210,8 @@ def restore_job(positional: list[str], values: Mapping[str, Any]) -> RestoreJob:
         raise UsageError("--into sqlite needs the destination file: --file PATH")
     spec = source_spec(INTO[into].what if into in INTO else into or "data", values)
     to_time, to_lsn = recovery_target(values)
+    if to_lsn and into == "mysqldata":
+        raise UsageError("--to-lsn is a PostgreSQL position: recover MariaDB with --to-time")
     return RestoreJob(
         target=target,
         name=check_name(rest[0]),
@@ -237,8 +250,10 @@ def physical_into(name: str, physical: bool) -> str | None:
     kind = SOURCES.get(parsed.kind) if parsed else None
     if kind is not None and kind.physical_of:
         return kind.into
-    physical_kinds = list(PHYSICAL.values())
-    return physical_kinds[0].into if physical and len(physical_kinds) == 1 else None
+    if not physical or name != "latest":
+        return None
+    kinds = list(PHYSICAL.values())  # one kind: its own; several: the newest one found there
+    return kinds[0].into if len(kinds) == 1 else drillphysical.ANY
 
 
 def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
@@ -257,7 +272,7 @@ def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
         target=target,
         name=check_name(rest[0]),
         into=into,
-        source=source_spec(INTO[into].what, values),
+        source=source_spec(INTO.get(into, next(iter(PHYSICAL.values()))).what, values),
         target_options=target_options(values),
         identity=values.get("identity"),
         label=values.get("label"),
@@ -265,6 +280,7 @@ def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
         emails=notify.check_addresses(values.get("email") or ()),
         ping_url=notify.check_ping_url(values["ping_url"]) if values.get("ping_url") else None,
         source_id=values.get("source_id"),
+        to_time=recovery_target(values)[0],
         metrics_file=metrics_file,
         pushgateway=gateway,
         notify=urls,
@@ -299,18 +315,15 @@ def off_the_line(dest: str, value: Any) -> bool:
     return dest == "notify" or (dest == "pushgateway" and metrics.gateway(value)[1] is not None)
 
 
-def option_args(values: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> list[str]:
-    """Given typed option values, return the backup options that say the same on a command
-    line, in the options table's order (paths made absolute)."""
+def option_args(
+    values: Mapping[str, Any], skip: frozenset[str] = frozenset(), command: str = options.BACKUP
+) -> list[str]:
+    """Given typed option values, return the options of COMMAND that say the same on a
+    command line, in the options table's order (paths made absolute)."""
     args: list[str] = []
     for opt in options.OPTIONS:
         value = values.get(opt.dest)
-        if (
-            options.BACKUP not in opt.commands
-            or not opt.config
-            or value is None
-            or opt.dest in skip
-        ):
+        if command not in opt.commands or not opt.config or value is None or opt.dest in skip:
             continue
         if off_the_line(opt.dest, value):
             continue
@@ -325,3 +338,31 @@ def option_args(values: Mapping[str, Any], skip: frozenset[str] = frozenset()) -
             else:
                 args += option_value(opt.flag, str(item))
     return args
+
+
+def binlog_job(positional: list[str], values: Mapping[str, Any]) -> BinlogJob:
+    """Given binlog's positionals (HOW WHERE [PATH], or URL) and option values, return its
+    job. Raise UsageError if anything is malformed: nothing is contacted yet."""
+    target, rest = target_of(positional)
+    if rest:
+        raise UsageError(f"unexpected argument {rest[0]!r}")
+    if values.get("max_lag") is not None and not values.get("follow"):
+        raise UsageError("--max-lag is for --follow")
+    spec = source_spec("mysql", values)
+    metrics_file, gateway, urls = watching(values)
+    max_lag = values.get("max_lag")
+    return BinlogJob(
+        conn=spec.conn,
+        target=target,
+        target_options=target_options(values),
+        label=check_label(values.get("label") or default_label(os.environ.get("HOSTNAME"))),
+        compress=values.get("compress") or options.default("compress"),
+        compress_level=values.get("compress_level"),
+        follow=bool(values.get("follow")),
+        max_lag=float(options.default("max_lag") if max_lag is None else max_lag),
+        quiet=bool(values.get("quiet")),
+        metrics_file=metrics_file,
+        pushgateway=gateway,
+        notify=urls,
+        job_name=values.get("job_name") or "",
+    )

@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from tiffin.catalog import walnames
 from tiffin.catalog.naming import check_label, default_label
 from tiffin.commands.wal import WalJob
 from tiffin.commands.walspool import key_of
@@ -43,6 +44,9 @@ def wal_job(
     if len(rest) != wanted:
         shown, example = NEEDS[command]
         raise UsageError(f"{command} needs HOW WHERE [PATH] {shown} (PostgreSQL's {example})")
+    named = rest[0] if command == FETCH else os.path.basename(rest[-1])
+    if walnames.parse(named) is None:  # PostgreSQL passes nothing else: a mistyped line
+        raise UsageError(f"{named!r} is not the name of a WAL, .history, .backup or .partial file")
     label = check_label(values.get("label") or default_label(os.environ.get("HOSTNAME")))
     metrics_file = values.get("metrics_file")
     gateway = values.get("pushgateway") or os.environ.get("TIFFIN_PUSHGATEWAY_URL") or None

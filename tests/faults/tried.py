@@ -49,6 +49,9 @@ MODULES = (
     "tests.unit.commands.test_status_page_strings",
     "tests.e2e.test_kubernetes_secrets",
     "tests.wal.test_no_wal_lost",
+    "tests.e2e.test_mariabackup_faults",
+    "tests.e2e.test_mariabackup_hostile",
+    "tests.faults.test_binlog_faults",
 )
 SECTIONS = {
     "fault": "Faults made real",

@@ -71,6 +71,10 @@ class MariaDB(Server):
                             "--user=mysql",
                             "--auth-root-authentication-method=normal",
                             "--skip-test-db",
+                            # its own temp folder: bootstraps running at once in /tmp were
+                            # seen to lose each other's temporary tables ("Could not remove
+                            # temporary table '/tmp/#sql-temptable-...'")
+                            f"--tmpdir={self.workdir}",
                         ],
                         cwd=self.workdir,
                         env=env,
@@ -92,6 +96,7 @@ class MariaDB(Server):
                 f"--port={self.port}",
                 f"--socket={self.socket}",
                 f"--pid-file={self.workdir / 'mariadbd.pid'}",
+                f"--tmpdir={self.workdir}",
                 "--skip-name-resolve",
                 *self.server_args,
                 "--innodb-log-file-size=8M",

@@ -23,6 +23,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "tiffin.engine.stored",
         "tiffin.engine.archive",
         "tiffin.engine.walview",
+        "tiffin.engine.binlogship",
+        "tiffin.engine.binlogreplay",
     ),
     (
         "tiffin.catalog.holdings",
@@ -30,6 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "tiffin.catalog.drillrecord",
         "tiffin.catalog.watch",
         "tiffin.catalog.pitr",
+        "tiffin.catalog.binlogs",
     ),
     ("tiffin.tell",),
     ("tiffin.engine.scratch",),

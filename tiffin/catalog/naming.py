@@ -11,6 +11,7 @@ from tiffin.errors import UsageError
 
 BASE_EXT = {"mysql": ".sql", "pgsql": ".sql", "data": ".data.tar", "sqlite": ".sqlite"}
 BASE_EXT["pgbase"] = ".pgbase.tar"  # pgsql --physical: a pg_basebackup tar (SPEC §6)
+BASE_EXT["mariabackup"] = ".mariabackup.xb"  # mysql --physical: a mariabackup xbstream (SPEC §6)
 CODEC_EXT = {"gzip": ".gz", "zstd": ".zst", "none": ""}
 MANIFEST_SUFFIX = ".manifest.json"
 DRILL_SUFFIX = ".drill.json"  # NAME.drill.json: the last drill's result (tiffin/drillrecord.py)
@@ -18,7 +19,8 @@ PARTIAL_SUFFIX = ".partial"
 
 _NAME = re.compile(
     r"^(?P<label>.+)_(?P<date>\d{4}-\d\d-\d\d)_(?P<time>\d\d:\d\d:\d\d)_UTC"
-    r"(?P<base>\.sql|\.data\.tar|\.sqlite|\.pgbase\.tar)(?P<codec>\.gz|\.zst)?(?P<age>\.age)?$"
+    r"(?P<base>\.sql|\.data\.tar|\.sqlite|\.pgbase\.tar|\.mariabackup\.xb)"
+    r"(?P<codec>\.gz|\.zst)?(?P<age>\.age)?$"
 )
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -35,10 +37,14 @@ class ParsedName:
     @property
     def kind(self) -> str:
         """The WHAT the name tells apart: 'sql' (mysql or pgsql), 'data', 'sqlite' or
-        'pgbase' (a PostgreSQL base backup)."""
-        return {".sql": "sql", ".data.tar": "data", ".sqlite": "sqlite", ".pgbase.tar": "pgbase"}[
-            self.base
-        ]
+        'pgbase' (a PostgreSQL base backup) or 'mariabackup' (a physical MariaDB backup)."""
+        return {
+            ".sql": "sql",
+            ".data.tar": "data",
+            ".sqlite": "sqlite",
+            ".pgbase.tar": "pgbase",
+            ".mariabackup.xb": "mariabackup",
+        }[self.base]
 
 
 def default_label(env_hostname: str | None) -> str:

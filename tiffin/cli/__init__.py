@@ -1,7 +1,8 @@
 """argv -> Job -> run; main() alone maps exceptions to exit statuses and prints them.
 
 The commands register themselves in `registry.COMMANDS` as their modules are imported:
-`plan` (backup, run, schedule, unschedule), then `read` (restore, list, ..., status)."""
+`plan` (backup, run, schedule, unschedule), `read` (restore, list, ..., status), `wal`
+(wal-push, wal-fetch) and `binlog`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tiffin import __version__, options, usage
-from tiffin.cli import plan, read, wal
+from tiffin.cli import binlog, plan, read, wal
 from tiffin.cli.registry import COMMANDS, err, out
 from tiffin.engine import process, streams
 from tiffin.errors import (
@@ -26,7 +27,14 @@ from tiffin.errors import (
     os_error_text,
 )
 
-assert plan and read and wal  # imported for the commands they register
+assert binlog and plan and read and wal  # imported for the commands they register
+# --help lists them in the order a user meets them: backups, reading them, the archives
+SHOWN = [
+    *("backup", "run", "schedule", "unschedule", "restore", "list", "verify", "prune", "drill"),
+    *("status", "wal-push", "wal-fetch", "binlog"),
+]
+for _name in sorted(COMMANDS, key=lambda n: SHOWN.index(n) if n in SHOWN else len(SHOWN)):
+    COMMANDS[_name] = COMMANDS.pop(_name)
 
 
 def parse(argv: Sequence[str]) -> tuple[str, list[str], dict[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Any
 from tiffin import jobargs, options
 from tiffin.cli.registry import command, err, out
 from tiffin.errors import ExitStatus, TiffinError, UsageError, failure_line, os_error_text
-from tiffin.job import BackupJob
+from tiffin.job import BackupJob, BinlogJob
 from tiffin.sources import SOURCES, spoken
 
 
@@ -50,15 +50,28 @@ def cmd_run(args: list[str], values: dict[str, Any]) -> int:
 
     config.load_env_files(values.get("env_file") or ())
     overrides = {k: values[k] for k in RUN_OVERRIDES if k in values}
-    jobs = config.select(config.load(config.config_path(values.get("config")), overrides), args)
-    for _, job in jobs:
-        report.check(job)
+    binlogs: dict[str, BinlogJob] = {}
+    found = config.load(config.config_path(values.get("config")), overrides, binlogs)
+    wanted = [a for a in args if a not in binlogs]
+    jobs = config.select(found, wanted) if wanted or not args else []
+    shippers = [(n, j) for n, j in binlogs.items() if not args or n in args]
+    for _, backup in jobs:
+        report.check(backup)
+    for name, ship in shippers:
+        if ship.follow:
+            raise UsageError(f"job {name} follows the server: run it as a service (schedule ...)")
     failed = 0
-    for i, (name, job) in enumerate(jobs):
+    every: list[tuple[str, BackupJob | BinlogJob]] = [*jobs, *shippers]
+    for i, (name, one) in enumerate(every):
         if i:
             out()
         try:
-            backup_and_report(job)
+            if isinstance(one, BinlogJob):
+                from tiffin.cli.binlog import run_binlog
+
+                run_binlog(one)
+                continue
+            backup_and_report(one)
         except TiffinError as exc:
             failed += 1
             err(failure_line(exc.subject or f"Backup of job {name}", exc))
@@ -84,6 +97,10 @@ def cmd_schedule(args: list[str], values: dict[str, Any]) -> int:
             out(line)
         return ExitStatus.OK
     when = cron.when(values.get("at"), values.get("cron"))
+    if args and args[0] == "binlog":
+        from tiffin.cli.binlog import schedule_binlog
+
+        return schedule_binlog(args[1:], values, when)
     if values.get("kubernetes"):
         return schedule_kubernetes(args, values, when)
     if values.get("config"):

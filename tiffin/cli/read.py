@@ -17,7 +17,17 @@ def cmd_restore(args: list[str], values: dict[str, Any]) -> int:
     job = jobargs.restore_job(args, values)
     if job.into == "pgdata":
         return _restore_pgdata(job)
-    result = pipeline.restore(job)
+    result = None
+    if job.into == "mysql":
+        from tiffin.commands import pitr
+
+        result = pitr.restore(job)  # None: no binary log archive, no --to-time
+    elif job.into == "mysqldata" and job.to_time is not None:
+        from tiffin.commands import mysqlpitr
+
+        result = mysqlpitr.restore(job)
+    if result is None:
+        result = pipeline.restore(job)
     (err if job.output == "-" else out)(
         f"Restore of {result.name} completed: {result.summary} in {result.seconds:.1f} s."
     )
@@ -48,16 +58,21 @@ def cmd_list(args: list[str], values: dict[str, Any]) -> int:
     options = jobargs.target_options(values)
     with connected(url, options) as target:
         items = holdings.select(holdings.survey(target), values.get("label"), what)
-    if values.get("json"):
-        out(json.dumps([b.to_json() for b in items], indent=2))
-        return ExitStatus.OK
-    for line in inventory.table(items) if items else [f"No backups at {url.redacted()}."]:
-        out(line)
-    if any(b.kind == "pgbase" for b in items):
-        from tiffin.commands import recoverable
-
-        for line in recoverable.window_lines(url, options, items):
+        if values.get("json"):
+            out(json.dumps([b.to_json() for b in items], indent=2))
+            return ExitStatus.OK
+        for line in inventory.table(items) if items else [f"No backups at {url.redacted()}."]:
             out(line)
+        if any(b.kind == "pgbase" for b in items):
+            from tiffin.commands import recoverable
+
+            for line in recoverable.window_lines(url, options, items):
+                out(line)
+        if any(b.what in ("mysql", "sql", "mariabackup") for b in items):
+            from tiffin.commands import binlogcycle
+
+            for line in binlogcycle.window_lines(url, options, target, items):
+                out(line)
     return ExitStatus.OK
 
 
@@ -79,6 +94,10 @@ def cmd_verify(args: list[str], values: dict[str, Any]) -> int:
                 from tiffin.commands import recoverable
 
                 verdict = recoverable.with_wal(url, options, item, verdict)
+            elif item.what in ("mysql", "sql", "mariabackup"):
+                from tiffin.commands import binlogcycle
+
+                verdict = binlogcycle.with_binlogs(url, options, target, item, verdict)
             out(verdict.line())
             verdicts.append(verdict)
     if every:
@@ -104,16 +123,22 @@ def cmd_prune(args: list[str], values: dict[str, Any]) -> int:
     retention.require(policy)  # no --keep-*: exit 2 before anything is contacted
     options = jobargs.target_options(values)
     wal: list[str] = []
+    binlogs: list[str] = []
     with connected(url, options) as target:
         decisions = apply_policy(target, policy, values.get("label"), what, None, dry_run)
+        gone = {d.name for d in decisions if not d.keep}
         if any(d.backup.kind == "pgbase" for d in decisions):
             from tiffin.engine import walview
 
-            gone = {d.name for d in decisions if not d.keep}
             wal = walview.prune_after(url, options, target, gone, values.get("label"), dry_run)
+        if what in (None, "mysql", "sql", "mariabackup"):
+            from tiffin.commands import binlogcycle
+
+            label = values.get("label")
+            binlogs = binlogcycle.prune_binlogs(url, options, target, gone, label, dry_run)
     for d in decisions:
         out(d.line(dry_run))
-    for line in wal:
+    for line in [*wal, *binlogs]:
         out(line)
     out(retention.summary(decisions, dry_run))
     return ExitStatus.OK

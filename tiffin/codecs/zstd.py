@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import zstandard
-
 from tiffin.engine.streams import BLOCK, IterReader, Reader, buffered
 from tiffin.errors import IntegrityError
 
@@ -26,6 +24,8 @@ class ZstdCodec:
         self.threads = threads if threads > 0 else -1
 
     def encode(self, reader: Reader) -> Reader:
+        import zstandard  # loaded when used: a gzip or plain run does not pay its start-up
+
         if self.threads == 1:
             cctx = zstandard.ZstdCompressor(level=self.level)
         else:
@@ -47,6 +47,8 @@ class ZstdCodec:
 def unzstd_chunks(reader: Reader) -> Iterator[bytes]:
     """Yield the plain bytes of a zstd stream of one or more frames. Raise IntegrityError if it
     is corrupt or ends early."""
+    import zstandard
+
     dctx = zstandard.ZstdDecompressor()
     d = dctx.decompressobj()
     pending = False

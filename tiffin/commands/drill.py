@@ -2,38 +2,34 @@
 copy against what the manifest recorded at backup time, so that an empty or cut dump fails.
 
 Where it goes: `--into mysql|pgsql` loads the dump, whole and as it is, into a throwaway
-server that tiffin starts for it (tiffin.engine.scratch: its own folder, a private Unix socket, no
-TCP, jailed), never into the server the connection options name (they are accepted and
-unused); `--into dir` and `--into sqlite` restore into a fresh temporary folder (created
-under --dir when given). All of it is removed at the end, whether the drill passed, failed
-or was interrupted. The client loading the dump runs no client-side command the dump holds
-(see tiffin.sources.psqlfeed and tiffin.sources.mysql.guarded). The verdict is stored beside
-the backup as NAME.drill.json (tiffin.catalog.drillrecord).
+server tiffin starts (tiffin.engine.scratch: its own folder, a private socket, no TCP,
+jailed), never the server the connection options name; `--into dir|sqlite` restore into a
+fresh temporary folder (under --dir if given). All is removed at the end, passed, failed or
+interrupted. The loading client runs no client-side command the dump holds (psqlfeed,
+mysql.guarded). The verdict: NAME.drill.json. `--into mysql --to-time`: drillpitr.py.
 
 The checks, against the manifest's "source" details:
 - mysql/pgsql: every database and every table recorded is there. A table whose rows were
   counted exactly at backup time ("rows") and had rows must have rows, and the tables so
   counted must hold, together, at least 90% of the rows recorded. The counts are taken just
   before the dump starts, not inside its snapshot, so writes in between make small
-  differences: those are reported as warnings, not failures. Tables too large to count
-  cheaply at backup time ("rows_estimated") are checked for presence only, and a warning
-  is given if one comes back empty while the server's estimate said it had rows.
-- sqlite: every table, with exactly the rows recorded (counted on the stored copy itself).
-- data: at least 90% of the files and of the bytes recorded (counted by a walk just before
-  the tar), and at least one file when there were files; other differences are warnings.
-"""
+  differences: those are warnings, not failures. Tables too large to count at backup time
+  ("rows_estimated") are checked for presence only, with a warning if one comes back empty.
+- sqlite: every table, with exactly the rows recorded (counted on the stored copy).
+- data: at least 90% of the files and bytes recorded, and one file if there were any.
+- pgdata, mysqldata (--physical): recovered in a scratch server, checked as mysql/pgsql."""
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sqlite3
 import stat
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from tiffin import __version__
@@ -41,8 +37,8 @@ from tiffin.catalog import drillrecord
 from tiffin.catalog.holdings import latest, read_manifest
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import default_label
-from tiffin.commands import pgdrill
-from tiffin.commands.drillsql import mysql_counts, pg_counts
+from tiffin.commands import drillphysical, drillpitr, pgdrill
+from tiffin.commands.drillsql import dump_major, mysql_counts, pg_counts
 from tiffin.engine import process
 from tiffin.engine.scratch import ScratchMariaDB, ScratchPostgres
 from tiffin.engine.stored import check_stored, decoded
@@ -92,6 +88,7 @@ class DrillJob:
     emails: tuple[str, ...] = ()
     ping_url: str | None = None
     source_id: str | None = None  # `latest` of this source only (tiffin/sources/identity.py)
+    to_time: datetime | None = None  # mysql: replay the binary logs to this time (SPEC §6)
     metrics_file: str | None = None
     pushgateway: str | None = field(default=None, repr=False)
     notify: tuple[str, ...] = field(default=(), repr=False)
@@ -243,19 +240,11 @@ def _drill_files(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def dump_major(details: Mapping[str, Any]) -> int:
-    """Given a pgsql backup's details, return the major version of the pg_dump that wrote it
-    (else of the server dumped; 0 if neither is recorded)."""
-    for key in ("dump_tool", "server_version"):
-        m = re.search(r"(?<![\d.])(\d+)(?:\.\d+)*", str(details.get(key) or ""))
-        if m:
-            return int(m[1])
-    return 0
-
-
 def _drill_db(
     job: DrillJob, stream: Reader, details: dict[str, Any]
 ) -> tuple[list[str], list[str], str]:
+    if job.into == "mysqldata":  # a physical backup: its scratch server starts on it
+        return drillphysical.drill(job, stream, details, check_tables)
     mysql = job.into == "mysql"
     server = ScratchMariaDB() if mysql else ScratchPostgres(dump_major(details))
     with server:
@@ -281,6 +270,9 @@ def run(job: DrillJob) -> DrillResult:
     t0 = time.monotonic()
     process.set_patience(job.target_options.timeout)  # bounds every wait on the server too
     with connected(job.target, job.target_options) as target:
+        if job.into == drillphysical.ANY:  # latest --physical, with several physical kinds
+            into = drillphysical.newest_into(target, job.label, job.source_id)
+            job = replace(job, into=into, source=replace(job.source, what=WHAT_OF[into]))
         try:
             result = _run(job, target, t0)
         except DrillFailed as exc:
@@ -296,6 +288,8 @@ def run(job: DrillJob) -> DrillResult:
 def _run(job: DrillJob, target: Target, t0: float) -> DrillResult:
     """Drill job's backup at TARGET (run()'s work but for the record)."""
     what = WHAT_OF[job.into]
+    if job.to_time is not None and job.into == "mysql":  # replayed to a time (SPEC §6)
+        return DrillResult(*drillpitr.run(target, job), time.monotonic() - t0)
     if job.name == "latest":
         name, manifest = _latest(target, what, job.label, job.source_id)
     else:

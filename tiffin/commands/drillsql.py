@@ -3,6 +3,10 @@ and their rows, read with the server's client over its socket (see tiffin.engine
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from typing import Any
+
 from tiffin.engine import process
 from tiffin.job import DBConn
 from tiffin.sources.mysql import with_secret
@@ -67,3 +71,13 @@ def pg_counts(conn: DBConn, db: str) -> dict[str, int] | None:
         psql,
     )
     return {r[0]: int(r[1]) for r in rows}
+
+
+def dump_major(details: Mapping[str, Any]) -> int:
+    """Given a pgsql backup's details, return the major version of the pg_dump that wrote it
+    (else of the server dumped; 0 if neither is recorded)."""
+    for key in ("dump_tool", "server_version"):
+        m = re.search(r"(?<![\d.])(\d+)(?:\.\d+)*", str(details.get(key) or ""))
+        if m:
+            return int(m[1])
+    return 0

@@ -27,6 +27,7 @@ DB_VARS = {
     "mysql": ("TIFFIN_DB_PASSWORD", "MYSQL_PWD"),
     "pgsql": ("TIFFIN_DB_PASSWORD", "PGPASSWORD"),
     "pgbase": ("TIFFIN_DB_PASSWORD", "PGPASSWORD"),
+    "mariabackup": ("TIFFIN_DB_PASSWORD", "MYSQL_PWD"),
 }
 S3_VARS = (
     "AWS_ACCESS_KEY_ID",
@@ -122,7 +123,7 @@ def plan_backup(job: BackupJob, args: Sequence[str]) -> Plan:
     argv = [
         *tiffin_argv(),
         "backup",
-        SOURCES[job.source.what].physical_of or job.source.what,  # pgbase: pgsql --physical
+        SOURCES[job.source.what].physical_of or job.source.what,  # pgsql/mysql --physical, as typed
         job.target.redacted(),
         *option_value("--label", job.label),
         *args,

@@ -9,13 +9,23 @@ others are still shown.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from tiffin.catalog.backup import kind_of
-from tiffin.catalog.watch import FAILED, OK, JobStatus, Shelf, Wanted, look, span, unreachable
-from tiffin.commands import recoverable
+from tiffin.catalog.watch import (
+    FAILED,
+    OK,
+    JobStatus,
+    Shelf,
+    Wanted,
+    Window,
+    look,
+    span,
+    unreachable,
+)
+from tiffin.commands import binlogcycle, recoverable
 from tiffin.errors import TiffinError, os_error_text
 from tiffin.job import BackupJob, TargetOptions, TargetURL
 from tiffin.sources.identity import identity, key
@@ -47,6 +57,14 @@ def places_of(jobs: Sequence[tuple[str, BackupJob]]) -> list[Place]:
     return [Place(url, opts, tuple(ws)) for (url, opts), ws in found.items()]
 
 
+def _windows(url: TargetURL, options: TargetOptions) -> Callable[[Shelf, Wanted], Window | None]:
+    """Return what gives status a job's archive window: WAL for base backups, binary logs
+    for mysql backups (each says None for the others)."""
+    wal = recoverable.status_window(url, options)
+    binlogs = binlogcycle.status_window(url, options)
+    return lambda shelf, w: wal(shelf, w) or binlogs(shelf, w)
+
+
 def gather(
     places: Sequence[Place],
     now: datetime,
@@ -63,9 +81,7 @@ def gather(
         jobs = list(place.jobs)
         try:
             with connected(place.url, place.options) as target:
-                shelf = Shelf(
-                    target, target.list(), recoverable.status_window(place.url, place.options)
-                )
+                shelf = Shelf(target, target.list(), _windows(place.url, place.options))
                 if not place.jobs:
                     jobs = [w for w in shelf.groups() if label is None or w.label == label]
                     if not jobs:

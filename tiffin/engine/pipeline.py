@@ -34,7 +34,7 @@ from tiffin.errors import (
 )
 from tiffin.job import BackupJob, BackupResult, RestoreJob
 from tiffin.sources import INTO, SOURCES
-from tiffin.sources.base import Source
+from tiffin.sources.base import Loader, Source
 from tiffin.sources.identity import identity, key
 from tiffin.targets import Target, connected
 
@@ -141,7 +141,11 @@ def _backup(
     if stored.size != hashing.size:
         target.remove(name)
         raise IntegrityError(f"the target stored {stored.size} bytes of {hashing.size} sent")
-    details = {**details, **source.finish(), "identity": ident}
+    try:
+        details = {**details, **source.finish(), "identity": ident}
+    except BaseException:
+        target.remove(name)  # what the manifest must record is unknown: nothing is published
+        raise
     finished = now()
     manifest = Manifest(
         name=name,
@@ -214,13 +218,15 @@ class RestoreResult:
     seconds: float
 
 
-def restore(job: RestoreJob) -> RestoreResult:
-    """Given a restore job, load or write the backup. Raise a TiffinError if anything fails."""
+def restore(job: RestoreJob, loader: Loader | None = None) -> RestoreResult:
+    """Given a restore job, load or write the backup (with LOADER, if given: else the one of
+    --into). Raise a TiffinError if anything fails."""
     t0 = time.monotonic()
     process.set_patience(job.target_options.timeout)  # bounds every wait on the server too
     if job.into and job.into not in INTO:
         raise UsageError(f"--into takes one of {', '.join(INTO)}")
-    loader = INTO[job.into].loader(job) if job.into else None
+    if loader is None and job.into:
+        loader = INTO[job.into].loader(job)
     with connected(job.target, job.target_options) as target:
         # `latest --into pgsql` is the newest dump, never a base backup beside it.
         kind = kind_of(INTO[job.into].what) if job.into else None
@@ -240,10 +246,13 @@ def restore(job: RestoreJob) -> RestoreResult:
         details: dict[str, Any] = manifest.source if manifest else {}
         if loader is not None:
             loader.check(details)
-            if manifest is not None:
+            staged = bool(getattr(loader, "staged", False))  # see Loader
+            if manifest is not None and not staged:
                 # Check every byte before the first one is loaded into a live server.
                 verify_stored(target, name, manifest)
             raw, stream = decoded(target, name, manifest, job.identity)
+            if staged:
+                stream = _CheckedAtEnd(stream, lambda: check_stored(raw, manifest, name))
             try:
                 summary = loader.load(stream, details)
             finally:
@@ -252,6 +261,23 @@ def restore(job: RestoreJob) -> RestoreResult:
         else:
             summary = _write_output(target, name, manifest, job)
     return RestoreResult(name, summary, time.monotonic() - t0)
+
+
+class _CheckedAtEnd:
+    """A reader that runs CHECK when INNER reaches its end, before it returns that end."""
+
+    def __init__(self, inner: Reader, check: Callable[[], None]) -> None:
+        self.inner, self.check, self._done = inner, check, False
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self.inner.read(size)
+        if not data and not self._done:
+            self._done = True
+            self.check()
+        return data
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def _copy(stream: Reader, sink: BinaryIO) -> None:

@@ -281,11 +281,13 @@ def spawn_reader(
     env: Mapping[str, str] | None = None,
     pass_fds: Iterable[int] = (),
     server: Server | None = None,
+    keep: tuple[str, ...] = (),
 ) -> io.BufferedReader:
     """Start CMD and return a buffered reader of its stdout that raises ToolFailed at the end
     unless CMD exits 0. Closing the reader early kills CMD. With SERVER, CMD is killed, and
-    the reader raises Stalled, when it sends nothing for patience() seconds (see Server)."""
-    child = Child(cmd, name=name, env=env, pass_fds=pass_fds, server=server)
+    the reader raises Stalled, when it sends nothing for patience() seconds (see Server).
+    Its stderr lines holding any of KEEP are kept in its Child's error_lines."""
+    child = Child(cmd, name=name, env=env, pass_fds=pass_fds, server=server, keep=keep)
     return io.BufferedReader(ToolOutput(child), buffer_size=1 << 20)
 
 

@@ -21,7 +21,7 @@ from tiffin.job import Retention
 from tiffin.targets.base import Target
 
 
-def _remove_partial(target: Target, name: str) -> None:
+def remove_partial(target: Target, name: str) -> None:
     """Remove NAME's partial leftover: the NAME.partial file of a folder, FTP or SSH target,
     or the uncompleted upload that an S3 target lists under NAME (its remove() aborts it)."""
     target.remove(name + PARTIAL_SUFFIX)
@@ -35,7 +35,7 @@ def delete(target: Target, decision: Decision) -> None:
     bytes. Raise TargetError if the target refuses."""
     b = decision.backup
     if b.state == PARTIAL:
-        _remove_partial(target, b.name)
+        remove_partial(target, b.name)
         return
     target.remove(b.name + MANIFEST_SUFFIX)
     target.remove(b.name)
@@ -81,7 +81,7 @@ def apply_policy(
     for e in stray_records(entries, now, label, what):
         try:
             if e.partial:
-                _remove_partial(target, e.name)
+                remove_partial(target, e.name)
             else:
                 target.remove(e.name)
         except TargetError as exc:

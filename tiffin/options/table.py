@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tiffin.codecs import COMPRESSORS
 from tiffin.job import BackupJob, SourceSpec, TargetOptions
+from tiffin.options.binlog import with_binlog
 from tiffin.options.opt import (
     BACKUP_CMDS,
     DB_CMDS,
@@ -380,3 +381,15 @@ STATUS_OPTIONS: tuple[Opt, ...] = (  # status (SPEC §7) and schedule --kubernet
 )
 
 OPTIONS += STATUS_OPTIONS
+OPTIONS += (  # speed (issue 17): what a database backup records for drill
+    Opt(
+        "--counts",
+        "mysql/pgsql: row counts drill checks: exact (small tables), estimate (the server's), off",
+        BACKUP_CMDS,
+        choices=("exact", "estimate", "off"),
+        default=SourceSpec.counts,
+    ),
+)
+
+# binlog (SPEC §6): its rows, and binlog added to the rows it shares (tiffin/options/binlog.py)
+OPTIONS = with_binlog(OPTIONS)

@@ -11,7 +11,9 @@ from typing import Literal
 from tiffin.job import RestoreJob, SourceSpec
 from tiffin.sources.base import Loader, Source
 from tiffin.sources.directory import DirectoryLoader, DirectorySource
+from tiffin.sources.mariabackup import MariabackupSource
 from tiffin.sources.mysql import MySQLLoader, MySQLSource
+from tiffin.sources.mysqldata import MysqlDataLoader
 from tiffin.sources.pgbase import PgBaseSource, PgDataLoader
 from tiffin.sources.postgresql import PostgresLoader, PostgresSource
 from tiffin.sources.sqlite import SqliteLoader, SqliteSource
@@ -43,6 +45,14 @@ KINDS: tuple[SourceKind, ...] = (
     SourceKind("data", DirectorySource, DirectoryLoader, "dir", "folder"),
     SourceKind("sqlite", SqliteSource, SqliteLoader, "sqlite", "file"),
     SourceKind("pgbase", PgBaseSource, PgDataLoader, "pgdata", "folder", physical_of="pgsql"),
+    SourceKind(
+        "mariabackup",
+        MariabackupSource,
+        MysqlDataLoader,
+        "mysqldata",
+        "folder",
+        physical_of="mysql",
+    ),
 )
 
 SOURCES: dict[str, SourceKind] = {k.what: k for k in KINDS}

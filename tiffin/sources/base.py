@@ -49,6 +49,9 @@ class Loader(Protocol):
     an existing file without --overwrite ...), naming what is missing.
     load(reader, details) consumes READER to its end and loads it; it raises ToolFailed /
     BackupFailed on any failure, and returns a one-line summary of what was restored.
+    A loader whose class sets `staged = True` publishes nothing before READER's end (it
+    unpacks aside, then moves into place): its reader raises IntegrityError at the end if the
+    stored bytes do not match the manifest, and they are not read twice (verified first).
     """
 
     def check(self, details: dict[str, Any]) -> None: ...

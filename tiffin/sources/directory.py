@@ -152,11 +152,13 @@ class DirectorySource:
         self._hardlinks: dict[tuple[int, int], str] = {}
         self._thread: threading.Thread | None = None
         self._chan = _Channel()
+        self._counts = dict.fromkeys(("files", "bytes", "dirs", "symlinks"), 0)
 
-    def _walk(self, warn: list[str]) -> Iterator[tuple[str, str, os.stat_result]]:
-        """Yield (path, rel, lstat) in tar order: each directory before its sorted entries."""
+    def _top(self) -> os.stat_result:
+        """Return the stat of --dir (which may be a symlink to the directory). Raise
+        BackupFailed if it is missing or not a directory."""
         try:
-            top = os.stat(self.root)  # --dir itself may be a symlink to the directory
+            top = os.stat(self.root)
         except FileNotFoundError:
             raise BackupFailed(
                 f"the directory {self.root} does not exist: "
@@ -166,49 +168,55 @@ class DirectorySource:
             raise BackupFailed(
                 f"{self.root} is not a directory: give the folder to back up with --dir DIR"
             )
-        yield self.root, "", top
+        return top
+
+    def _walk(self, warn: list[str]) -> Iterator[tuple[str, str, os.stat_result | None]]:
+        """Yield (path, rel, lstat) in tar order: each directory before its sorted entries.
+        The lstat of a regular file is None: the file's own fstat, once opened, is the one
+        its entry is made from (the directory's listing already said what kind it is)."""
+        yield self.root, "", self._top()
         stack = [self._list(self.root, "", warn)]
         while stack:
             item = next(stack[-1], None)
             if item is None:
                 stack.pop()
                 continue
-            path, rel = item
+            entry, rel = item
+            st: os.stat_result | None = None
             try:
-                st = os.lstat(path)
+                if entry.is_file(follow_symlinks=False):
+                    is_dir = False
+                else:
+                    st = entry.stat(follow_symlinks=False)
+                    is_dir = stat.S_ISDIR(st.st_mode)
             except FileNotFoundError:
-                warn.append(f"{path} vanished during the backup and was skipped")
+                warn.append(f"{entry.path} vanished during the backup and was skipped")
                 continue
             except OSError as exc:
-                raise BackupFailed(f"cannot read {path}: {exc.strerror}") from None
-            if excluded(rel, stat.S_ISDIR(st.st_mode), self.excludes):
+                raise BackupFailed(f"cannot read {entry.path}: {exc.strerror}") from None
+            if self.excludes and excluded(rel, is_dir, self.excludes):
                 continue
-            yield path, rel, st
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(self._list(path, rel, warn))
+            yield entry.path, rel, st
+            if is_dir:
+                stack.append(self._list(entry.path, rel, warn))
 
     @staticmethod
-    def _list(path: str, rel: str, warn: list[str]) -> Iterator[tuple[str, str]]:
+    def _list(path: str, rel: str, warn: list[str]) -> Iterator[tuple[os.DirEntry[str], str]]:
         try:
-            names = sorted(os.listdir(path))
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
         except FileNotFoundError:
             warn.append(f"{path} vanished during the backup and was skipped")
-            names = []
+            entries = []
         except OSError as exc:
             raise BackupFailed(f"cannot list the directory {path}: {exc.strerror}") from None
-        return ((os.path.join(path, n), f"{rel}/{n}" if rel else n) for n in names)
+        return ((e, f"{rel}/{e.name}" if rel else e.name) for e in entries)
 
     def prepare(self) -> dict[str, Any]:
-        """Return {"dir", "files", "bytes", "dirs", "symlinks"} from a quick walk with the same
-        exclusions. Raise BackupFailed if the directory is missing or cannot be listed."""
-        files = size = dirs = links = 0
-        for _path, _rel, st in self._walk([]):
-            if stat.S_ISREG(st.st_mode):
-                files += 1
-                size += st.st_size
-            dirs += stat.S_ISDIR(st.st_mode)
-            links += stat.S_ISLNK(st.st_mode)
-        return {"dir": self.root, "files": files, "bytes": size, "dirs": dirs, "symlinks": links}
+        """Return {"dir"}. Raise BackupFailed if the directory is missing or no directory.
+        What it holds is counted as it is stored (see finish())."""
+        self._top()
+        return {"dir": self.root}
 
     def open(self) -> Reader:
         """Start the tar thread and return a reader of the tar. The reader raises
@@ -223,8 +231,8 @@ class DirectorySource:
             self._thread.join(10)
 
     def finish(self) -> dict[str, Any]:
-        """Return no more details: the files were counted by the walk before the tar."""
-        return {}
+        """Return {"files", "bytes", "dirs", "symlinks"}: what the tar holds."""
+        return dict(self._counts)
 
     def warnings(self) -> list[str]:
         """Return the files skipped or changed during the backup, one sentence each."""
@@ -244,17 +252,19 @@ class DirectorySource:
         except BaseException as exc:  # handed to the reader's thread
             self._chan.finish(exc)
 
-    def _add(self, path: str, arc: str, st: os.stat_result) -> None:
-        """Write one entry."""
-        if stat.S_ISDIR(st.st_mode):
+    def _add(self, path: str, arc: str, st: os.stat_result | None) -> None:
+        """Write one entry (ST None: a regular file, as its directory listed it)."""
+        if st is None or stat.S_ISREG(st.st_mode):
+            self._add_file(path, arc)
+        elif stat.S_ISDIR(st.st_mode):
             self._chan.write(_header(arc, st, tarfile.DIRTYPE))
+            self._counts["dirs"] += 1
         elif stat.S_ISLNK(st.st_mode):
             try:
                 self._chan.write(_header(arc, st, tarfile.SYMTYPE, os.readlink(path)))
+                self._counts["symlinks"] += 1
             except FileNotFoundError:
                 self._warnings.append(f"{path} vanished during the backup and was skipped")
-        elif stat.S_ISREG(st.st_mode):
-            self._add_file(path, arc)
         else:
             self._warnings.append(f"{path} is a socket, device or fifo: skipped")
 
@@ -275,6 +285,8 @@ class DirectorySource:
                 self._warnings.append(f"{path} changed during the backup and was skipped")
                 return
             key = (st.st_dev, st.st_ino)
+            self._counts["files"] += 1
+            self._counts["bytes"] += st.st_size
             if st.st_nlink > 1 and key in self._hardlinks:
                 self._chan.write(_header(arc, st, tarfile.LNKTYPE, self._hardlinks[key]))
                 return

@@ -29,7 +29,7 @@ def identity(spec: SourceSpec) -> dict[str, Any]:
     if spec.what == "sqlite":
         return {"file": os.path.abspath(os.path.expanduser(spec.file or ""))}
     conn = spec.conn
-    socket = conn.socket if spec.what == "mysql" else None
+    socket = conn.socket if spec.what in ("mysql", "mariabackup") else None
     return {
         "server": address(conn.host, conn.port, socket),
         "databases": sorted(spec.databases) or "all",

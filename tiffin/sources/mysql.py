@@ -1,8 +1,7 @@
 """MySQL / MariaDB through their own dump tool and client.
 
 The password reaches every child through an inherited pipe named as the first option,
---defaults-extra-file=/dev/fd/N: never through argv or the environment.
-"""
+--defaults-extra-file=/dev/fd/N: never through argv or the environment."""
 
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ from tiffin.errors import BackupFailed, ToolFailed, UsageError
 from tiffin.job import DBConn, RestoreJob, SourceSpec
 from tiffin.sources.base import address
 from tiffin.sources.beside import Beside, counted_rows
+from tiffin.sources.mysqlcoords import CoordinateScanner, binlog_status, coordinates, dump_option
 
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 TRANSACTIONAL = ("InnoDB",)
@@ -69,9 +69,9 @@ def option_value(value: str) -> str:
 
 def connect_timeout(binary: str) -> tuple[str, ...]:
     """Given a client binary, return its option that gives up on a server that accepts the
-    connection and never greets (hung, frozen): the client has one, the dump tool does not
-    (its watchdog ends it, see process.Server)."""
-    if binary.rsplit("/", 1)[-1].endswith("dump"):
+    connection and never greets (hung, frozen): the client has one, the dump and binlog
+    tools do not (their watchdog ends them, see process.Server)."""
+    if binary.rsplit("/", 1)[-1].endswith(("dump", "binlog")):
         return ()
     return (f"--connect-timeout={max(1, math.ceil(process.patience()))}",)
 
@@ -102,11 +102,17 @@ def with_secret(
 
 
 def dump_command(
-    binary: str, databases: tuple[str, ...], consistency: str, replica: bool, dump_replica_opt: str
+    binary: str,
+    databases: tuple[str, ...],
+    consistency: str,
+    replica: bool,
+    dump_replica_opt: str,
+    coords_opt: str = "",
 ) -> tuple[str, ...]:
     """Given the dump tool, the databases (none: all), the consistency mode to use
-    ('single-transaction' or 'lock') and whether to record the source's coordinates, return
-    the dump tool's arguments (after the connection options)."""
+    ('single-transaction' or 'lock'), whether to record the source's coordinates and the
+    option that records this server's binary log coordinates ("": binary logging is off),
+    return the dump tool's arguments (after the connection options)."""
     args = [
         "--routines",
         "--triggers",
@@ -118,6 +124,8 @@ def dump_command(
     args.append(
         "--single-transaction" if consistency == "single-transaction" else "--lock-all-tables"
     )
+    if coords_opt:
+        args.append(coords_opt)
     if replica:
         args.append(dump_replica_opt)
     if not databases:
@@ -155,6 +163,8 @@ class MySQLSource:
         self._exact: list[tuple[str, str]] = []
         self._counting: Beside[dict[str, dict[str, int]]] | None = None
         self._late: list[str] = []
+        self._binlog: dict[str, Any] | None = None  # binary logging on: its server's details
+        self._scanner: CoordinateScanner | None = None
         self.server = server_of(self.client_bin, spec.conn)
 
     def _query(self, sql: str) -> list[list[str]]:
@@ -200,7 +210,11 @@ class MySQLSource:
             details["rows_estimated"] = estimated
         if self.spec.replica:
             details["replica"] = self._replica_status()
+        self._binlog = self._binlog_status()
         return details
+
+    def _binlog_status(self) -> dict[str, Any] | None:
+        return binlog_status(self._query, self._late)
 
     def _replica_status(self) -> dict[str, str]:
         """Return where this replica replicates from. Raise BackupFailed if it is no replica.
@@ -268,8 +282,17 @@ class MySQLSource:
 
     def open(self) -> Reader:
         replica_opt = self._replica_opt() if self.spec.replica else ""
+        coords_opt = ""
+        if self._binlog is not None:
+            helptext = process.run((self.dump_bin, "--help"), name="mysqldump")
+            coords_opt = dump_option(self.dump_bin, helptext)
         args = dump_command(
-            self.dump_bin, self.spec.databases, self._consistency, self.spec.replica, replica_opt
+            self.dump_bin,
+            self.spec.databases,
+            self._consistency,
+            self.spec.replica,
+            replica_opt,
+            coords_opt,
         )
         cmd, fds = with_secret(self.dump_bin, self.spec.conn, args)
         name = self.dump_bin.rsplit("/", 1)[-1]
@@ -277,12 +300,16 @@ class MySQLSource:
         self._child = process.child_of(reader)
         exact = self._exact
         self._counting = Beside(lambda: self._count(exact), "tiffin-mysql-count")
+        if coords_opt:
+            self._scanner = CoordinateScanner(reader)
+            return self._scanner
         return reader
 
     def finish(self) -> dict[str, Any]:
         """Return the exact row counts taken beside the dump, or nothing (and a warning) if
-        they could not be taken."""
-        return counted_rows(self._counting, self._late)
+        they could not be taken, and the binary log coordinates the dump recorded."""
+        rows = counted_rows(self._counting, self._late)
+        return {**rows, **coordinates(self._scanner, self._binlog, self._query, self._late)}
 
     def warnings(self) -> list[str]:
         if self._child is None:
@@ -348,6 +375,11 @@ class MySQLLoader:
         return str(details["databases"][0])
 
     def check(self, details: dict[str, Any]) -> None:
+        if details.get("physical") == "mariabackup":
+            raise BackupFailed(
+                "this backup is a physical MariaDB backup: "
+                "restore it --into mysqldata --dir DATADIR"
+            )
         if details.get("server") != "mysql":
             raise BackupFailed(
                 "this backup is not a MySQL dump: restore it --into "

@@ -15,18 +15,16 @@ from typing import Any
 
 from tiffin.engine import process
 from tiffin.engine.streams import BLOCK, IterReader, Reader, buffered
-from tiffin.errors import BackupFailed, ToolFailed
+from tiffin.errors import BackupFailed, TiffinError, ToolFailed
 from tiffin.job import DBConn, RestoreJob, SourceSpec
-from tiffin.sources import psqlfeed
+from tiffin.sources import pginventory, psqlfeed
 from tiffin.sources.base import address
-from tiffin.sources.beside import Beside, counted_rows
+from tiffin.sources.beside import COUNTS_LOST, Beside
 from tiffin.sources.pgclients import client_versions, newest_psql, pick_client, pick_major
+from tiffin.sources.pginventory import Inventory, count_sql, inventory_sql, parse
 
 # Errors that a pg_dumpall script meets on any live server and that do no harm.
 BENIGN = (re.compile(r'role "[^"]+" already exists'),)
-# Row counts recorded for drill: exact for tables up to this size, this much in all.
-COUNT_TABLE_BYTES = 256 << 20
-COUNT_BYTES = 2 << 30
 
 
 def pg_env(conn: DBConn, database: str | None = None) -> dict[str, str]:
@@ -102,116 +100,85 @@ class PostgresSource:
         self._cmds: list[tuple[str, ...]] = []
         self._children: list[process.Child] = []
         self._psql = newest_psql()
-        self._exact: dict[str, list[tuple[str, str]]] = {}
-        self._counting: Beside[dict[str, dict[str, int]]] | None = None
+        self._scope: list[str] = []
+        self._first: tuple[str, Inventory] | None = None
+        self._side: Beside[tuple[dict[str, Inventory], str | None]] | None = None
         self._late: list[str] = []
 
     def prepare(self) -> dict[str, Any]:
-        """Read the server's version, its databases and, per database in scope, its
-        extensions, tables and row counts: one psql session for the server, one per database
-        (psql cannot pick the next database from what the last query returned)."""
+        """Read the server's version, its databases and the inventory of the database it
+        connects to, in one psql session: the dump starts right after it. The other
+        databases in scope are read, and every row counted, beside the dump (see open())."""
         conn = self.spec.conn
-        head, *names = _psql(
-            conn,
-            "postgres",
-            "SELECT current_setting('server_version_num'), "
+        home = self.spec.databases[0] if len(self.spec.databases) == 1 else "postgres"
+        sql = (  # noqa: S608 - nothing formatted in
+            "SELECT 'v', current_setting('server_version_num'), "
             "current_setting('server_version'), rolsuper FROM pg_roles "
             "WHERE rolname = current_user;\n"
-            "SELECT datname FROM pg_database "
-            "WHERE datallowconn AND NOT datistemplate ORDER BY 1;",
-            self._psql,
-        )
-        num, version, superuser = int(head[0]), head[1], head[2] == "t"
+            "SELECT 'd', datname FROM pg_database "
+            "WHERE datallowconn AND NOT datistemplate ORDER BY 2;\n"
+        ) + inventory_sql(pginventory.COUNT_BYTES, self.spec.counts, False)
+        try:
+            rows = _psql(conn, home, sql, self._psql)
+        except ToolFailed as exc:
+            if f'database "{home}" does not exist' in exc.stderr_tail:
+                raise BackupFailed(f"the server has no database named {home}") from None
+            raise
+        head = next(r for r in rows if r[0] == "v")
+        num, version, superuser = int(head[1]), head[2], head[3] == "t"
         major = num // 10000
-        dbs = [r[0] for r in names]
+        dbs = [r[1] for r in rows if r[0] == "d"]
         missing = [d for d in self.spec.databases if d not in dbs]
         if missing:
             raise BackupFailed(f"the server has no database named {', '.join(missing)}")
-        scope = list(self.spec.databases) or dbs
-        extensions: dict[str, dict[str, str]] = {}
-        tables: dict[str, list[str]] = {}
-        rows: dict[str, dict[str, int]] = {}
-        estimated: dict[str, dict[str, int]] = {}
-        budget = COUNT_BYTES
-        self._exact.clear()
-        for db in scope:
-            ext, tables[db], self._exact[db], estimate, budget = self._inventory(db, budget)
-            rows[db] = {}  # counted beside the dump: see finish()
-            extensions[db] = {name: ver for name, ver in ext.items() if name != "plpgsql"}
-            if estimate:
-                estimated[db] = estimate
+        self._scope = list(self.spec.databases) or dbs
+        self._first = (home, parse(rows)) if home in self._scope else None
         dump = pick_client("pg_dump", major, client_versions("pg_dump"))
         dumpall = os.path.join(os.path.dirname(dump), "pg_dumpall")
         self._cmds = dump_commands(dumpall, dump, self.spec.databases, superuser)
         return {
             "server": "pgsql",
             "server_version": version,
-            "databases": scope,
+            "databases": self._scope,
             "single_database": len(self.spec.databases) == 1,
             "roles": not self.spec.databases,
             "consistency": "snapshot per database",
-            "extensions": {k: v for k, v in extensions.items() if v},
-            "tables": tables,
-            "rows": rows,
-            **({"rows_estimated": estimated} if estimated else {}),
+            **({"counts": self.spec.counts} if self.spec.counts != "exact" else {}),
             "dump_tool": os.path.basename(self._cmds[0][0])
             + " "
             + str(pick_major(self._cmds[0][0])),
         }
 
-    def _inventory(
-        self, db: str, budget: int
-    ) -> tuple[dict[str, str], list[str], list[tuple[str, str]], dict[str, int], int]:
-        """Given a database and the bytes left to count, return, from one psql session, its
-        {extension: version}, its tables, the (name, quoted name) of those to count exactly
-        (smallest first, up to COUNT_TABLE_BYTES each), {table: the server's estimate} for
-        the others, and the bytes left: what the manifest records and drill checks a restored
-        copy with. Sorted by size, a table is counted when it and every smaller one fit."""
-        sql = (
-            "SELECT 'e', extname, extversion FROM pg_extension ORDER BY 2;\n"  # noqa: S608 - integers
-            "SELECT 't', schemaname || '.' || tablename FROM pg_tables WHERE schemaname "
-            "NOT IN ('pg_catalog', 'information_schema') ORDER BY 2;\n"
-            "WITH rel AS (SELECT n.nspname || '.' || c.relname AS name, "
-            "format('%I.%I', n.nspname, c.relname) AS quoted, pg_relation_size(c.oid) AS size, "
-            "c.reltuples::bigint AS estimate FROM pg_class c JOIN pg_namespace n "
-            "ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN "
-            "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'), "
-            f"sized AS (SELECT *, size <= {COUNT_TABLE_BYTES} AND sum(size) OVER "
-            f"(ORDER BY size, name) <= {budget} AS exact FROM rel) "
-            "SELECT 'r', name, quoted, size, exact, estimate FROM sized ORDER BY size, name;\n"
-        )
-        extensions: dict[str, str] = {}
-        tables: list[str] = []
-        exact: list[tuple[str, str]] = []
-        estimated: dict[str, int] = {}
-        for row in _psql(self.spec.conn, db, sql, self._psql):
-            tag, name, *rest = row
-            if tag == "e":
-                extensions[name] = rest[0]
-            elif tag == "t":
-                tables.append(name)
-            elif tag == "r" and rest[2] == "t":
-                exact.append((name, rest[0]))
-                budget -= int(rest[1])
-            elif tag == "r" and int(rest[3]) >= 0:
-                estimated[name] = int(rest[3])
-        return extensions, tables, exact, estimated, budget
+    def _inventories(self) -> tuple[dict[str, Inventory], str | None]:
+        """Return {db: Inventory} of every database in scope, with its exact counts, and why
+        the counts could not be taken (None if they were): one psql session per database.
+        Raise what psql raised if a database's tables cannot be read at all."""
+        mode, budget = self.spec.counts, pginventory.COUNT_BYTES
+        found: dict[str, Inventory] = {}
+        lost: str | None = None
+        first = [self._first[0]] if self._first is not None else []
+        for db in first + [d for d in self._scope if d not in first]:
+            if self._first is not None and self._first[0] == db:
+                inv = self._first[1]
+                if lost is None and inv.exact:
+                    try:
+                        for sql in count_sql(inv.exact):
+                            for i, count in _psql(self.spec.conn, db, sql, self._psql):
+                                inv.counted[inv.exact[int(i)][0]] = int(count)
+                    except TiffinError as exc:
+                        lost = str(exc)
+            else:
+                try:
+                    inv = self._read(db, inventory_sql(budget, mode, lost is None))
+                except TiffinError as exc:  # the counts failed, or the session did
+                    lost = lost or str(exc)
+                    inv = self._read(db, inventory_sql(budget, mode, False))
+            budget -= inv.used
+            found[db] = inv
+        return {db: found[db] for db in self._scope}, lost
 
-    def _count(self, exact: dict[str, list[tuple[str, str]]]) -> dict[str, dict[str, int]]:
-        """Given {db: [(table, quoted name)]}, return {db: {table: rows}} counted exactly, in
-        one psql session per database."""
-        counts: dict[str, dict[str, int]] = {}
-        for db, tables in exact.items():
-            counts[db] = {}
-            for i in range(0, len(tables), 200):
-                batch = tables[i : i + 200]
-                sql = " UNION ALL ".join(
-                    f"SELECT {n}, count(*) FROM {quoted}"  # noqa: S608
-                    for n, (_, quoted) in enumerate(batch)
-                )
-                for n, count in _psql(self.spec.conn, db, sql, self._psql):
-                    counts[db][batch[int(n)][0]] = int(count)
-        return counts
+    def _read(self, db: str, sql: str) -> Inventory:
+        return parse(_psql(self.spec.conn, db, sql, self._psql))
 
     def open(self) -> Reader:
         env = pg_env(self.spec.conn, "postgres")
@@ -232,14 +199,35 @@ class PostgresSource:
                 finally:
                     reader.close()
 
-        exact = self._exact
-        self._counting = Beside(lambda: self._count(exact), "tiffin-pgsql-count")
+        self._side = Beside(self._inventories, "tiffin-pgsql-inventory")
         return buffered(IterReader(chunks()))
 
     def finish(self) -> dict[str, Any]:
-        """Return the exact row counts taken beside the dump, or nothing (and a warning) if
-        they could not be taken."""
-        return counted_rows(self._counting, self._late)
+        """Return the extensions, tables and row counts read beside the dump; without the
+        counts (and with a warning) if they could not be taken. Raise BackupFailed if the
+        tables of a database could not be read."""
+        if self._side is None:
+            return {}
+        value, error = self._side.join()
+        if value is None:
+            raise BackupFailed(f"cannot read the tables of the databases dumped: {error}")
+        found, lost = value
+        details: dict[str, Any] = {
+            "extensions": {
+                db: ext
+                for db, inv in found.items()
+                if (ext := {k: v for k, v in inv.extensions.items() if k != "plpgsql"})
+            },
+            "tables": {db: inv.tables for db, inv in found.items()},
+        }
+        if self.spec.counts == "exact" and lost is None:
+            details["rows"] = {db: inv.counted for db, inv in found.items()}
+        elif lost is not None:
+            self._late.append(f"{COUNTS_LOST}: {lost}")
+        estimated = {db: inv.estimated for db, inv in found.items() if inv.estimated}
+        if estimated:
+            details["rows_estimated"] = estimated
+        return details
 
     def warnings(self) -> list[str]:
         tool = [

@@ -2,10 +2,14 @@
 
 Layers, each enough on its own for what it covers: names are cleaned and refused when
 absolute or holding '..'; only files, directories, symlinks and hard links to files restored
-before are accepted; every parent of every member is checked with lstat to be a real
-directory inside DEST, never a symlink restored from the archive; files are written under a
-temp name with O_EXCL|O_NOFOLLOW and linked (or, with overwrite, renamed) into place, so an
-existing file is never written through.
+before are accepted; every parent of every member is opened from DEST down, one component at
+a time relative to the descriptor of the one above (openat-style: O_DIRECTORY|O_NOFOLLOW), so
+it is a real directory inside DEST, never a symlink restored from the archive (a symlink that
+was in DEST before is followed only when it leads inside DEST); every entry is made relative
+to its parent's descriptor, a file with O_CREAT|O_EXCL|O_NOFOLLOW, so an existing file or
+link is never written through. With --overwrite an existing file is replaced by a rename of
+a complete temp file. Checked parents' descriptors are kept for the members that follow, so
+a file costs what `tar x` spends on it: create, write, owner, mode, mtime, close.
 
 These are the checks of tarfile's `data` filter (Python 3.11.4 and later), made here on every
 Python tiffin supports (Debian 12 ships 3.11.2, which has no filters): no absolute name, no
@@ -20,107 +24,20 @@ sparse file comes back sparse instead of as gigabytes of zeros.
 from __future__ import annotations
 
 import contextlib
-import functools
-import grp
-import io
+import errno
 import os
-import pwd
 import secrets
 import stat
 import tarfile
+from collections import OrderedDict
 
 from tiffin.engine.streams import BLOCK, Reader
 from tiffin.errors import BackupFailed
+from tiffin.sources.untarbits import Forward, gid_of, lstat, uid_of, write_sparse
 
-PAGE = 4096
-_ZERO_PAGE = bytes(PAGE)
+DIR_FDS = 64  # descriptors of checked directories kept open
 # As tar's data filter: no setuid, setgid or sticky bit, no group or other write.
 _MODE = 0o755
-
-
-def _write_all(fd: int, view: memoryview) -> None:
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _write_sparse(fd: int, data: bytes) -> None:
-    """Write DATA at FD's offset, skipping (seeking over) every page-aligned page of zeros,
-    which the file system keeps as a hole. A block holding no page of zeros at all, the
-    usual case, is written in one go."""
-    view = memoryview(data)
-    if data.find(_ZERO_PAGE) < 0:
-        _write_all(fd, view)
-        return
-    pos = os.lseek(fd, 0, os.SEEK_CUR)
-    start = 0  # first byte of DATA not yet written or skipped
-    first = -pos % PAGE  # the first page boundary of the file within DATA
-    for at in range(first, len(view) - PAGE + 1, PAGE):
-        if view[at : at + PAGE] == _ZERO_PAGE:
-            if start < at:
-                _write_all(fd, view[start:at])
-            os.lseek(fd, pos + at + PAGE, os.SEEK_SET)
-            start = at + PAGE
-    _write_all(fd, view[start:])
-
-
-def _lstat(path: str) -> os.stat_result | None:
-    try:
-        return os.lstat(path)
-    except FileNotFoundError:
-        return None
-
-
-def _uid(member: tarfile.TarInfo) -> int:
-    return _user(member.uname, member.uid) if member.uname else member.uid
-
-
-def _gid(member: tarfile.TarInfo) -> int:
-    return _group(member.gname, member.gid) if member.gname else member.gid
-
-
-@functools.lru_cache(maxsize=256)
-def _user(name: str, default: int) -> int:
-    with contextlib.suppress(KeyError):
-        return pwd.getpwnam(name).pw_uid
-    return default
-
-
-@functools.lru_cache(maxsize=256)
-def _group(name: str, default: int) -> int:
-    with contextlib.suppress(KeyError):
-        return grp.getgrnam(name).gr_gid
-    return default
-
-
-class _Forward(io.RawIOBase):
-    """READER as a file for tarfile's seekable mode ("r:"), which reads a member's data in
-    reads of the size asked, where its stream mode ("r|") reads 10 KiB at a time and copies
-    what it holds at each read. tell() counts the bytes read; seek() only moves forward,
-    reading what it skips, and raises tarfile.StreamError to move back, as the stream mode
-    does."""
-
-    def __init__(self, reader: Reader) -> None:
-        super().__init__()
-        self._reader = reader
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._reader.read(size)
-        self._pos += len(data)
-        return data
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
-        if whence != os.SEEK_SET or pos < self._pos:
-            raise tarfile.StreamError("seeking backwards is not allowed")
-        while self._pos < pos and self.read(min(BLOCK, pos - self._pos)):
-            pass
-        return self._pos
 
 
 class SafeExtractor:
@@ -131,9 +48,12 @@ class SafeExtractor:
         self.dest = dest
         self.overwrite = overwrite
         self._root = dest
-        self._symlinks: set[str] = set()
+        self._root_fd = -1
+        self._fds: OrderedDict[str, int] = OrderedDict()  # checked directory -> descriptor
+        self._symlinks: set[str] = set()  # names (relative to DEST) restored as symlinks
         self._files: set[str] = set()
         self._dirs: list[tuple[str, tarfile.TarInfo]] = []
+        self._root_user = os.geteuid() == 0
 
     def extract(self, reader: Reader) -> int:
         """Given a reader of a plain tar, extract it, read READER to its end, and return the
@@ -142,8 +62,26 @@ class SafeExtractor:
         naming the first member refused and why, or if the tar is damaged."""
         os.makedirs(self.dest, exist_ok=True)
         self._root = os.path.realpath(self.dest)
+        self._root_fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            with tarfile.open(fileobj=_Forward(reader), mode="r:") as tar:
+            self._members(reader)
+            for name, member in reversed(self._dirs):
+                path = os.path.join(self._root, name)
+                st = lstat(path)
+                if st is not None and stat.S_ISDIR(st.st_mode):
+                    self._attrs(path, member)
+        finally:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+            os.close(self._root_fd)
+        while reader.read(BLOCK):  # the bytes after the archive's end, for upstream checks
+            pass
+        return len(self._files)
+
+    def _members(self, reader: Reader) -> None:
+        try:
+            with tarfile.open(fileobj=Forward(reader), mode="r:") as tar:
                 while (member := tar.next()) is not None:
                     try:
                         self._extract(tar, member)
@@ -159,18 +97,12 @@ class SafeExtractor:
         except BaseException:
             self._unlink_symlinks()
             raise
-        for path, member in reversed(self._dirs):
-            st = _lstat(path)
-            if st is not None and stat.S_ISDIR(st.st_mode):
-                self._attrs(path, member)
-        while reader.read(BLOCK):  # the bytes after the archive's end, for upstream checks
-            pass
-        return len(self._files)
 
     def _unlink_symlinks(self) -> None:
         """A restore that failed leaves no symlink of the archive behind, which might lead out
         of DEST (nothing was written through one; files restored are kept)."""
-        for path in self._symlinks:
+        for name in self._symlinks:
+            path = os.path.join(self._root, name)
             with contextlib.suppress(OSError):
                 if os.path.islink(path):
                     os.unlink(path)
@@ -188,35 +120,54 @@ class SafeExtractor:
     def _inside(self, path: str) -> bool:
         return os.path.commonpath([path, self._root]) == self._root
 
-    def _parents(self, member: tarfile.TarInfo, name: str) -> None:
-        """Check (creating the missing ones) every parent of NAME: a real directory inside
-        DEST, reached through no symlink from the archive."""
-        path = self._root
-        linked = False
-        for part in name.split("/")[:-1]:
-            path = os.path.join(path, part)
-            st = _lstat(path)
-            if st is None:
-                os.mkdir(path)
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                if path in self._symlinks:
-                    raise self._refuse(
-                        member,
-                        "it would be written through the symlink "
-                        f"{os.path.relpath(path, self._root)} from the backup",
-                    )
-                if not self._inside(os.path.realpath(path)):
-                    raise self._refuse(member, f"it would be written outside {self.dest}")
-                linked = True
-            if not os.path.isdir(path):
-                raise self._refuse(member, f"{path} is not a directory")
-        # Through real directories only, PATH is its own realpath: _root is one, and NAME
-        # holds no '..' nor '.'.
-        if linked and not self._inside(os.path.realpath(path)):
-            raise self._refuse(member, f"it would be written outside {self.dest}")
+    def _dir_fd(self, member: tarfile.TarInfo, folder: str) -> int:
+        """Return the descriptor of FOLDER (relative to DEST, "" for DEST), checked to be a
+        real directory inside DEST reached through no symlink from the archive, and made
+        (with its missing parents) when missing."""
+        if not folder:
+            return self._root_fd
+        fd = self._fds.get(folder)
+        if fd is not None:
+            self._fds.move_to_end(folder)
+            return fd
+        parent, _, part = folder.rpartition("/")
+        above = self._dir_fd(member, parent)
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+        try:
+            fd = os.open(part, flags, dir_fd=above)
+        except FileNotFoundError:
+            os.mkdir(part, dir_fd=above)
+            fd = os.open(part, flags, dir_fd=above)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            fd = self._through_link(member, folder, part, above)
+        self._fds[folder] = fd
+        if len(self._fds) > DIR_FDS:
+            os.close(self._fds.popitem(last=False)[1])
+        return fd
+
+    def _forget(self, name: str) -> None:
+        """NAME was replaced: drop the descriptors kept of it (a symlink followed to a
+        directory) and of anything under it."""
+        for folder in [f for f in self._fds if f == name or f.startswith(name + "/")]:
+            os.close(self._fds.pop(folder))
+
+    def _through_link(self, member: tarfile.TarInfo, folder: str, part: str, above: int) -> int:
+        """FOLDER is not a directory: return a descriptor of where it leads if it is a
+        symlink that was in DEST before the restore and leads to a directory inside DEST.
+        Raise BackupFailed otherwise."""
+        st = os.stat(part, dir_fd=above, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            if folder in self._symlinks:
+                raise self._refuse(
+                    member, f"it would be written through the symlink {folder} from the backup"
+                )
+            if not self._inside(os.path.realpath(os.path.join(self._root, folder))):
+                raise self._refuse(member, f"it would be written outside {self.dest}")
+            with contextlib.suppress(OSError):
+                return os.open(part, os.O_RDONLY | os.O_DIRECTORY, dir_fd=above)
+        raise self._refuse(member, f"{os.path.join(self._root, folder)} is not a directory")
 
     def _extract(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
@@ -226,45 +177,84 @@ class SafeExtractor:
             if member.isdir():
                 return
             raise self._refuse(member, f"it would replace {self.dest} itself")
-        self._parents(member, name)
+        folder, _, base = name.rpartition("/")
+        at = self._dir_fd(member, folder)
         path = os.path.join(self._root, name)
-        existing = _lstat(path)
         if member.isdir():
+            existing = _lstat_at(base, at)
             if existing is None or not stat.S_ISDIR(existing.st_mode):
                 if existing is not None:
                     self._may_replace(member, path, existing)
-                    os.unlink(path)
-                os.mkdir(path, 0o700)  # its own mode is set once its content is in
-                self._symlinks.discard(path)
-            self._dirs.append((path, member))
+                    os.unlink(base, dir_fd=at)
+                    self._forget(name)
+                os.mkdir(base, 0o700, dir_fd=at)  # its own mode is set once its content is in
+                self._symlinks.discard(name)
+            self._dirs.append((name, member))
             return
-        if existing is not None:
-            self._may_replace(member, path, existing)
-        tmp = os.path.join(os.path.dirname(path), f".tiffin-{secrets.token_hex(8)}.partial")
+        if member.islnk():
+            target = self._clean(member, member.linkname)
+            if target not in self._files:
+                raise self._refuse(
+                    member,
+                    f"its link target {member.linkname} is not a file restored from this backup",
+                )
+        if not self._create(tar, member, base, at, target if member.islnk() else ""):
+            existing = _lstat_at(base, at)
+            if existing is not None:  # (else gone meanwhile: as if it had never been there)
+                self._may_replace(member, path, existing)
+            self._replace(tar, member, base, at, target if member.islnk() else "")
+            self._forget(name)
+        if member.issym():
+            self._symlinks.add(name)
+        else:
+            self._symlinks.discard(name)
+            self._files.add(name)
+
+    def _create(
+        self, tar: tarfile.TarFile, member: tarfile.TarInfo, base: str, at: int, target: str
+    ) -> bool:
+        """Make MEMBER as BASE in the directory AT, which must not exist: return False if
+        something is there already. A file left half written is removed."""
         try:
             if member.issym():
-                os.symlink(member.linkname, tmp)
-                self._attrs(tmp, member)
+                os.symlink(member.linkname, base, dir_fd=at)
+                try:
+                    self._attrs_at(base, at, member)
+                except BaseException:
+                    os.unlink(base, dir_fd=at)
+                    raise
             elif member.islnk():
-                target = self._clean(member, member.linkname)
-                if target not in self._files:
-                    raise self._refuse(
-                        member,
-                        f"its link target {member.linkname} is not a "
-                        "file restored from this backup",
-                    )
-                os.link(os.path.join(self._root, target), tmp, follow_symlinks=False)
+                os.link(
+                    target, base, src_dir_fd=self._root_fd, dst_dir_fd=at, follow_symlinks=False
+                )
             else:
-                self._write(tar, member, tmp)
-            self._publish(member, tmp, path, replace=existing is not None)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+                fd = os.open(base, flags, 0o600, dir_fd=at)
+                try:
+                    self._write(tar, member, fd)
+                except BaseException:
+                    os.close(fd)
+                    with contextlib.suppress(OSError):
+                        os.unlink(base, dir_fd=at)
+                    raise
+                os.close(fd)
+        except FileExistsError:
+            return False
+        return True
+
+    def _replace(
+        self, tar: tarfile.TarFile, member: tarfile.TarInfo, base: str, at: int, target: str
+    ) -> None:
+        """Replace the file or symlink BASE in the directory AT by MEMBER, made under a temp
+        name first: the existing one is replaced itself, never written through."""
+        tmp = f".tiffin-{secrets.token_hex(8)}.partial"
+        try:
+            if not self._create(tar, member, tmp, at, target):
+                raise FileExistsError(errno.EEXIST, "a temp name is taken", tmp)
+            os.replace(tmp, base, src_dir_fd=at, dst_dir_fd=at)
         finally:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        if member.issym():
-            self._symlinks.add(path)
-        else:
-            self._symlinks.discard(path)
-            self._files.add(name)
+                os.unlink(tmp, dir_fd=at)
 
     def _may_replace(self, member: tarfile.TarInfo, path: str, st: os.stat_result) -> None:
         """Raise unless the existing PATH may be replaced: with --overwrite, and not a
@@ -274,28 +264,32 @@ class SafeExtractor:
         if not self.overwrite:
             raise self._refuse(member, f"{path} exists; add --overwrite to replace it")
 
-    def _write(self, tar: tarfile.TarFile, member: tarfile.TarInfo, tmp: str) -> None:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            if member.sparse is not None:
-                self._write_pieces(tar, member, fd)
-            else:
-                src = tar.extractfile(member)
-                if src is None:
-                    raise self._refuse(member, "its data cannot be read")
-                while data := src.read(BLOCK):
-                    _write_sparse(fd, data)
+    def _write(self, tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int) -> None:
+        """Write a regular member's data into FD, read straight from the archive (tarfile's
+        own file object would copy every byte once more), and set its attributes."""
+        assert tar.fileobj is not None
+        tar.fileobj.seek(member.offset_data)
+        if member.sparse is not None:
+            self._write_pieces(tar, member, fd)
             os.ftruncate(fd, member.size)  # a hole at the end still counts in the size
-            self._attrs(fd, member)
-        finally:
-            os.close(fd)
+        else:
+            left = member.size
+            holes = False
+            while left:
+                data = tar.fileobj.read(min(BLOCK, left))
+                if not data:
+                    raise tarfile.ReadError("unexpected end of data")
+                holes = write_sparse(fd, data)  # only the last block's end matters
+                left -= len(data)
+            if holes:
+                os.ftruncate(fd, member.size)  # a hole at the end still counts in the size
+        self._attrs(fd, member)
 
     def _write_pieces(self, tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int) -> None:
         """Write a sparse member's stored pieces at their offsets, leaving the holes between
         them unwritten: the time taken follows the bytes stored, not the size the member
         claims (tarfile's reader would make every hole's zeros, up to 2**63 of them)."""
         assert tar.fileobj is not None
-        tar.fileobj.seek(member.offset_data)
         end = 0
         pieces: list[tuple[int, int]] = getattr(member, "sparse", None) or []  # typeshed: int
         for offset, size in pieces:
@@ -307,31 +301,28 @@ class SafeExtractor:
                 data = tar.fileobj.read(min(BLOCK, size))
                 if not data:
                     raise tarfile.ReadError("unexpected end of data")
-                _write_sparse(fd, data)
+                write_sparse(fd, data)
                 size -= len(data)
-
-    def _publish(self, member: tarfile.TarInfo, tmp: str, path: str, replace: bool) -> None:
-        if replace:
-            os.replace(tmp, path)  # replaces a file or symlink itself, never its target
-            return
-        try:
-            os.link(tmp, path, follow_symlinks=False)
-        except FileExistsError:
-            raise self._refuse(member, f"{path} exists; add --overwrite to replace it") from None
-        except OSError:
-            # No hard links on this file system: a plain rename, after one more look.
-            if os.path.lexists(path):
-                raise self._refuse(
-                    member, f"{path} exists; add --overwrite to replace it"
-                ) from None
-            os.rename(tmp, path)
 
     def _attrs(self, path: str | int, member: tarfile.TarInfo) -> None:
         """Restore the owner (as root), mode and mtime of PATH, a name or the descriptor of a
         file written, never following a symlink."""
         follow = isinstance(path, int)  # a descriptor is no link, and refuses False
-        if os.geteuid() == 0:
-            os.chown(path, _uid(member), _gid(member), follow_symlinks=follow)
+        if self._root_user:
+            os.chown(path, uid_of(member), gid_of(member), follow_symlinks=follow)
         if not member.issym():
             os.chmod(path, member.mode & _MODE)  # after chown, which clears setuid bits
         os.utime(path, (member.mtime, member.mtime), follow_symlinks=follow)
+
+    def _attrs_at(self, base: str, at: int, member: tarfile.TarInfo) -> None:
+        """Restore the owner (as root) and mtime of the symlink BASE in the directory AT."""
+        if self._root_user:
+            os.chown(base, uid_of(member), gid_of(member), dir_fd=at, follow_symlinks=False)
+        os.utime(base, (member.mtime, member.mtime), dir_fd=at, follow_symlinks=False)
+
+
+def _lstat_at(base: str, at: int) -> os.stat_result | None:
+    try:
+        return os.stat(base, dir_fd=at, follow_symlinks=False)
+    except FileNotFoundError:
+        return None

@@ -10,8 +10,8 @@ may name more, is captured rather than let through to tiffin's stderr.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tiffin.errors import UsageError
 
@@ -52,7 +52,8 @@ def shown(url: str) -> str:
     if not one.add(url):
         return _scheme(url)
     for service in one:
-        private = service.url(privacy=True)  # type: ignore[no-untyped-call]
+        url_of: Callable[..., object] = service.url  # Apprise's url() has no annotations
+        private = url_of(privacy=True)
         return str(private).split("?", 1)[0]
     return _scheme(url)  # pragma: no cover - add() succeeded, so there is a service
 
@@ -73,7 +74,8 @@ def send(
         propagate = logger.propagate
         logger.propagate = False  # what Apprise logs is shown below, redacted, or not at all
         try:
-            capture = apprise.LogCapture(level=logging.WARNING, fmt="%(message)s")  # type: ignore[no-untyped-call]
+            log_capture: Callable[..., Any] = apprise.LogCapture  # it has no annotations
+            capture = log_capture(level=logging.WARNING, fmt="%(message)s")
             with capture as captured:
                 sent = bool(
                     one.notify(body=body, title=title, notify_type=apprise.NotifyType(KIND[status]))

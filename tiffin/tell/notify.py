@@ -9,21 +9,19 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import smtplib
 import socket
-import ssl
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from tiffin.engine import process
 from tiffin.errors import TiffinError, UsageError
 from tiffin.job import redact_url_text
 from tiffin.urls import host_text, split_url
+
+if TYPE_CHECKING:  # the mail and HTTP modules are loaded when a mail or a ping is sent
+    from email.message import EmailMessage
 
 SMTP_PORTS = {"smtp": 25, "smtps": 465, "smtp+starttls": 587}
 SENDMAIL_DIRS = ("/usr/sbin", "/usr/lib")
@@ -99,6 +97,9 @@ def message(
     subject: str, sender: str, recipients: Sequence[str], body: str, host: str
 ) -> EmailMessage:
     """Given the parts of a mail, return it as a plain-text message ready to send."""
+    from email.message import EmailMessage
+    from email.utils import formatdate, make_msgid
+
     msg = EmailMessage()
     msg["Subject"] = subject
     msg["From"] = sender
@@ -115,6 +116,9 @@ def send(msg: EmailMessage, smtp: SmtpSettings | None, insecure: bool = False) -
     it went ("smtp://host:port" or the sendmail path). Raise NotifyError if it was not sent."""
     if smtp is None:
         return _sendmail(msg)
+    import smtplib
+    import ssl
+
     context = ssl.create_default_context()  # honours SSL_CERT_FILE / SSL_CERT_DIR
     if insecure:
         context.check_hostname = False
@@ -141,6 +145,10 @@ def send(msg: EmailMessage, smtp: SmtpSettings | None, insecure: bool = False) -
 
 
 def _why(exc: BaseException) -> str:
+    import smtplib
+    import ssl
+    import urllib.error
+
     if isinstance(exc, urllib.error.HTTPError):
         return f"the server answered {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
@@ -191,6 +199,8 @@ def ping_url(url: str, suffix: str) -> str:
 def ping(url: str, suffix: str = "", timeout: float = PING_TIMEOUT) -> None:
     """Given a checked --ping-url and "start", "fail" or "" (success), GET it. Raise
     NotifyError if the server cannot be reached or does not answer 2xx in TIMEOUT seconds."""
+    import urllib.request
+
     target = ping_url(url, suffix)
     request = urllib.request.Request(target, headers={"User-Agent": "tiffin"})  # noqa: S310
     try:

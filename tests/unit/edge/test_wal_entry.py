@@ -46,7 +46,9 @@ def test_a_wal_job_takes_the_target_and_the_files() -> None:
     job = walargs.wal_job("wal-fetch", ["local", "/b", "sub", "0000000100000000000000A1", "p"], {})
     assert job.target.path == "/b/sub" and job.name == "0000000100000000000000A1"
     assert job.path == "p" and job.key
-    push = walargs.wal_job("wal-push", ["s3://bucket/wal", "pg_wal/X"], {"label": "db"})
+    push = walargs.wal_job(
+        "wal-push", ["s3://bucket/wal", "pg_wal/000000010000000000000001"], {"label": "db"}
+    )
     assert (push.target.host, push.target.path, push.label) == ("bucket", "wal", "db")
 
 
@@ -60,6 +62,21 @@ def test_a_wal_job_takes_the_target_and_the_files() -> None:
 )
 def test_a_line_without_its_files_is_a_usage_error(command: str, argv: list[str]) -> None:
     with pytest.raises(UsageError, match=r"needs HOW WHERE|unexpected argument"):
+        walargs.wal_job(command, argv, {})
+
+
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ("wal-fetch", ["local", "/b", "../../etc/passwd", "pg_wal/RECOVERYXLOG"]),
+        ("wal-fetch", ["local", "/b", "x/../000000010000000000000001", "p"]),
+        ("wal-fetch", ["local", "/b", "", "p"]),
+        ("wal-push", ["local", "/b", "/var/lib/postgresql/postgresql.conf"]),
+        ("wal-push", ["local", "/b", "pg_wal/00000001000000000000000G"]),
+    ],
+)
+def test_a_name_postgresql_never_passes_is_a_usage_error(command: str, argv: list[str]) -> None:
+    with pytest.raises(UsageError, match="is not the name of a WAL"):
         walargs.wal_job(command, argv, {})
 
 

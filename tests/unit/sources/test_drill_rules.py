@@ -6,7 +6,8 @@ import io
 
 import pytest
 
-from tiffin.commands.drill import check_files, check_sqlite, check_tables, dump_major
+from tiffin.commands.drill import check_files, check_sqlite, check_tables
+from tiffin.commands.drillsql import dump_major
 from tiffin.sources.psqlfeed import LONG, connect_target, pieces
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+from collections.abc import Callable
 
 from tiffin.engine import process
 from tiffin.engine.scratch.base import ScratchServer, answers, find_binary
@@ -15,10 +16,19 @@ SERVER_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/mysql/bin")
 
 class ScratchMariaDB(ScratchServer):
     """mariadbd with --skip-networking, its socket in a private folder, and root (or, when
-    tiffin does not run as root, the invoking user) logging in over it by unix_socket."""
+    tiffin does not run as root, the invoking user) logging in over it by unix_socket.
+
+    With FILL, its data directory is not made by mariadb-install-db: FILL(DATADIR) writes
+    it (a physical backup, given to the server's OS user) and returns the server options
+    its layout needs; the server then runs with --skip-grant-tables, since its accounts
+    are the backed-up server's (anyone reaching its private socket is its administrator)."""
 
     kind = "MariaDB"
     package = "mariadb-server"
+
+    def __init__(self, fill: Callable[[str], tuple[str, ...]] | None = None) -> None:
+        super().__init__()
+        self.fill = fill
 
     def binaries(self) -> tuple[str, str]:
         """Return (mariadb-install-db, mariadbd). Raise BackupFailed naming the package."""
@@ -49,19 +59,11 @@ class ScratchMariaDB(ScratchServer):
         self.folder("sock")
         files = self.folder("files")
         plugins = self.folder("plugins")
-        user = _me()  # the administrator's name: tiffin's own OS user (unix_socket)
-        self.run(
-            (
-                install,
-                "--no-defaults",
-                f"--datadir={data}",
-                "--auth-root-authentication-method=socket",
-                f"--auth-root-socket-user={user}",
-                "--skip-test-db",
-                "--skip-name-resolve",
-            ),
-            "mariadb-install-db",
-        )
+        if self.fill is not None:
+            extra = ("--skip-grant-tables", *self.fill(data))
+        else:
+            extra = ()
+            self._install(install, data)
         self.spawn(
             (
                 server,
@@ -81,10 +83,26 @@ class ScratchMariaDB(ScratchServer):
                 "--character-set-server=utf8mb4",
                 "--collation-server=utf8mb4_general_ci",
                 "--event-scheduler=OFF",
+                *extra,
             ),
             "mariadbd",
         )
         self.wait_until(lambda: os.path.exists(self.socket) and self._answers())
+
+    def _install(self, install: str, data: str) -> None:
+        user = _me()  # the administrator's name: tiffin's own OS user (unix_socket)
+        self.run(
+            (
+                install,
+                "--no-defaults",
+                f"--datadir={data}",
+                "--auth-root-authentication-method=socket",
+                f"--auth-root-socket-user={user}",
+                "--skip-test-db",
+                "--skip-name-resolve",
+            ),
+            "mariadb-install-db",
+        )
 
     def _answers(self) -> bool:
         client = process.which("mariadb", "mysql") or "mariadb"

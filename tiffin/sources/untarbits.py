@@ -1,0 +1,104 @@
+"""The low-level parts of tar extraction (see tiffin.sources.untar): writing a member's
+bytes with holes where it had them, owners by name, and the archive read as a file."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import grp
+import io
+import os
+import pwd
+import tarfile
+
+from tiffin.engine.streams import BLOCK, Reader
+
+PAGE = 4096
+_ZERO_PAGE = bytes(PAGE)
+
+
+def write_all(fd: int, view: memoryview) -> None:
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def write_sparse(fd: int, data: bytes) -> bool:
+    """Write DATA at FD's offset, skipping (seeking over) every page-aligned page of zeros,
+    which the file system keeps as a hole; return whether DATA ends with one (the file must
+    then be given its size). A block holding no page of zeros at all, the usual case, is
+    written in one go."""
+    view = memoryview(data)
+    if data.find(_ZERO_PAGE) < 0:
+        write_all(fd, view)
+        return False
+    pos = os.lseek(fd, 0, os.SEEK_CUR)
+    start = 0  # first byte of DATA not yet written or skipped
+    first = -pos % PAGE  # the first page boundary of the file within DATA
+    for at in range(first, len(view) - PAGE + 1, PAGE):
+        if view[at : at + PAGE] == _ZERO_PAGE:
+            if start < at:
+                write_all(fd, view[start:at])
+            os.lseek(fd, pos + at + PAGE, os.SEEK_SET)
+            start = at + PAGE
+    write_all(fd, view[start:])
+    return start == len(view)
+
+
+def lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def uid_of(member: tarfile.TarInfo) -> int:
+    return _user(member.uname, member.uid) if member.uname else member.uid
+
+
+def gid_of(member: tarfile.TarInfo) -> int:
+    return _group(member.gname, member.gid) if member.gname else member.gid
+
+
+@functools.lru_cache(maxsize=256)
+def _user(name: str, default: int) -> int:
+    with contextlib.suppress(KeyError):
+        return pwd.getpwnam(name).pw_uid
+    return default
+
+
+@functools.lru_cache(maxsize=256)
+def _group(name: str, default: int) -> int:
+    with contextlib.suppress(KeyError):
+        return grp.getgrnam(name).gr_gid
+    return default
+
+
+class Forward(io.RawIOBase):
+    """READER as a file for tarfile's seekable mode ("r:"), which reads a member's data in
+    reads of the size asked, where its stream mode ("r|") reads 10 KiB at a time and copies
+    what it holds at each read. tell() counts the bytes read; seek() only moves forward,
+    reading what it skips, and raises tarfile.StreamError to move back, as the stream mode
+    does."""
+
+    def __init__(self, reader: Reader) -> None:
+        super().__init__()
+        self._reader = reader
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._reader.read(size)
+        self._pos += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        if whence != os.SEEK_SET or pos < self._pos:
+            raise tarfile.StreamError("seeking backwards is not allowed")
+        while self._pos < pos and self.read(min(BLOCK, pos - self._pos)):
+            pass
+        return self._pos
