@@ -7,10 +7,14 @@ value), goes to tiffin.cli, which reads it in full and says what is wrong."""
 from __future__ import annotations
 
 import os
-import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+
+# Loaded on every call PostgreSQL makes: nothing more than os and sys before the spool says
+# whether the work was done ahead (typing, signal, json each cost milliseconds a call).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 VALUED = frozenset(
     {
@@ -64,31 +68,45 @@ def lean_values(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]] | None:
     return positional, values
 
 
-def done_before(command: str, positional: list[str], values: dict[str, Any]) -> bool:
-    """Given a lean-read wal-push or wal-fetch, return True if an earlier call did its work
-    ahead: wal-push's file stored and checked as it is now, or wal-fetch's file fetched,
-    checked and now moved to its place. Only os and json are loaded for this."""
-    from tiffin.commands.walspool import FetchSpool, PushSpool, key_of
+def done_before(
+    command: str, positional: list[str], values: dict[str, Any]
+) -> tuple[bool, int | None]:
+    """Given a lean-read wal-push or wal-fetch, return (True, None) if a helper did its work
+    ahead (wal-push's file stored and checked as it is now; wal-fetch's file fetched, checked
+    and now moved into place), waiting while a helper is at it; else (False, the spool's
+    lock if this call now leads). Only os, fcntl and time are loaded for this."""
+    from tiffin.commands.walspool import FetchSpool, PushSpool, key_of, settle
 
     wanted = 1 if command == "wal-push" else 2
-    if len(positional) < 2 + wanted or values.get("metrics_file") or values.get("pushgateway"):
-        return False  # a malformed line, or metrics to record: the full path
+    if len(positional) < 2 + wanted:
+        return False, None  # malformed: the full path says so
     key = key_of(positional[:-wanted], values)
     path = positional[-1]
-    try:
-        if command == "wal-push":
-            return PushSpool(path, key).take(os.path.basename(path), os.stat(path))
-        return FetchSpool(path, key).take(positional[-2], path)
-    except (OSError, ValueError):
-        return False
+    wait = float(values.get("timeout") or 120.0)
+    if command == "wal-push":
+        push = PushSpool(path, key)
+        name, st = os.path.basename(path), os.stat(path)
+        return settle(push, lambda: push.take(name, st), lambda: not push.failed(name), wait)
+    name, fetch = positional[-2], FetchSpool(path, key)
+    return settle(fetch, lambda: fetch.take(name, path), lambda: fetch.planned(name), wait)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_wal(command: str, positional: list[str], values: dict[str, Any]) -> int:
-    """Run wal-push or wal-fetch; return the exit status, printing one sentence on failure."""
+def run_wal(
+    command: str,
+    positional: list[str],
+    values: dict[str, Any],
+    lock: int | None = None,
+    done: bool = False,
+) -> int:
+    """Run wal-push or wal-fetch, done_before() having found no work done ahead and LOCK the
+    spool's lock if this call leads; return the exit status, printing one sentence on
+    failure."""
+    import signal
+
     from tiffin.errors import ExitStatus, TiffinError, failure_line, os_error_text
 
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -97,15 +115,16 @@ def run_wal(command: str, positional: list[str], values: dict[str, Any]) -> int:
         from tiffin import walargs
         from tiffin.commands import wal
 
+        key = walargs.spool_key(command, positional, values)
         if values.get("env_file"):
             from tiffin import config
 
             config.load_env_files(values["env_file"])
-        job = walargs.wal_job(command, positional, values)
+        job = walargs.wal_job(command, positional, values, key)
         if command == walargs.PUSH:
-            wal.push(job)
+            wal.push(job, lock, settled=True, done=done)
         else:
-            wal.fetch(job)
+            wal.fetch(job, lock, settled=True)
         return ExitStatus.OK
     except TiffinError as exc:
         _traceback(debug)
@@ -145,9 +164,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] in WAL:
         lean = lean_values(args[1:])
         if lean is not None:
-            if not lean[1].get("env_file") and done_before(args[0], *lean):
+            try:
+                done, lock = done_before(args[0], *lean)
+            except OSError:  # e.g. no WAL file at %p: the full run says so
+                done, lock = False, None
+            if done and not lean[1].get("metrics_file") and not lean[1].get("pushgateway"):
                 return 0
-            return run_wal(args[0], *lean)
+            return run_wal(args[0], *lean, lock, done)
     from tiffin.cli import main as full
 
     return full(args)

@@ -21,15 +21,26 @@ PUSH, FETCH = "wal-push", "wal-fetch"
 NEEDS = {PUSH: ("WALFILE", "%p"), FETCH: ("NAME DEST", "%f %p")}
 
 
-def wal_job(command: str, positional: list[str], values: Mapping[str, Any]) -> WalJob:
-    """Given wal-push or wal-fetch, its positionals and option values, return its WalJob.
-    Raise UsageError if anything is malformed: nothing has been contacted yet."""
+def spool_key(command: str, positional: list[str], values: Mapping[str, Any]) -> str:
+    """Given wal-push or wal-fetch, its positionals and option values, return the key that
+    names its archive in the spools (walspool.key_of), taken before --env-file is loaded,
+    as the lean entry takes it."""
+    wanted = 1 if command == PUSH else 2
+    return key_of(positional[: max(0, len(positional) - wanted)], values)
+
+
+def wal_job(
+    command: str, positional: list[str], values: Mapping[str, Any], key: str | None = None
+) -> WalJob:
+    """Given wal-push or wal-fetch, its positionals and option values (and its spool_key()
+    when env files were loaded since), return its WalJob. Raise UsageError if anything is
+    malformed: nothing has been contacted yet."""
     wanted = 1 if command == PUSH else 2
     if len(positional) < 2 + wanted and not (positional and "://" in positional[0]):
         shown, example = NEEDS[command]
         raise UsageError(f"{command} needs HOW WHERE [PATH] {shown} (PostgreSQL's {example})")
     target, rest = target_of(positional, wanted)
-    key = key_of(positional[: len(positional) - wanted], values)
+    key = key or spool_key(command, positional, values)
     if len(rest) != wanted:
         shown, example = NEEDS[command]
         raise UsageError(f"{command} needs HOW WHERE [PATH] {shown} (PostgreSQL's {example})")

@@ -51,6 +51,7 @@ MODULES = (
     "tests.e2e.test_mariabackup_faults",
     "tests.e2e.test_mariabackup_hostile",
     "tests.faults.test_binlog_faults",
+    "tests.wal.test_no_wal_lost",
 )
 SECTIONS = {
     "fault": "Faults made real",

@@ -105,3 +105,28 @@ def test_server_stopped_mid_backup_publishes_nothing(pg: Postgres, tmp_path: Pat
     # The server ends the backup's session ("terminating connection") or just goes away.
     assert "pg_basebackup: error:" in report, report
     assert leftovers(folder) == []
+
+
+def test_latest_of_a_dump_passes_over_base_backups(pg: Postgres, tmp_path: Path) -> None:
+    out, env = tmp_path / "b", env_of(pg, tmp_path)
+    tiffin(["backup", "pgsql", "local", str(out), *pg.conn_args(), "--database", "shop"], env)
+    tiffin(["backup", "pgsql", "local", str(out), *pg.conn_args(), "--physical"], env)
+    args = ["restore", "local", str(out), "latest", "--into", "pgsql", *pg.conn_args()]
+    r = tiffin([*args, "--database", "shop_copy"], env)
+    assert ".sql.gz completed: loaded into database shop_copy" in r.stdout
+    assert pg.sql("SELECT count(*) FROM orders", "shop_copy") == "50000"
+    [dump] = [n for n in backups(out) if n.endswith(".sql.gz")]
+    r = tiffin(
+        ["restore", "local", str(out), dump, "--into", "pgdata", "--dir", "x"], env, expect=1
+    )
+    assert f"there is no base backup named {dump} here" in r.stderr
+
+
+def test_keep_last_prunes_base_backups_after_a_backup(pg: Postgres, tmp_path: Path) -> None:
+    out, env = tmp_path / "b", env_of(pg, tmp_path)
+    args = ["backup", "pgsql", "local", str(out), *pg.conn_args(), "--physical", "--keep-last"]
+    tiffin([*args, "1"], env)
+    r = tiffin([*args, "1"], env)
+    [kept] = backups(out)
+    assert f"Backup {kept} completed." in r.stdout and "Pruned: " in r.stdout
+    assert "pruning old WAL failed" not in r.stdout

@@ -31,6 +31,7 @@ class History:
     env: dict[str, str]
     before_base: datetime
     between_2_and_3: datetime
+    lsn_after_2: str
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +53,12 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
         switch_and_wait(pg)
         cluster.next_second()
         mark(pg, 2)
+        lsn = pg.sql("SELECT pg_current_wal_insert_lsn()")
         between = cluster.next_second()
         cluster.next_second()
         mark(pg, 3)
         switch_and_wait(pg)
-        yield History(pg, folder, env, before, between)
+        yield History(pg, folder, env, before, between, lsn)
     finally:
         pg.close()
         shutil.rmtree(top, ignore_errors=True)
@@ -92,6 +94,42 @@ def test_recovery_to_the_end_brings_back_everything(history: History) -> None:
         assert markers(copy) == [1, 2, 3]
     finally:
         copy.close()
+
+
+def test_recovery_to_an_lsn_stops_there(history: History) -> None:
+    copy = cluster.recovered()
+    try:
+        out = restore(history, copy.datadir, "--to-lsn", history.lsn_after_2)
+        assert f"recovers to {history.lsn_after_2}, then promotes" in out
+        copy.start()
+        cluster.wait_promoted(copy)
+        assert markers(copy) == [1, 2]
+    finally:
+        copy.close()
+
+
+def test_owner_gets_the_data_directory_and_damage_leaves_nothing(
+    history: History, tmp_path: Path
+) -> None:
+    datadir = tmp_path / "mine"
+    out = restore(history, datadir, "--owner", "nobody")
+    assert "runuser -u nobody -- " in out
+    assert datadir.owner() == "nobody" and (datadir / "PG_VERSION").owner() == "nobody"
+    assert oct(datadir.stat().st_mode & 0o777) == "0o700"
+    [name] = [p for p in history.folder.iterdir() if p.name.endswith(".pgbase.tar.zst")]
+    kept = tmp_path / "kept"
+    shutil.copy2(name, kept)
+    data = bytearray(name.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    name.write_bytes(bytes(data))
+    try:
+        out = restore(history, tmp_path / "never", expect=1)
+        assert "does not match its manifest" in out, out
+        assert not (tmp_path / "never").exists()
+    finally:
+        shutil.copy2(kept, name)
+    out = restore(history, tmp_path / "x", "--owner", "no-such-user-here", expect=1)
+    assert "no OS user 'no-such-user-here'" in out and not (tmp_path / "x").exists()
 
 
 def test_pg_verifybackup_checks_a_restored_copy(history: History, tmp_path: Path) -> None:

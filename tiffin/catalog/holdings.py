@@ -48,13 +48,19 @@ def read_manifest(target: Target, name: str) -> Manifest:
     return Manifest.from_json(b"".join(chunks), name)
 
 
-def resolve(target: Target, name: str, label: str | None = None, source: str | None = None) -> str:
+def resolve(
+    target: Target,
+    name: str,
+    label: str | None = None,
+    source: str | None = None,
+    kind: str | None = None,
+) -> str:
     """Given NAME or 'latest', return the backup name to use. 'latest' is the newest complete
-    backup (of LABEL, and of the source whose identity key is SOURCE, when given). Raise
-    NotFound if there is none."""
+    backup (of LABEL, of the source whose identity key is SOURCE, and whose name tells KIND,
+    when given). Raise NotFound if there is none."""
     if name != "latest":
         return name
-    found = latest(target, label, source=source)
+    found = latest(target, label, source=source, kind=kind)
     if found is None:
         of = f" of the source {source}" if source is not None else ""
         raise NotFound(f"there is no complete backup{of} here to restore as 'latest'")

@@ -13,8 +13,9 @@ def cmd_wal_push(args: list[str], values: dict[str, Any]) -> int:
     from tiffin import config, walargs
     from tiffin.commands import wal
 
+    key = walargs.spool_key(walargs.PUSH, args, values)
     config.load_env_files(values.get("env_file") or ())
-    wal.push(walargs.wal_job(walargs.PUSH, args, values))
+    wal.push(walargs.wal_job(walargs.PUSH, args, values, key))
     return ExitStatus.OK
 
 
@@ -23,6 +24,7 @@ def cmd_wal_fetch(args: list[str], values: dict[str, Any]) -> int:
     from tiffin import config, walargs
     from tiffin.commands import wal
 
+    key = walargs.spool_key(walargs.FETCH, args, values)
     config.load_env_files(values.get("env_file") or ())
-    wal.fetch(walargs.wal_job(walargs.FETCH, args, values))
+    wal.fetch(walargs.wal_job(walargs.FETCH, args, values, key))
     return ExitStatus.OK

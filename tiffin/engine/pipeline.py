@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from tiffin.catalog.backup import kind_of
 from tiffin.catalog.holdings import free_name, previous_complete, read_manifest, resolve
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import MANIFEST_SUFFIX, check_name, make_name, parse_name
@@ -233,7 +234,9 @@ def restore(job: RestoreJob, loader: Loader | None = None) -> RestoreResult:
     if loader is None and job.into:
         loader = INTO[job.into].loader(job)
     with connected(job.target, job.target_options) as target:
-        name = check_name(resolve(target, job.name, source=job.source_id))
+        # `latest --into pgsql` is the newest dump, never a base backup beside it.
+        kind = kind_of(INTO[job.into].what) if job.into else None
+        name = check_name(resolve(target, job.name, source=job.source_id, kind=kind))
         decoders_for(name, job.identity)  # bad name or missing identity: before any transfer
         if target.stat(name) is None:
             raise NotFound(f"there is no backup named {name} at {job.target.redacted()}")

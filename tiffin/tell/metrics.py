@@ -170,8 +170,8 @@ def _name_of(line: str) -> str:
     if line.startswith("#"):
         words = line.split(None, 3)
         return words[2] if len(words) > 2 and words[1] in ("HELP", "TYPE") else ""
-    words = line.split("{", 1)[0].split(None, 1)  # a damaged line may start with "{"
-    return words[0] if words else ""
+    words = line.split("{", 1)[0].split(None, 1)
+    return words[0] if words else ""  # a blank line, or one starting with "{"
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} (\S+)$")

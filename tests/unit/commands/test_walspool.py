@@ -65,6 +65,7 @@ def test_a_fetch_spool_of_another_archive_is_emptied(tmp_path: Path) -> None:
     Path(spool.path(SEG)).write_bytes(b"old")
     other = walspool.FetchSpool(str(dest), "b")
     assert other.take(SEG, str(dest)) is False and not dest.exists()
+    assert other.usable() and not other.holds(SEG)  # the lock's holder empties it
     assert spool.usable() and not spool.holds(SEG)
     Path(spool.path(SEG)).write_bytes(b"new")
     assert spool.take(SEG, str(dest)) is True and dest.read_bytes() == b"new"
@@ -79,3 +80,33 @@ def test_segments_ahead_follow_the_timeline_across_a_log() -> None:
     ]
     assert after("00000002.history", 3) == []
     assert after("000000010000000000000001.partial", 3) == []
+
+
+def test_one_process_at_a_time_holds_the_spool(tmp_path: Path) -> None:
+    wal = _wal(tmp_path)
+    spool = walspool.PushSpool(str(wal), "k")
+    first = spool.lock()
+    assert first is not None
+    pid = os.fork()
+    if pid == 0:  # another process: the lock is taken
+        os._exit(0 if walspool.PushSpool(str(wal), "k").lock() is None else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+    os.close(first)
+    again = spool.lock()
+    assert again is not None
+    os.close(again)
+
+
+def test_a_call_waits_for_the_helper_only_while_it_is_to_do_the_work(tmp_path: Path) -> None:
+    wal = _wal(tmp_path)
+    spool = walspool.PushSpool(str(wal), "k")
+    held = spool.lock()
+    assert held is not None
+    assert walspool.settle(spool, lambda: False, lambda: False, 5) == (False, None)
+    assert walspool.settle(spool, lambda: True, lambda: True, 5) == (True, None)
+    done, lock = walspool.settle(spool, lambda: False, lambda: True, 0.05)
+    assert (done, lock) == (False, None)  # waited out
+    os.close(held)
+    done, lock = walspool.settle(spool, lambda: False, lambda: True, 5)
+    assert not done and lock is not None  # no helper: this call leads
+    os.close(lock)

@@ -78,3 +78,22 @@ def test_a_line_without_its_files_is_a_usage_error(command: str, argv: list[str]
 def test_a_name_postgresql_never_passes_is_a_usage_error(command: str, argv: list[str]) -> None:
     with pytest.raises(UsageError, match="is not the name of a WAL"):
         walargs.wal_job(command, argv, {})
+
+
+def test_the_lean_and_the_full_reading_name_the_archive_alike() -> None:
+    from tiffin.cli import parse
+
+    argv = [
+        "wal-fetch",
+        "local",
+        "/b",
+        "--env-file",
+        "e",
+        "--label=x",
+        "0000000100000000000000A1",
+        "p",
+    ]
+    _, args, values = parse(argv)
+    lean = entry.lean_values(argv[1:])
+    assert lean is not None
+    assert walargs.spool_key("wal-fetch", args, values) == walargs.spool_key("wal-fetch", *lean)
