@@ -177,7 +177,8 @@ def test_restore_refuses_a_data_directory_that_is_not_empty(
     assert "--into mysqldata needs the destination: --dir DIR" in r.stderr
     r = tiffin(["restore", "local", str(out), "latest", "--into", "mysql",
                 *source.conn_args()], env, expect=1)  # fmt: skip
-    assert "physical MariaDB backup: restore it --into mysqldata --dir DATADIR" in r.stderr
+    assert "with that --into: the newest is " in r.stderr  # the physical backup, and how
+    assert "restored --into mysqldata --dir DATADIR" in r.stderr
     owned = tmp_path / "owned"
     tiffin(["restore", "local", str(out), "latest", "--into", "mysqldata", "--dir", str(owned),
             "--owner", "nobody"], env)  # fmt: skip

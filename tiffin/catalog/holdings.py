@@ -21,7 +21,7 @@ from tiffin.catalog.manifest import MAX_BYTES, Manifest
 from tiffin.catalog.naming import MANIFEST_SUFFIX, PARTIAL_SUFFIX, ParsedName, parse_name
 from tiffin.engine import lock
 from tiffin.errors import BackupFailed, NotFound, UsageError
-from tiffin.sources import TYPED, WHATS, spoken
+from tiffin.sources import SOURCES, TYPED, WHATS, spoken
 from tiffin.sources.identity import key_of
 from tiffin.targets.base import Entry, Target
 
@@ -63,8 +63,20 @@ def resolve(
     found = latest(target, label, source=source, kind=kind)
     if found is None:
         of = f" of the source {source}" if source is not None else ""
-        raise NotFound(f"there is no complete backup{of} here to restore as 'latest'")
+        other = latest(target, label, source=source) if kind is not None else None
+        raise NotFound(f"there is no complete backup{of} here to restore as 'latest'{hint(other)}")
     return found.name
+
+
+def hint(other: Backup | None) -> str:
+    """Given the newest backup of another kind than asked (or None), return what to say of it:
+    how it is restored."""
+    if other is None:
+        return ""
+    k = SOURCES.get(other.what)
+    into = f"--into {k.into}" + (" --dir DATADIR" if k.physical_of else "") if k else None
+    how = into or "--into mysql or --into pgsql"  # a dump, known by its name alone
+    return f" with that --into: the newest is {other.name}, restored {how}"
 
 
 def with_manifest(target: Target, b: Backup) -> Backup:
