@@ -32,10 +32,10 @@ OPTION_KEYS: dict[str, options.Opt] = {
 }
 TARGET_KEYS = ("what", "to", "path")
 KEYS = (*TARGET_KEYS, *OPTION_KEYS)
-_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 # A config or env file is text a person wrote: /dev/zero given as one must not fill memory.
 TEXT_MAX = 16 << 20
-_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class ConfigError(UsageError):

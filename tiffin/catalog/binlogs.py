@@ -26,7 +26,7 @@ from tiffin.targets.base import Entry, Target
 FOLDER_SUFFIX = ".binlog"
 RECORD_SUFFIX = ".json"
 RECORD_MAX = 64 << 10
-_LOG = re.compile(r"^(?P<base>[A-Za-z0-9][A-Za-z0-9._-]{0,200})\.(?P<seq>\d{6,})$")
+_LOG = re.compile(r"^(?P<base>[A-Za-z0-9][A-Za-z0-9._-]{0,200})\.(?P<seq>\d{6,})\Z")
 
 
 def archive_url(url: TargetURL, label: str) -> TargetURL:

@@ -20,9 +20,9 @@ PARTIAL_SUFFIX = ".partial"
 _NAME = re.compile(
     r"^(?P<label>.+)_(?P<date>\d{4}-\d\d-\d\d)_(?P<time>\d\d:\d\d:\d\d)_UTC"
     r"(?P<base>\.sql|\.data\.tar|\.sqlite|\.pgbase\.tar|\.mariabackup\.xb)"
-    r"(?P<codec>\.gz|\.zst)?(?P<age>\.age)?$"
+    r"(?P<codec>\.gz|\.zst)?(?P<age>\.age)?\Z"
 )
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 
 @dataclass(frozen=True)

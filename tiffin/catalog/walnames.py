@@ -25,12 +25,12 @@ MAX_TLI = 0xFFFFFFFF
 
 _SEG = r"(?P<tli>[0-9A-F]{8})(?P<log>[0-9A-F]{8})(?P<seg>[0-9A-F]{8})"
 _PATTERNS = (
-    (SEGMENT, re.compile(rf"^{_SEG}$")),
-    (PARTIAL, re.compile(rf"^{_SEG}\.partial$")),
-    (BACKUP, re.compile(rf"^{_SEG}\.(?P<offset>[0-9A-F]{{8}})\.backup$")),
-    (HISTORY, re.compile(r"^(?P<tli>[0-9A-F]{8})\.history$")),
+    (SEGMENT, re.compile(rf"^{_SEG}\Z")),
+    (PARTIAL, re.compile(rf"^{_SEG}\.partial\Z")),
+    (BACKUP, re.compile(rf"^{_SEG}\.(?P<offset>[0-9A-F]{{8}})\.backup\Z")),
+    (HISTORY, re.compile(r"^(?P<tli>[0-9A-F]{8})\.history\Z")),
 )
-_LSN = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
+_LSN = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})\Z")
 
 
 @dataclass(frozen=True, order=True)

@@ -21,7 +21,7 @@ HEADER = 512
 LABEL_MAX = 64 << 10  # backup_label is a few hundred bytes
 MANIFEST_TAIL = 64 << 10  # the WAL-Ranges close the manifest, after every file's entry
 KEPT = {"backup_label": LABEL_MAX, "global/pg_control": 8}
-LSN = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")
+LSN = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}\Z")
 _RANGE = re.compile(
     rb'\{\s*"Timeline":\s*(\d+),\s*"Start-LSN":\s*"([0-9A-Fa-f]+/[0-9A-Fa-f]+)",'
     rb'\s*"End-LSN":\s*"([0-9A-Fa-f]+/[0-9A-Fa-f]+)"\s*\}'

@@ -38,7 +38,7 @@ _POSITION = re.compile(
     r"MySQL binlog position: filename '([^'\n]{1,255})', position '(\d{1,20})'"
     r"(?:, GTID of the last change '([0-9,\- ]{0,4000})')?"
 )
-_GTID = re.compile(r"^\d+-\d+-\d+(,\d+-\d+-\d+)*$")
+_GTID = re.compile(r"^\d+-\d+-\d+(,\d+-\d+-\d+)*\Z")
 
 
 def tool() -> str:

@@ -28,7 +28,7 @@ _HEAD = re.compile(
     re.M,
 )
 _GTID = re.compile(rb"^-- SET GLOBAL gtid_slave_pos='([0-9,\- ]{0,4000})';\s*\Z", re.M)
-_GTID_TEXT = re.compile(r"^(\d+-\d+-\d+)(,\d+-\d+-\d+)*$")
+_GTID_TEXT = re.compile(r"^(\d+-\d+-\d+)(,\d+-\d+-\d+)*\Z")
 
 
 def dump_option(dump_bin: str, helptext: str) -> str:

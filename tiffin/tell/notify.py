@@ -27,7 +27,7 @@ SMTP_PORTS = {"smtp": 25, "smtps": 465, "smtp+starttls": 587}
 SENDMAIL_DIRS = ("/usr/sbin", "/usr/lib")
 MAIL_TIMEOUT = 30.0
 PING_TIMEOUT = 10.0
-_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
+_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\Z")
 
 
 class NotifyError(TiffinError):
