@@ -20,7 +20,13 @@ from collections.abc import Callable
 
 from tiffin.engine import process
 from tiffin.engine.scratch.base import READY_SECONDS, answers
-from tiffin.engine.scratch.postgres import PORT, ScratchPostgres, pick_server, server_dirs
+from tiffin.engine.scratch.postgres import (
+    PORT,
+    ScratchPostgres,
+    pick_server,
+    postgres_argv,
+    server_dirs,
+)
 from tiffin.errors import BackupFailed
 from tiffin.job import DBConn
 
@@ -85,10 +91,7 @@ class ScratchRecovery(ScratchPostgres):
             "ssl": "off",
             **self._control(bindir, data),
         }
-        cmd = [os.path.join(bindir, "postgres"), "-D", data]
-        for key, value in settings.items():
-            cmd += ["-c", f"{key}={value}"]
-        self.spawn(cmd, "postgres")
+        self.spawn(postgres_argv(bindir, data, settings), "postgres")
         ready = (os.path.join(bindir, "pg_isready"), "-q", "-h", sock, "-p", str(PORT))
         self.wait_until(lambda: answers(ready, "pg_isready"))
 

@@ -88,10 +88,7 @@ class ScratchPostgres(ScratchServer):
             "full_page_writes": "off",
             "max_connections": "20",
         }
-        cmd = [os.path.join(bindir, "postgres"), "-D", data]
-        for key, value in settings.items():
-            cmd += ["-c", f"{key}={value}"]
-        self.spawn(cmd, "postgres")
+        self.spawn(postgres_argv(bindir, data, settings), "postgres")
         psql = os.path.join(bindir, "psql")
         self.wait_until(lambda: self._answers(psql))
 
@@ -117,3 +114,11 @@ class ScratchPostgres(ScratchServer):
             "SELECT 1",
         )
         return answers(cmd, "psql")
+
+
+def postgres_argv(bindir: str, data: str, settings: dict[str, str]) -> list[str]:
+    """Given the server's bin folder, its data folder and settings, return the argv that starts
+    it with each setting as -c KEY=VALUE."""
+    return [os.path.join(bindir, "postgres"), "-D", data] + [
+        arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")
+    ]
