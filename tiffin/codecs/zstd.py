@@ -13,6 +13,7 @@ from tiffin.engine.streams import BLOCK, IterReader, Reader, buffered
 from tiffin.errors import IntegrityError
 
 JOB_SIZE = 2 << 20
+FEED = 32 << 10  # compressed bytes handed to the decoder at a time: see unzstd_chunks
 
 
 class ZstdCodec:
@@ -56,19 +57,22 @@ def unzstd_chunks(reader: Reader) -> Iterator[bytes]:
         data = reader.read(BLOCK)
         if not data:
             break
-        while data:
+        view = memoryview(data)
+        while view:
             pending = True
             try:
-                out = d.decompress(data)
+                # A slice at a time: the output of a whole block (~10x its size) would be
+                # one fresh allocation, page-faulted in and given back, at every block.
+                out = d.decompress(view[:FEED])
             except zstandard.ZstdError as exc:
                 raise IntegrityError(f"the zstd stream is corrupt ({exc})") from None
             if out:
                 yield out
             if d.eof:
                 pending = False
-                data = d.unused_data
+                view = memoryview(d.unused_data + bytes(view[FEED:]))
                 d = dctx.decompressobj()
             else:
-                data = b""
+                view = view[FEED:]
     if pending:
         raise IntegrityError("the zstd stream ends early (truncated)")
