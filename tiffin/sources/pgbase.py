@@ -167,5 +167,5 @@ class PgDataLoader:
     def load(self, reader: Reader, details: dict[str, Any]) -> str:
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         os.chmod(self.dir, 0o700)
-        files = SafeExtractor(self.dir).extract(reader)
+        files = SafeExtractor(self.dir, durable=True).extract(reader)
         return f"{files} files written to {self.dir}"

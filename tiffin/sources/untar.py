@@ -34,6 +34,7 @@ from collections import OrderedDict
 from tiffin.engine.streams import BLOCK, Reader
 from tiffin.errors import BackupFailed
 from tiffin.sources.untarbits import Forward, gid_of, lstat, uid_of, write_sparse
+from tiffin.sources.untarsync import Syncer
 
 DIR_FDS = 64  # descriptors of checked directories kept open
 # As tar's data filter: no setuid, setgid or sticky bit, no group or other write.
@@ -42,11 +43,15 @@ _MODE = 0o755
 
 class SafeExtractor:
     """Extracts tar streams into DEST (created when missing); OVERWRITE lets an existing
-    file or symlink be replaced (a directory never is; directories are merged)."""
+    file or symlink be replaced (a directory never is; directories are merged); DURABLE:
+    extract() returns only once every file and directory restored is fsynced
+    (tiffin.sources.untarsync)."""
 
-    def __init__(self, dest: str, overwrite: bool = False) -> None:
+    def __init__(self, dest: str, overwrite: bool = False, durable: bool = False) -> None:
         self.dest = dest
         self.overwrite = overwrite
+        self.durable = durable
+        self._syncer: Syncer | None = None
         self._root = dest
         self._root_fd = -1
         self._fds: OrderedDict[str, int] = OrderedDict()  # checked directory -> descriptor
@@ -63,6 +68,7 @@ class SafeExtractor:
         os.makedirs(self.dest, exist_ok=True)
         self._root = os.path.realpath(self.dest)
         self._root_fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)
+        self._syncer = Syncer() if self.durable else None
         try:
             self._members(reader)
             for name, member in reversed(self._dirs):
@@ -70,7 +76,15 @@ class SafeExtractor:
                 st = lstat(path)
                 if st is not None and stat.S_ISDIR(st.st_mode):
                     self._attrs(path, member)
+            syncer = self._syncer
+            if syncer is not None:
+                self._sync_dirs(syncer)
+                self._syncer = None  # finish() stops it either way: nothing to abandon
+                syncer.finish()
         finally:
+            if self._syncer is not None:
+                self._syncer.abandon()
+                self._syncer = None
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
@@ -78,6 +92,21 @@ class SafeExtractor:
         while reader.read(BLOCK):  # the bytes after the archive's end, for upstream checks
             pass
         return len(self._files)
+
+    def _sync_dirs(self, syncer: Syncer) -> None:
+        """Hand every directory restored, DEST and DEST's parent (DEST may have been made
+        here) to SYNCER: their entries, the files' names, are then durable too."""
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+        for name in dict.fromkeys(name for name, _ in self._dirs):
+            try:
+                syncer.sync(os.open(name, flags, dir_fd=self._root_fd), name)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # replaced by a later member: that one's parent is synced
+            except OSError as exc:
+                raise BackupFailed(f"restoring {name} failed: {exc.strerror or exc}") from None
+        syncer.sync_dir(self._root_fd, ".")
+        parent = os.open(os.path.dirname(self._root) or "/", os.O_RDONLY | os.O_DIRECTORY)
+        syncer.sync(parent, "..")
 
     def _members(self, reader: Reader) -> None:
         try:
@@ -237,7 +266,10 @@ class SafeExtractor:
                     with contextlib.suppress(OSError):
                         os.unlink(base, dir_fd=at)
                     raise
-                os.close(fd)
+                if self._syncer is not None:
+                    self._syncer.sync(fd, self._clean(member, member.name))
+                else:
+                    os.close(fd)
         except FileExistsError:
             return False
         return True

@@ -1,0 +1,93 @@
+"""Durable extraction: every file handed over is fsynced, a failure is named, and every
+descriptor is closed whatever happens. The failing fsync is real: fsync(2) of a pipe fails
+with EINVAL."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tiffin.errors import BackupFailed
+from tiffin.sources.untar import SafeExtractor
+from tiffin.sources.untarsync import PENDING, Syncer
+
+
+def closed(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return True
+    return False
+
+
+def test_every_file_handed_over_is_fsynced_and_closed(tmp_path: Path) -> None:
+    syncer = Syncer()
+    fds = []
+    for i in range(PENDING * 3):  # more than may wait at once: sync() waits its turn
+        fd = os.open(tmp_path / f"f{i}", os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, b"x" * i)
+        syncer.sync(fd, f"f{i}")
+        fds.append(fd)
+    syncer.finish()
+    assert all(closed(fd) for fd in fds)
+
+
+def test_a_failed_fsync_is_named_once_finished_and_closes_everything() -> None:
+    syncer = Syncer()
+    r, w = os.pipe()
+    syncer.sync(r, "base/1/1259")
+    with pytest.raises(BackupFailed, match=r"^restoring base/1/1259 failed: Invalid argument$"):
+        syncer.finish()
+    assert closed(r)
+    os.close(w)
+
+
+def test_after_a_failed_fsync_the_next_file_is_refused_and_closed() -> None:
+    syncer = Syncer(threads=1)
+    r, w = os.pipe()
+    syncer.sync(r, "global/pg_control")
+    syncer._stop()  # the worker has met the failure
+    r2, w2 = os.pipe()
+    with pytest.raises(BackupFailed, match="restoring global/pg_control failed"):
+        syncer.sync(r2, "next")
+    assert closed(r2)
+    for fd in (w, w2):
+        os.close(fd)
+
+
+def test_abandon_closes_what_waits_without_syncing(tmp_path: Path) -> None:
+    syncer = Syncer()
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o600)
+    syncer.sync(fd, "f")
+    syncer.abandon()
+    assert closed(fd)
+
+
+def tar_of(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_a_durable_extraction_restores_the_same_files(tmp_path: Path) -> None:
+    files = {f"base/{i % 3}/{i}": os.urandom(i * 1000) for i in range(50)}
+    files["global/pg_control"] = b"c" * 8192
+    n = SafeExtractor(str(tmp_path / "d"), durable=True).extract(io.BytesIO(tar_of(files)))
+    assert n == len(files)
+    for name, data in files.items():
+        assert (tmp_path / "d" / name).read_bytes() == data
+
+
+def test_a_durable_extraction_refuses_what_any_extraction_refuses(tmp_path: Path) -> None:
+    stream = io.BytesIO(tar_of({"ok": b"1", "../outside": b"2"}))
+    with pytest.raises(BackupFailed, match="would be written outside"):
+        SafeExtractor(str(tmp_path / "d"), durable=True).extract(stream)
+    assert not (tmp_path / "outside").exists()
