@@ -68,6 +68,12 @@ def lean_values(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]] | None:
     return positional, values
 
 
+def _enough(positional: list[str], wanted: int) -> bool:
+    """Whether POSITIONAL holds a target (HOW WHERE [PATH], or one URL) and WANTED more."""
+    url = bool(positional) and "://" in positional[0]
+    return len(positional) >= (1 if url else 2) + wanted
+
+
 def done_before(
     command: str, positional: list[str], values: dict[str, Any]
 ) -> tuple[bool, int | None]:
@@ -78,7 +84,7 @@ def done_before(
     from tiffin.commands.walspool import FetchSpool, PushSpool, key_of, settle
 
     wanted = 1 if command == "wal-push" else 2
-    if len(positional) < 2 + wanted:
+    if not _enough(positional, wanted):
         return False, None  # malformed: the full path says so
     key = key_of(positional[:-wanted], values)
     path = positional[-1]
@@ -89,6 +95,23 @@ def done_before(
         return settle(push, lambda: push.take(name, st), lambda: not push.failed(name), wait)
     name, fetch = positional[-2], FetchSpool(path, key)
     return settle(fetch, lambda: fetch.take(name, path), lambda: fetch.planned(name), wait)
+
+
+def served(positional: list[str], values: dict[str, Any]) -> int | None:
+    """Given a lean-read wal-fetch, return its exit status if the fetch helper serving the
+    spool answered it (0: the file is at %p, checked; 1: it is not in the archive, said on
+    stderr), else None (no helper serves this archive here: the call goes on as before)."""
+    from tiffin.commands.walspool import ask, key_of
+
+    if not _enough(positional, 2):
+        return None  # malformed: the full path says so
+    name, path = positional[-2], positional[-1]
+    answer = ask(path, key_of(positional[:-2], values), name, float(values.get("timeout") or 120.0))
+    if answer is None:
+        return None
+    if not answer[0]:
+        _say(answer[1])
+    return 0 if answer[0] else 1
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -163,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in WAL:
         lean = lean_values(args[1:])
+        if lean is not None and args[0] == "wal-fetch":
+            status = served(*lean)
+            if status is not None:
+                return status
         if lean is not None:
             try:
                 done, lock = done_before(args[0], *lean)

@@ -3,13 +3,18 @@ known times, and recovered copies of it started as the server a user would start
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.e2e.helpers import tiffin_exe
+from tests.servers.env import tiffin_env
 from tests.servers.postgres import OS_USER, Postgres
 
 LABEL = "ramen"
@@ -81,3 +86,22 @@ def segment_of(tli: int, lsn: str) -> str:
     """The name of the 16 MiB WAL segment holding LSN on timeline TLI."""
     high, low = (int(x, 16) for x in lsn.split("/"))
     return f"{tli:08X}{high:08X}{low >> 24:08X}"
+
+
+@contextlib.contextmanager
+def archiving_server(home: Path) -> Iterator[tuple[Postgres, Path, dict[str, str]]]:
+    """Yield a started server archiving its WAL through tiffin to a folder of its own
+    (closed to no one: the postgres OS user writes there) with a markers table, that
+    folder, and the environment tiffin runs in (HOME: HOME); remove everything after."""
+    top = Path(tempfile.mkdtemp(prefix="tiffin-pitr-", dir="/tmp"))
+    top.chmod(0o755)
+    folder = top / "backups"
+    give_to_postgres(folder)
+    pg = Postgres(settings=archiving(folder)).start()
+    try:
+        env = tiffin_env(home, **pg.client_env())
+        pg.sql("CREATE TABLE markers (n int PRIMARY KEY, at timestamptz)")
+        yield pg, folder, env
+    finally:
+        pg.close()
+        shutil.rmtree(top, ignore_errors=True)

@@ -12,7 +12,10 @@ file meanwhile.
   after that; a call whose record is missing, stale or marked failed does its own push.
 - wal-fetch's helper fetches the next segments of the timeline into a spool beside pg_wal,
   each checked against its sha256 before it lands there, while PostgreSQL replays; the call
-  for one renames it into place, or waits while the helper is at it.
+  for one renames it into place, or waits while the helper is at it. While it lives, the
+  helper also answers the calls for files it did not fetch ahead (a history, a file past
+  the archive's end, a segment asked again) through its open connection (walserve), so
+  that only the first call of a recovery loads the whole of tiffin.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from tiffin.catalog import walnames
+from tiffin.commands.walserve import Server
 from tiffin.commands.walspool import FetchSpool, PushSpool
 from tiffin.engine import archive
 from tiffin.errors import TiffinError
@@ -86,43 +87,90 @@ def push_ahead(conns: Targets, spool: PushSpool, skip: str, jobs: int) -> None:
             inflight = set(pending)
 
 
-def fetch_ahead(conns: Targets, spool: FetchSpool, first: str, seg_size: int, jobs: int) -> None:
-    """Fetch the segments after FIRST on its timeline into the spool, keeping SPOOL_MAX
+class FetchAhead:
+    """Fetches the segments after FIRST on its timeline into the spool, keeping SPOOL_MAX
     there, until one is not in the archive (its end), one fails, or PostgreSQL takes none
-    for IDLE seconds. The plan names what is being fetched; a failure is marked."""
-    planned: list[str] = []
-    last = first
-    stop = False
-    inflight: dict[Future[object], str] = {}
-    idle_since = time.monotonic()
-    held_before = -1
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        while True:
-            held = spool.count()
-            if held != held_before:
-                idle_since, held_before = time.monotonic(), held
-            while not stop and held + len(inflight) < SPOOL_MAX:
-                nxt = next_segment(last, seg_size)
-                if nxt is None:
-                    stop = True
-                    break
-                last = nxt
-                planned = [*planned[-4 * SPOOL_MAX :], nxt]
-                spool.plan(planned)
-                if spool.holds(nxt):  # fetched by an earlier helper, not taken yet
+    for IDLE seconds. The plan names what is being fetched; a failure is marked. restart()
+    moves it to the segments after another (a call answered by the helper's server)."""
+
+    def __init__(self, conns: Targets, spool: FetchSpool, first: str, seg_size: int) -> None:
+        self.conns, self.spool, self.seg_size = conns, spool, seg_size
+        self._last = first
+        self._lock = threading.Lock()
+        self._restart: str | None = None
+        self._inflight: dict[Future[object], str] = {}
+        self.server: Server | None = None  # answers calls while the helper lives
+
+    def restart(self, name: str) -> None:
+        """Fetch the segments after NAME from now on (a segment asked for: PostgreSQL reads
+        on from there); names of other kinds change nothing."""
+        if next_segment(name, self.seg_size) is not None:
+            with self._lock:
+                self._restart = name
+
+    def in_flight(self, name: str) -> bool:
+        with self._lock:
+            return name in self._inflight.values()
+
+    def _asked(self) -> int:
+        return self.server.asked if self.server is not None else 0
+
+    def run(self, jobs: int) -> None:
+        planned: list[str] = []
+        stop = False
+        idle_since = time.monotonic()
+        seen = (-1, -1)
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            while True:
+                with self._lock:
+                    if self._restart is not None:
+                        self._last, self._restart, stop = self._restart, None, False
+                held = self.spool.count()
+                if (held, self._asked()) != seen:
+                    idle_since, seen = time.monotonic(), (held, self._asked())
+                while not stop and held + len(self._inflight) < SPOOL_MAX:
+                    nxt = next_segment(self._last, self.seg_size)
+                    if nxt is None:
+                        stop = True
+                        break
+                    self._last = nxt
+                    if nxt in planned:  # restarted behind what was planned before
+                        if self.spool.failed(nxt):
+                            stop = True  # the archive's end, or a file that failed
+                        continue
+                    planned = [*planned[-4 * SPOOL_MAX :], nxt]
+                    self.spool.plan(planned)
+                    if self.spool.holds(nxt):  # fetched by an earlier helper, not taken yet
+                        continue
+                    future = pool.submit(_fetch_one, self.conns, self.spool, nxt)
+                    with self._lock:
+                        self._inflight[future] = nxt
+                if not self._inflight:
+                    serving = self.server is not None
+                    if (stop and not serving) or time.monotonic() - idle_since > IDLE:
+                        return
+                    time.sleep(0.01)
                     continue
-                inflight[pool.submit(_fetch_one, conns, spool, nxt)] = nxt
-            if not inflight:
-                if stop or time.monotonic() - idle_since > IDLE:
-                    return
-                time.sleep(0.01)
-                continue
-            done, _ = wait(list(inflight), timeout=0.05, return_when=FIRST_COMPLETED)
-            for future in done:
-                name = inflight.pop(future)
-                if future.exception() is not None:
-                    spool.mark_failed(name)
-                    stop = True
+                done, _ = wait(list(self._inflight), timeout=0.05, return_when=FIRST_COMPLETED)
+                for future in done:
+                    with self._lock:
+                        name = self._inflight.pop(future)
+                    if future.exception() is not None:
+                        self.spool.mark_failed(name)
+                        stop = True
+
+
+def fetch_ahead(conns: Targets, spool: FetchSpool, first: str, seg_size: int, jobs: int) -> None:
+    """Run a FetchAhead from FIRST, and a walserve.Server answering wal-fetch calls while it
+    lives (none if its socket cannot be made)."""
+    ahead = FetchAhead(conns, spool, first, seg_size)
+    server = Server(spool, conns, ahead.restart, ahead.in_flight)
+    if server.start():
+        ahead.server = server
+    try:
+        ahead.run(jobs)
+    finally:
+        server.close()
 
 
 def _fetch_one(conns: Targets, spool: FetchSpool, name: str) -> object:

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
-PUSHED, FETCHED, KEY, LOCK = "tiffin.pushed", "tiffin.fetched", "KEY", "LOCK"
+PUSHED, FETCHED, KEY, LOCK, SOCK = "tiffin.pushed", "tiffin.fetched", "KEY", "LOCK", "SOCK"
+SOCK_PATH_MAX = 100  # AF_UNIX paths are at most 107 bytes: a longer spool has no server
 RECORD, FAIL, PLAN = ".ok", ".fail", "PLAN"
 POLL = 0.005  # seconds between two looks at the spool while a helper works ahead
 
@@ -295,3 +296,38 @@ class FetchSpool(_Spool):
     def clear(self) -> None:
         """Remove every file of the spool but its lock (which its holder may be holding)."""
         self.prune(set())
+
+
+def ask(dest: str, key: str, name: str, wait: float) -> tuple[bool, str] | None:
+    """Ask the fetch helper serving the spool beside DEST (walserve) to put the file NAME of
+    the archive KEY at DEST. Return (True, "") once it is there, checked; (False, the line
+    to print) if it is not in the archive; None if no helper serves here, it serves another
+    archive, it failed otherwise or gave no answer within WAIT seconds (then this call does
+    its own work). Only _socket is loaded for this (socket's import costs milliseconds)."""
+    import _socket
+
+    path = os.path.join(os.path.dirname(dest) or ".", FETCHED, SOCK)
+    fields = [key, name, os.path.abspath(dest)]
+    if len(path) > SOCK_PATH_MAX or any("\t" in f or "\n" in f for f in fields):
+        return None
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.settimeout(wait)
+        sock.connect(path)
+        sock.sendall(("fetch\t" + "\t".join(fields) + "\n").encode())
+        answer = b""
+        while not answer.endswith(b"\n"):
+            got = sock.recv(4096)
+            if not got or len(answer) > 1 << 16:
+                return None
+            answer += got
+    except OSError:  # no helper listening (gone, or none yet), or it took too long
+        return None
+    finally:
+        sock.close()
+    status, _, line = answer.decode("utf-8", "replace").rstrip("\n").partition("\t")
+    if status == "ok":
+        return True, ""
+    if status == "missing":
+        return False, line
+    return None
