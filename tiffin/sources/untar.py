@@ -30,11 +30,12 @@ import secrets
 import stat
 import tarfile
 from collections import OrderedDict
+from collections.abc import Callable
 
 from tiffin.engine.streams import BLOCK, Reader
 from tiffin.errors import BackupFailed
 from tiffin.sources.untarbits import Forward, gid_of, lstat, uid_of, write_sparse
-from tiffin.sources.untarsync import Syncer
+from tiffin.sources.untarsync import Syncer, Writers
 
 DIR_FDS = 64  # descriptors of checked directories kept open
 # As tar's data filter: no setuid, setgid or sticky bit, no group or other write.
@@ -52,6 +53,7 @@ class SafeExtractor:
         self.overwrite = overwrite
         self.durable = durable
         self._syncer: Syncer | None = None
+        self._writers: Writers | None = None
         self._root = dest
         self._root_fd = -1
         self._fds: OrderedDict[str, int] = OrderedDict()  # checked directory -> descriptor
@@ -69,6 +71,7 @@ class SafeExtractor:
         self._root = os.path.realpath(self.dest)
         self._root_fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)
         self._syncer = Syncer() if self.durable else None
+        self._writers = Writers() if self.durable else None
         try:
             self._members(reader)
             for name, member in reversed(self._dirs):
@@ -85,6 +88,9 @@ class SafeExtractor:
             if self._syncer is not None:
                 self._syncer.abandon()
                 self._syncer = None
+            if self._writers is not None:
+                self._writers.close()
+                self._writers = None
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
@@ -260,14 +266,14 @@ class SafeExtractor:
                 flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
                 fd = os.open(base, flags, 0o600, dir_fd=at)
                 try:
-                    self._write(tar, member, fd)
+                    written = self._write(tar, member, fd)
                 except BaseException:
                     os.close(fd)
                     with contextlib.suppress(OSError):
                         os.unlink(base, dir_fd=at)
                     raise
                 if self._syncer is not None:
-                    self._syncer.sync(fd, self._clean(member, member.name))
+                    self._syncer.sync(fd, self._clean(member, member.name), written)
                 else:
                     os.close(fd)
         except FileExistsError:
@@ -296,11 +302,22 @@ class SafeExtractor:
         if not self.overwrite:
             raise self._refuse(member, f"{path} exists; add --overwrite to replace it")
 
-    def _write(self, tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int) -> None:
+    def _write(
+        self, tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int
+    ) -> Callable[[], None] | None:
         """Write a regular member's data into FD, read straight from the archive (tarfile's
-        own file object would copy every byte once more), and set its attributes."""
+        own file object would copy every byte once more), and set its attributes. With
+        Writers (durable), return the function that waits for the writes, then sets them."""
         assert tar.fileobj is not None
         tar.fileobj.seek(member.offset_data)
+        if self._writers is not None and member.sparse is None:
+            written = self._writers.write_file(tar.fileobj, fd, member.size)
+
+            def finish() -> None:
+                written()
+                self._attrs(fd, member)
+
+            return finish
         if member.sparse is not None:
             self._write_pieces(tar, member, fd)
             os.ftruncate(fd, member.size)  # a hole at the end still counts in the size
@@ -316,6 +333,7 @@ class SafeExtractor:
             if holes:
                 os.ftruncate(fd, member.size)  # a hole at the end still counts in the size
         self._attrs(fd, member)
+        return None
 
     def _write_pieces(self, tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int) -> None:
         """Write a sparse member's stored pieces at their offsets, leaving the holes between

@@ -44,6 +44,25 @@ def write_sparse(fd: int, data: bytes) -> bool:
     return start == len(view)
 
 
+def write_sparse_at(fd: int, data: bytes, offset: int) -> None:
+    """Write DATA at OFFSET of FD as write_sparse() does (pages of zeros left as holes), with
+    pwrite: the file's offset is not used, so that several threads may write one file."""
+    view = memoryview(data)
+    start = 0  # first byte of DATA not yet written or skipped
+    if data.find(_ZERO_PAGE) >= 0:
+        for at in range(-offset % PAGE, len(view) - PAGE + 1, PAGE):
+            if view[at : at + PAGE] == _ZERO_PAGE:
+                _pwrite_all(fd, view[start:at], offset + start)
+                start = at + PAGE
+    _pwrite_all(fd, view[start:], offset + start)
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
 def lstat(path: str) -> os.stat_result | None:
     try:
         return os.lstat(path)

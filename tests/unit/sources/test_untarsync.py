@@ -91,3 +91,26 @@ def test_a_durable_extraction_refuses_what_any_extraction_refuses(tmp_path: Path
     with pytest.raises(BackupFailed, match="would be written outside"):
         SafeExtractor(str(tmp_path / "d"), durable=True).extract(stream)
     assert not (tmp_path / "outside").exists()
+
+
+def test_files_of_many_blocks_come_back_whole_from_the_writer_threads(tmp_path: Path) -> None:
+    page = 4096
+    holey = os.urandom(5 * page + 7) + bytes(300 * page) + os.urandom(page) + bytes(2000 * page)
+    files = {"base/5/16384": holey, "base/5/16385": os.urandom(3 * (1 << 20) + 11)}
+    files["pg_wal/000000010000000000000001"] = bytes(1 << 24)
+    n = SafeExtractor(str(tmp_path / "d"), durable=True).extract(io.BytesIO(tar_of(files)))
+    assert n == 3
+    for name, data in files.items():
+        path = tmp_path / "d" / name
+        assert path.stat().st_size == len(data) and path.read_bytes() == data
+    wal = tmp_path / "d" / "pg_wal" / "000000010000000000000001"
+    assert wal.stat().st_blocks * 512 < 1 << 20  # its zeros are a hole, as written before
+
+
+def test_a_stream_ending_inside_a_file_fails_and_leaves_no_descriptor(tmp_path: Path) -> None:
+    stream = tar_of({"big": os.urandom(3 << 20)})[: 2 << 20]
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(BackupFailed, match="not a sound tar stream"):
+        SafeExtractor(str(tmp_path / "d"), durable=True).extract(io.BytesIO(stream))
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert not (tmp_path / "d" / "big").exists()
