@@ -241,10 +241,13 @@ def _write(
         lines = recovery_lines(restore_command(argv), to_time, job.to_lsn)
         with open(os.path.join(datadir, "postgresql.auto.conf"), "a", encoding="utf-8") as f:
             f.write("\n" + "\n".join(lines) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
         safefile.write_new(os.path.join(datadir, "recovery.signal"), b"")
         if user is not None:
             give(datadir, user)
         os.chmod(datadir, 0o700)
+        _sync_dir(datadir)  # its new names, and (one journal) the owners given
     except BaseException:
         _clear(datadir, made)
         raise
@@ -256,6 +259,14 @@ def _write(
         else "recovers to the end of the archive"
     )
     return f"{summary}; {target_text}, then promotes"
+
+
+def _sync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _clear(datadir: str, made: bool) -> None:
