@@ -22,6 +22,7 @@ from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets import sshpipe, sshtransport
 from tiffin.targets.base import Entry, Stored
 from tiffin.targets.sftpbits import _FAILURES, Link, _entry, _quiet_prefetch, _reason, _write_size
+from tiffin.targets.sftpwrite import Uploader
 from tiffin.targets.sshkeys import key_files, known_hosts_file, load_keys, open_to_others
 from tiffin.urls import host_text
 
@@ -184,14 +185,15 @@ class SFTPTarget:
         try:
             with self._errors(f"storing {name}"):
                 out.chmod(self.mode)
-                out.set_pipelined(True)
-                out.MAX_REQUEST_SIZE = self._request_size
+            handle: bytes = getattr(out, "handle")  # noqa: B009 (bytes, whatever the stubs say)
+            upload = Uploader(sftp, handle, self._request_size)
             while data := reader.read(BLOCK):
                 with self._errors(f"storing {name}"):
-                    out.write(data)
+                    upload.write(data)
                 written += len(data)
             with self._errors(f"storing {name}"):
-                out.close()  # waits for every pipelined write to be acknowledged
+                upload.finish()  # every write answered
+                out.close()
                 stored = sftp.stat(temp).st_size
             if stored != written:
                 raise TargetError(f"{temp} holds {stored} bytes, {written} were written")

@@ -165,6 +165,19 @@ class SSHPipe:
                 self._check_open()
                 return os.write(self._in, data)
 
+    def send_all(self, *parts: bytes | memoryview) -> None:
+        """Send every byte of PARTS, in order, with as few system calls as the pipe allows."""
+        views = [memoryview(p) for p in parts]
+        while views:
+            self._wait(self._writable)
+            with self._lock, suppress(BlockingIOError):
+                self._check_open()
+                sent = os.writev(self._in, views)
+                while views and sent >= len(views[0]):
+                    sent -= len(views.pop(0))
+                if views and sent:
+                    views[0] = views[0][sent:]
+
     def recv(self, n: int) -> bytes:
         while True:
             self._wait(self._readable)
