@@ -131,15 +131,19 @@ def test_sftp_relative_path_is_under_home_and_absolute_path_is_not(sshd: SSHServ
         assert (sshd.home / where / NAME).stat().st_mode & 0o777 == 0o600
 
 
-@pytest.mark.parametrize("client", ["openssh", "paramiko"])
-def test_sftp_to_openssh_uses_large_writes_and_aes_gcm(
-    sshd: SSHServer, client: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture(params=["openssh", "paramiko"])
+def client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each SSH client in turn (TIFFIN_SSH_CLIENT), the server's host key known."""
+    monkeypatch.setenv("TIFFIN_SSH_CLIENT", request.param)
+    sshd: SSHServer = request.getfixturevalue("sshd")
+    sshd.write_known_hosts(ssh_dir() / "known_hosts")
+    return str(request.param)
+
+
+def test_sftp_to_openssh_uses_large_writes_and_aes_gcm(sshd: SSHServer, client: str) -> None:
     """What makes the SSH leg as fast as scp: 255 KiB SFTP writes, which OpenSSH's sftp-server
     takes (it says so through limits@openssh.com), and an AEAD cipher (no HMAC a packet),
     through either client; the bytes arrive whole."""
-    monkeypatch.setenv("TIFFIN_SSH_CLIENT", client)
-    sshd.write_known_hosts(ssh_dir() / "known_hosts")
     target = SFTPTarget(sftp_url(sshd, f"gcm-{client}"), key_options(sshd))
     data = os.urandom(3 << 20)
     try:
@@ -156,6 +160,27 @@ def test_sftp_to_openssh_uses_large_writes_and_aes_gcm(
     finally:
         target.close()
     assert (sshd.home / f"gcm-{client}" / NAME).read_bytes() == data
+
+
+def test_sftp_readers_closed_while_reading_ahead_leave_the_session_in_step(
+    sshd: SSHServer, client: str
+) -> None:
+    """Closing a reader sends its close while paramiko's read-ahead thread may still be
+    asking for blocks: the two threads' requests must not tangle on the one connection."""
+    target = SFTPTarget(sftp_url(sshd, f"ahead-{client}"), key_options(sshd))
+    data = os.urandom(12 << 20)
+    try:
+        target.put(NAME, io.BytesIO(data))
+        for _ in range(20):
+            reader = target.open(NAME)
+            assert reader.read(1) == data[:1]
+            reader.close()
+        whole = target.open(NAME)
+        assert whole.read() == data
+        whole.close()
+        assert target.stat(NAME) is not None
+    finally:
+        target.close()
 
 
 def ftp_url(server: FTPServer, password: str | None, path: str = "") -> TargetURL:

@@ -131,13 +131,11 @@ class SSHPipe:
             if hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux; elsewhere the default size
                 with suppress(OSError):
                     fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-        self._writable, self._readable = select.poll(), select.poll()
-        self._writable.register(self._in, select.POLLOUT)
-        self._readable.register(self._out, select.POLLIN)
         self.timeout = timeout
         self.timed_out = False
         self.closed = False
         self._lock = threading.Lock()
+        self._sending = threading.Lock()
 
     def get_name(self) -> str:
         return "ssh"  # what paramiko's log lines call the channel
@@ -148,39 +146,39 @@ class SSHPipe:
     def gettimeout(self) -> float | None:
         return self.timeout
 
-    def _wait(self, poll: select.poll) -> None:
+    def _wait(self, fd: int, event: int) -> None:
         self._check_open()
-        ms = None if self.timeout is None else max(0, int(self.timeout * 1000))
-        if not poll.poll(ms):
+        poll = select.poll()  # one per wait: a poll object refuses two threads at once
+        poll.register(fd, event)
+        if not poll.poll(None if self.timeout is None else max(0, int(self.timeout * 1000))):
             self.timed_out = True
             raise TimeoutError("timed out")
 
-    # paramiko's prefetch thread sends while the reader receives, and a failure in either
-    # closes the pipe: each system call holds the lock, so that none reaches a descriptor that
-    # was closed, and whose number may be another file's by now.
+    # paramiko's prefetch thread asks while the reader receives (and may close the file), and
+    # a failure in either closes the pipe. A packet is sent whole under _sending, so that two
+    # threads' packets never interleave; each system call holds _lock, so that none reaches a
+    # descriptor that was closed, and whose number may be another file's by now.
     def send(self, data: bytes) -> int:
-        while True:
-            self._wait(self._writable)
-            with self._lock, suppress(BlockingIOError):  # BlockingIOError: wait again
-                self._check_open()
-                return os.write(self._in, data)
+        self.send_all(data)
+        return len(data)
 
     def send_all(self, *parts: bytes | memoryview) -> None:
         """Send every byte of PARTS, in order, with as few system calls as the pipe allows."""
         views = [memoryview(p) for p in parts]
-        while views:
-            self._wait(self._writable)
-            with self._lock, suppress(BlockingIOError):
-                self._check_open()
-                sent = os.writev(self._in, views)
-                while views and sent >= len(views[0]):
-                    sent -= len(views.pop(0))
-                if views and sent:
-                    views[0] = views[0][sent:]
+        with self._sending:
+            while views:
+                self._wait(self._in, select.POLLOUT)
+                with self._lock, suppress(BlockingIOError):  # BlockingIOError: wait again
+                    self._check_open()
+                    sent = os.writev(self._in, views)
+                    while views and sent >= len(views[0]):
+                        sent -= len(views.pop(0))
+                    if views and sent:
+                        views[0] = views[0][sent:]
 
     def recv(self, n: int) -> bytes:
         while True:
-            self._wait(self._readable)
+            self._wait(self._out, select.POLLIN)
             with self._lock, suppress(BlockingIOError):
                 self._check_open()
                 return os.read(self._out, n)
@@ -191,7 +189,11 @@ class SSHPipe:
 
     def recv_ready(self) -> bool:
         with self._lock:
-            return not self.closed and bool(self._readable.poll(0))
+            if self.closed:
+                return False
+            poll = select.poll()
+            poll.register(self._out, select.POLLIN)
+            return bool(poll.poll(0))
 
     def alive(self) -> bool:
         return not self.closed and self.child.proc.poll() is None
