@@ -343,12 +343,18 @@ def main(argv: list[str]) -> int:
             _emit(lines, args.output)
         if not args.no_legs:
             size = args.leg_size or int((1 << 30) * min(1.0, args.scale)) // (1 << 20) << 20
-            legs = interleaved(lab.leg_cases(size), args.repeat, lab.clean_targets)
+            cases = [c for c in lab.leg_cases(size) if _leg_target(c.label) in args.targets]
+            legs = interleaved(cases, args.repeat, lab.clean_targets)
             lines += report.leg_table(legs, size)
         lines.append("load average at end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
         _emit(lines, args.output)
     print("\n".join(lines))
     return 0
+
+
+def _leg_target(label: str) -> str:
+    """Return the target a leg's case belongs to, so that --targets picks the legs too."""
+    return "sftp" if label == "scp" or "sftp" in label else "s3"
 
 
 def _emit(lines: list[str], path: str | None) -> None:

@@ -106,6 +106,12 @@ def sftp(request: pytest.FixtureRequest) -> Setup:
     return Setup(url, options, server, (url, wrong), unreachable=nowhere)
 
 
+def sftp_paramiko(request: pytest.FixtureRequest) -> Setup:
+    """The same server through paramiko's own transport, the way without OpenSSH's ssh."""
+    request.getfixturevalue("monkeypatch").setenv("TIFFIN_SSH_CLIENT", "paramiko")
+    return sftp(request)
+
+
 class _BucketKeeper:
     """The session's S3 server as a test stops and starts it: moto forgets every bucket when
     it stops, so start() makes this test's bucket again."""
@@ -153,6 +159,7 @@ KINDS: dict[str, Callable[[pytest.FixtureRequest], Setup]] = {
     "ftp": ftp,
     "ftps": ftps,
     "sftp": sftp,
+    "sftp-paramiko": sftp_paramiko,
     "s3": s3,
     "s3multi": s3multi,
 }

@@ -22,6 +22,8 @@ from tiffin.errors import TargetError, UsageError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets.ftp import FTPTarget
 from tiffin.targets.sftp import SFTPTarget
+from tiffin.targets.sshpipe import SSHPipe
+from tiffin.targets.sshtransport import TransportLink
 from tiffin.targets.where import parse_target, parse_url
 
 NAME = "db_2026-11-28_05:10:19_UTC.sql.gz"
@@ -129,21 +131,56 @@ def test_sftp_relative_path_is_under_home_and_absolute_path_is_not(sshd: SSHServ
         assert (sshd.home / where / NAME).stat().st_mode & 0o777 == 0o600
 
 
-def test_sftp_to_openssh_uses_aes_gcm_and_large_writes(sshd: SSHServer) -> None:
-    """What makes the SSH leg as fast as scp: an AEAD cipher (no HMAC a packet) and 255 KiB
-    SFTP writes, which OpenSSH's sftp-server takes; the bytes arrive whole."""
+@pytest.fixture(params=["openssh", "paramiko"])
+def client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each SSH client in turn (TIFFIN_SSH_CLIENT), the server's host key known."""
+    monkeypatch.setenv("TIFFIN_SSH_CLIENT", request.param)
+    sshd: SSHServer = request.getfixturevalue("sshd")
     sshd.write_known_hosts(ssh_dir() / "known_hosts")
-    target = SFTPTarget(sftp_url(sshd, "gcm"), key_options(sshd))
+    return str(request.param)
+
+
+def test_sftp_to_openssh_uses_large_writes_and_aes_gcm(sshd: SSHServer, client: str) -> None:
+    """What makes the SSH leg as fast as scp: 255 KiB SFTP writes, which OpenSSH's sftp-server
+    takes (it says so through limits@openssh.com), and an AEAD cipher (no HMAC a packet),
+    through either client; the bytes arrive whole."""
+    target = SFTPTarget(sftp_url(sshd, f"gcm-{client}"), key_options(sshd))
     data = os.urandom(3 << 20)
     try:
         target.put(NAME, io.BytesIO(data))
-        transport = target._transport
-        assert transport is not None
-        assert transport.local_cipher == "aes128-gcm@openssh.com"
-        assert target._openssh()
+        assert target._request_size == 255 << 10
+        link = target._link
+        if client == "paramiko":
+            assert isinstance(link, TransportLink)
+            assert link.transport.local_cipher == "aes128-gcm@openssh.com"
+        else:
+            assert isinstance(link, SSHPipe)
+            argv = link.child.cmd
+            assert "Ciphers=aes128-gcm@openssh.com," in " ".join(argv)
     finally:
         target.close()
-    assert (sshd.home / "gcm" / NAME).read_bytes() == data
+    assert (sshd.home / f"gcm-{client}" / NAME).read_bytes() == data
+
+
+def test_sftp_readers_closed_while_reading_ahead_leave_the_session_in_step(
+    sshd: SSHServer, client: str
+) -> None:
+    """Closing a reader sends its close while paramiko's read-ahead thread may still be
+    asking for blocks: the two threads' requests must not tangle on the one connection."""
+    target = SFTPTarget(sftp_url(sshd, f"ahead-{client}"), key_options(sshd))
+    data = os.urandom(12 << 20)
+    try:
+        target.put(NAME, io.BytesIO(data))
+        for _ in range(20):
+            reader = target.open(NAME)
+            assert reader.read(1) == data[:1]
+            reader.close()
+        whole = target.open(NAME)
+        assert whole.read() == data
+        whole.close()
+        assert target.stat(NAME) is not None
+    finally:
+        target.close()
 
 
 def ftp_url(server: FTPServer, password: str | None, path: str = "") -> TargetURL:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import posixpath
-import socket
 import stat as statmod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
@@ -15,12 +15,15 @@ import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
 from tiffin.catalog.naming import PARTIAL_SUFFIX
+from tiffin.engine.process import which
 from tiffin.engine.streams import BLOCK, Reader
-from tiffin.errors import AlreadyExists, NotFound, TargetError
+from tiffin.errors import AlreadyExists, NotFound, TargetError, UsageError
 from tiffin.job import TargetOptions, TargetURL
+from tiffin.targets import sshpipe, sshtransport
 from tiffin.targets.base import Entry, Stored
-from tiffin.targets.sftpbits import _FAILURES, _entry, _quiet_prefetch, _reason
-from tiffin.targets.sshkeys import known_host_keys, load_keys
+from tiffin.targets.sftpbits import _FAILURES, Link, _entry, _quiet_prefetch, _reason, _write_size
+from tiffin.targets.sftpwrite import Uploader
+from tiffin.targets.sshkeys import key_files, known_hosts_file, load_keys, open_to_others
 from tiffin.urls import host_text
 
 if TYPE_CHECKING:
@@ -28,18 +31,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tiffin")
 
-WINDOW = 16 << 20  # SSH channel window: bytes in flight before the peer must acknowledge
-PACKET = 64 << 10  # an SFTP request of 32 KiB plus its header fits in one packet
-# Bytes per SFTP write: paramiko's 32 KiB as it comes, 255 KiB to OpenSSH's sftp-server, which
-# takes messages up to 256 KiB (sftp-common.h SFTP_MAX_MSG_LENGTH): 1.6 x the throughput at
-# two thirds of the CPU, on a par with scp. A server that is not OpenSSH keeps 32 KiB.
+# Bytes per SFTP write: the 32 KiB every server takes, else what the server's limits@openssh.com
+# extension allows, up to 255 KiB (OpenSSH's sftp-server takes messages of up to 256 KiB,
+# sftp-common.h SFTP_MAX_MSG_LENGTH): 1.6 x the throughput at two thirds of the CPU. An
+# OpenSSH server too old to say its limits is known by its banner on paramiko's transport.
+SFTP_REQUEST = 32 << 10
 OPENSSH_REQUEST = 255 << 10
-AEAD_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+# Which client carries the SSH session: auto (OpenSSH's ssh when on PATH), openssh, paramiko.
+CLIENT_VARIABLE = "TIFFIN_SSH_CLIENT"
 READ_AHEAD = 8 << 20  # bytes a reader prefetches; its memory stays bounded by this
 
 
 class SFTPTarget:
-    """A folder on an SSH server. Construction connects: see load_keys and known_host_keys."""
+    """A folder on an SSH server. Construction connects, through OpenSSH's ssh (sshpipe) or
+    paramiko's transport (sshtransport): see sshkeys for the keys and the host keys."""
 
     def __init__(self, url: TargetURL, options: TargetOptions) -> None:
         self.host = url.host
@@ -48,12 +53,15 @@ class SFTPTarget:
         self.user = url.user or ""
         self.timeout = options.timeout
         self.mode = options.mode
-        self._keys = load_keys(options)
         self._hung = False  # a request timed out: no second wait to clean up
         if not log.isEnabledFor(logging.DEBUG):  # its thread logs tracebacks: --debug only
             logging.getLogger("paramiko").setLevel(logging.CRITICAL + 1)
-        self._transport: paramiko.Transport | None = None
+        self._options = options
+        self._key_files: list[str] | None = None
+        self._keys: list[paramiko.PKey] | None = None
+        self._link: Link | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        self._request_size = SFTP_REQUEST
         sftp = self._client()
         with self._errors("finding the login's home folder"):
             home = sftp.normalize(".")
@@ -61,90 +69,58 @@ class SFTPTarget:
         self._dir_made = False
 
     def _connect(self) -> paramiko.SFTPClient:
-        known = known_host_keys(self.host, self.port)
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-        except OSError as exc:
-            raise TargetError(
-                f"cannot reach the SSH server at {self.where}: {_reason(exc)}"
-            ) from None
-        transport = paramiko.Transport(
-            sock, default_window_size=WINDOW, default_max_packet_size=PACKET
-        )
-        self._transport = transport
-        transport.banner_timeout = transport.handshake_timeout = self.timeout
-        transport.auth_timeout = transport.channel_timeout = self.timeout
-        opts = transport.get_security_options()
-        # AES-GCM first: one OpenSSL call a packet seals and authenticates it, where paramiko's
-        # default aes128-ctr adds an HMAC: 1.3-1.5 x the throughput at two thirds of the CPU
-        # (scp's pace on loopback). A server without it gets paramiko's usual order.
-        opts.ciphers = [c for c in AEAD_CIPHERS if c in opts.ciphers] + [
-            c for c in opts.ciphers if c not in AEAD_CIPHERS
-        ]
-        if known:
-            # Ask for a host key of a type we hold, as ssh does, so the comparison is fair.
-            rsa = ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")
-            wanted = [t for t in opts.key_types if t in known or (t in rsa and "ssh-rsa" in known)]
-            opts.key_types = wanted + [t for t in opts.key_types if t not in wanted]
-        try:
-            transport.start_client(timeout=self.timeout)
-        except _FAILURES as exc:
-            transport.close()
-            raise TargetError(
-                f"cannot reach the SSH server at {self.where}: {_reason(exc)}"
-            ) from None
-        try:
-            self._check_host_key(known, transport.get_remote_server_key())
-            self._authenticate(transport)
-            sftp = paramiko.SFTPClient.from_transport(
-                transport, window_size=WINDOW, max_packet_size=PACKET
+        ssh = self._openssh_client()
+        if ssh is None or self._key_files is None:
+            if self._keys is None:
+                self._keys = load_keys(self._options)
+            sftp, self._link = sshtransport.connect(
+                self.host, self.port, self.where, self.user, self._keys, self.timeout
             )
-            if sftp is None:
-                raise TargetError(f"the SSH server at {self.where} offers no SFTP")
-            channel = sftp.get_channel()
-            if channel is not None:
-                channel.settimeout(self.timeout)
-        except BaseException:
-            transport.close()
-            raise
+        else:
+            argv = sshpipe.ssh_command(
+                ssh,
+                self.host,
+                self.port,
+                self.user,
+                self._key_files,
+                bool(self._options.ssh_key),
+                known_hosts_file(),
+                self.timeout,
+            )
+            sftp, self._link = sshpipe.connect(
+                argv, self.host, self.port, self.where, self.user, self.timeout
+            )
+        self._request_size = _write_size(sftp, self._link, SFTP_REQUEST, OPENSSH_REQUEST)
         return sftp
 
-    def _check_host_key(
-        self, known: Mapping[str, paramiko.PKey] | None, key: paramiko.PKey
-    ) -> None:
-        entry = f"[{self.host}]:{self.port}" if self.port != 22 else self.host
-        if not known:
-            raise TargetError(
-                f"the SSH host key of {self.where} is not known: check it, then add it with: "
-                f"ssh-keyscan -p {self.port} {self.host} >> ~/.ssh/known_hosts"
+    def _openssh_client(self) -> str | None:
+        """Return the path of OpenSSH's ssh when it carries the session (see CLIENT_VARIABLE),
+        or None for paramiko's transport. Raise UsageError if the variable is wrong."""
+        choice = os.environ.get(CLIENT_VARIABLE, "auto")
+        if choice not in ("auto", "openssh", "paramiko"):
+            raise UsageError(f"{CLIENT_VARIABLE} must be auto, openssh or paramiko, not {choice!r}")
+        ssh = which("ssh") if choice != "paramiko" else None
+        if choice == "openssh" and ssh is None:
+            raise UsageError(f"{CLIENT_VARIABLE}=openssh, but there is no ssh on PATH")
+        if ssh is None:
+            return None
+        if self._key_files is None:
+            self._key_files = key_files(self._options)
+        loose = [path for path in self._key_files if open_to_others(path)]
+        if loose and choice == "openssh":
+            raise UsageError(
+                f"ssh refuses the key {loose[0]}: others may read it; make it yours alone with: "
+                f"chmod 600 {loose[0]}"
             )
-        if known.get(key.get_name()) != key:
-            raise TargetError(
-                f"the SSH host key of {self.where} has CHANGED since it was stored in "
-                "~/.ssh/known_hosts (someone may be intercepting the connection): check the "
-                f"new key with the server's administrator, then fix known_hosts with: "
-                f"ssh-keygen -R '{entry}'"
-            )
-
-    def _authenticate(self, transport: paramiko.Transport) -> None:
-        for key in self._keys:
-            try:
-                transport.auth_publickey(self.user, key)
-            except paramiko.AuthenticationException:
-                continue
-            except _FAILURES as exc:
-                raise TargetError(
-                    f"the connection to the SSH server at {self.where} broke while logging "
-                    f"in: {_reason(exc)}"
-                ) from None
-            if transport.is_authenticated():
-                return
-        raise TargetError(f"the SSH server at {self.where} refused the key(s) for {self.user}")
+        if loose or "%" in self.host:  # ssh would take an IPv6 zone's % for a token
+            log.info("SSH through paramiko: ssh would refuse %s", loose[0] if loose else self.host)
+            return None
+        return ssh
 
     def _client(self) -> paramiko.SFTPClient:
         """Return the SFTP session, connecting again if the last one broke."""
-        if self._sftp is None or self._transport is None or not self._transport.is_active():
-            self.close()
+        if self._sftp is None or self._link is None or not self._link.alive():
+            self.close(abort=True)
             self._sftp = self._connect()
         return self._sftp
 
@@ -154,16 +130,17 @@ class SFTPTarget:
         try:
             yield
         except _FAILURES as exc:
-            alive = self._transport is not None and self._transport.is_active()
+            link = self._link
+            alive = link is not None and link.alive()
             self._hung = self._hung or isinstance(exc, TimeoutError)
             if alive and type(exc) in (OSError, FileNotFoundError, PermissionError):
                 raise TargetError(
                     f"the SSH server at {self.where} refused {doing}: {_reason(exc)}"
                 ) from None
-            self.close()  # a late answer would be taken for the next request's: start afresh
+            why = (link.why_broken() if link is not None else None) or _reason(exc)
+            self.close(abort=True)  # a late answer would be taken for the next request's
             raise TargetError(
-                f"the connection to the SSH server at {self.where} broke while {doing}: "
-                + _reason(exc)
+                f"the connection to the SSH server at {self.where} broke while {doing}: {why}"
             ) from None
 
     def _path(self, name: str) -> str:
@@ -192,10 +169,6 @@ class SFTPTarget:
                             raise
         self._dir_made = True
 
-    def _openssh(self) -> bool:
-        """Return True if the server announces itself as OpenSSH."""
-        return self._transport is not None and "OpenSSH" in (self._transport.remote_version or "")
-
     def put(self, name: str, reader: Reader, replace: bool = False) -> Stored:
         final = self._path(name)
         temp = final + PARTIAL_SUFFIX
@@ -212,15 +185,15 @@ class SFTPTarget:
         try:
             with self._errors(f"storing {name}"):
                 out.chmod(self.mode)
-                out.set_pipelined(True)
-                if self._openssh():
-                    out.MAX_REQUEST_SIZE = OPENSSH_REQUEST
+            handle: bytes = getattr(out, "handle")  # noqa: B009 (bytes, whatever the stubs say)
+            upload = Uploader(sftp, handle, self._request_size)
             while data := reader.read(BLOCK):
                 with self._errors(f"storing {name}"):
-                    out.write(data)
+                    upload.write(data)
                 written += len(data)
             with self._errors(f"storing {name}"):
-                out.close()  # waits for every pipelined write to be acknowledged
+                upload.finish()  # every write answered
+                out.close()
                 stored = sftp.stat(temp).st_size
             if stored != written:
                 raise TargetError(f"{temp} holds {stored} bytes, {written} were written")
@@ -238,7 +211,7 @@ class SFTPTarget:
                     raise
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):  # it may have struck mid-request: the
-                self.close()  # session is out of step, and closing the file would wait on it
+                self.close(abort=True)  # session is out of step: closing the file would wait
             with suppress(*_FAILURES):
                 out.close()
             full = self._free_space() if isinstance(exc, TargetError) else None
@@ -328,13 +301,14 @@ class SFTPTarget:
         with self._errors(f"removing {name}"), suppress(FileNotFoundError):
             self._client().remove(self._path(name))
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """End the session; with ABORT at once, waiting on nothing."""
         sftp, self._sftp = self._sftp, None
-        transport, self._transport = self._transport, None
-        if sftp is not None:
+        link, self._link = self._link, None
+        if link is not None:
+            link.close(abort)
+        elif sftp is not None:
             sftp.close()
-        if transport is not None:
-            transport.close()
 
 
 class _Download(io.RawIOBase):
