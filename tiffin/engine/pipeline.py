@@ -19,7 +19,7 @@ from tiffin.catalog.holdings import free_name, previous_complete, read_manifest,
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import MANIFEST_SUFFIX, check_name, make_name, parse_name
 from tiffin.codecs import Codec, compressor
-from tiffin.engine import lock, process, safefile, walview
+from tiffin.engine import lock, process, safefile
 from tiffin.engine.prune import apply_policy
 from tiffin.engine.stored import check_stored, decoded, decoders_for, verify_stored
 from tiffin.engine.streams import BLOCK, HashingReader, Prefetch, Reader
@@ -205,6 +205,8 @@ def prune_after_backup(target: Target, job: BackupJob) -> tuple[tuple[str, ...],
     gone = tuple(d.name for d in decisions if not d.keep)
     if job.source.what != "pgbase":
         return gone, None
+    from tiffin.engine import walview  # the WAL archive's modules: 0.02 s a run otherwise
+
     try:  # and the archived WAL no kept base backup needs (SPEC §6)
         wal = walview.prune_after(
             job.target, job.target_options, target, set(gone), job.label, False
