@@ -22,7 +22,7 @@ from tiffin.codecs import Codec, compressor
 from tiffin.engine import lock, process, safefile
 from tiffin.engine.prune import apply_policy
 from tiffin.engine.stored import check_stored, decoded, decoders_for, verify_stored
-from tiffin.engine.streams import BLOCK, HashingReader, Prefetch, Reader
+from tiffin.engine.streams import BLOCK, Ahead, HashingReader, Prefetch, Reader
 from tiffin.errors import (
     BackupFailed,
     Failed,
@@ -123,7 +123,7 @@ def _backup(
     try:
         # Blocks pass from stage to stage as they are (Prefetch.read hands on the block it
         # holds): no buffered reader in between, which would copy every byte twice a stage.
-        stream = Prefetch(stream)
+        stream = stream if isinstance(stream, Ahead) else Prefetch(stream)
         for codec in codecs_for(job):
             encoded = codec.encode(stream)
             stream = stream if encoded is stream else Prefetch(encoded)  # none: no thread
