@@ -46,6 +46,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--repeat", type=int, default=15, help="interleaved rounds (median taken)")
     p.add_argument("--scale", type=int, default=1, help="pgbench scale (1: a ~10 MB dump)")
     p.add_argument("--tmp", default="/tmp", help="scratch folder")
+    p.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also time the tiffin of another checkout (a worktree of main), interleaved",
+    )
     args = p.parse_args(argv)
     with contextlib.ExitStack() as stack:
         work = Path(tempfile.mkdtemp(prefix="tiffin-fixed-", dir=args.tmp))
@@ -64,17 +69,20 @@ def main(argv: list[str]) -> int:
         tiffin = [PY, "-m", "bench.probe", "backup", "pgsql", "--host", "127.0.0.1"]
         tiffin += ["--port", str(pg.port), "--user", "postgres", "local", str(out)]
         tiffin += ["--compress", "none", "--quiet"]
-        cases: list[tuple[str, list[str], bool]] = [
-            ("bare dump > file", shell(f"{dump} > {work / 'bare.sql'}"), False),
-            ("tiffin --compress none → local", tiffin, True),
-            ("tiffin … --counts estimate", [*tiffin, "--counts", "estimate"], True),
-            ("tiffin … --counts off", [*tiffin, "--counts", "off"], True),
-            ("python -c pass", [PY, "-c", "pass"], False),
+        cases: list[tuple[str, list[str], bool, dict[str, str]]] = [
+            ("bare dump > file", shell(f"{dump} > {work / 'bare.sql'}"), False, env),
+            ("tiffin --compress none → local", tiffin, True, env),
+            ("tiffin … --counts estimate", [*tiffin, "--counts", "estimate"], True, env),
+            ("tiffin … --counts off", [*tiffin, "--counts", "off"], True, env),
+            ("python -c pass", [PY, "-c", "pass"], False, env),
         ]
-        results = [Result(label, "") for label, _, _ in cases]
+        if args.baseline:  # -P: its own tiffin and bench, not those of the current folder
+            other = dict(env, PYTHONPATH=str(Path(args.baseline).resolve()))
+            cases.append((f"baseline: {cases[1][0]}", [PY, "-P", *tiffin[1:]], True, other))
+        results = [Result(label, "") for label, _, _, _ in cases]
         for round_ in range(args.repeat):
-            for (label, cmd, probe), result in zip(cases, results, strict=True):
-                sample = run(cmd, env, probe=probe, stored=lambda _: 0)
+            for (label, cmd, probe, case_env), result in zip(cases, results, strict=True):
+                sample = run(cmd, case_env, probe=probe, stored=lambda _: 0)
                 result.samples.append(sample)
                 shutil.rmtree(out, ignore_errors=True)
                 print(f"  round {round_ + 1}: {label}: {sample.wall:.3f} s", file=sys.stderr)

@@ -6,13 +6,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tiffin import options
 from tiffin.catalog.naming import check_label, check_name, default_label, parse_name
-from tiffin.commands import drillphysical
-from tiffin.commands.drill import DrillJob
-from tiffin.commands.schedule import option_value
 from tiffin.errors import UsageError
 from tiffin.job import (
     BackupJob,
@@ -32,6 +29,9 @@ from tiffin.sources import INTO, PHYSICAL, SOURCES, TYPED, WHATS, spoken
 from tiffin.targets import HOWS
 from tiffin.targets.where import target_of as target_of  # where callers have found it
 from tiffin.tell import metrics, notices, notify
+
+if TYPE_CHECKING:  # drill and schedule load when their jobs are made, not on every run
+    from tiffin.commands.drill import DrillJob
 
 SECRET_MAX = 64 << 10  # a password file holds one password
 
@@ -252,6 +252,8 @@ def physical_into(name: str, physical: bool) -> str | None:
         return kind.into
     if not physical or name != "latest":
         return None
+    from tiffin.commands import drillphysical
+
     kinds = list(PHYSICAL.values())  # one kind: its own; several: the newest one found there
     return kinds[0].into if len(kinds) == 1 else drillphysical.ANY
 
@@ -259,6 +261,8 @@ def physical_into(name: str, physical: bool) -> str | None:
 def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
     """Given DRILL's positionals (HOW WHERE [PATH] NAME, or URL NAME) and option values,
     return a DrillJob. Raise UsageError if anything is malformed."""
+    from tiffin.commands.drill import DrillJob
+
     target, rest = target_of(positional, min_rest=1)
     if len(rest) != 1:
         raise UsageError("drill takes one backup NAME (or latest) after the target")
@@ -320,6 +324,8 @@ def option_args(
 ) -> list[str]:
     """Given typed option values, return the options of COMMAND that say the same on a
     command line, in the options table's order (paths made absolute)."""
+    from tiffin.commands.schedule import option_value
+
     args: list[str] = []
     for opt in options.OPTIONS:
         value = values.get(opt.dest)

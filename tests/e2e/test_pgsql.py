@@ -174,6 +174,29 @@ def test_pg_dump_failing_at_a_row_security_table_fails_and_leaves_nothing(postgr
     assert leftovers(out) == []
 
 
+def test_a_user_who_is_no_superuser_backs_up_every_database_without_role_passwords(
+    postgres, tmp_path
+):
+    # The dump starts beside the first psql session as a superuser's would; for this user
+    # that session says otherwise, and the dump that runs is pg_dumpall --no-role-passwords.
+    populate_pgsql(postgres, "nosu_db", rows=3)
+    postgres.sql(
+        "DROP ROLE IF EXISTS reader; CREATE ROLE reader LOGIN BYPASSRLS PASSWORD 'Read-pw-1' "
+        "IN ROLE pg_read_all_data"
+    )
+    env = tiffin_env(tmp_path / "home", TIFFIN_DB_PASSWORD="Read-pw-1")
+    out = tmp_path / "b"
+    conn = ["--host", "127.0.0.1", "--port", str(postgres.port), "--user", "reader"]
+    tiffin(["backup", "pgsql", "local", str(out), *conn, "--compress", "none"], env)
+    [name] = backups(out)
+    dump = (out / name).read_text()
+    assert 'CREATE ROLE "reader";' in dump and "SCRAM-SHA-256$" not in dump
+    assert 'COPY "public"."menu"' in dump
+    m = manifest(out, name)
+    assert m["source"]["roles"] is True and "nosu_db" in m["source"]["databases"]
+    assert m["source"]["rows"]["nosu_db"]["public.menu"] == 3
+
+
 def test_pgpass_file_is_used(postgres, tmp_path):
     home = tmp_path / "home"
     home.mkdir()

@@ -104,7 +104,9 @@ def test_pgsql_counts_that_fail_leave_a_warning_not_a_failed_backup(postgres):
     postgres.sql('CREATE DATABASE "gone"')
     postgres.sql("CREATE TABLE kept AS SELECT 1 AS i; CREATE TABLE doomed AS SELECT 1 AS i", "gone")
     source = pg_source.PostgresSource(SourceSpec("pgsql", conn(postgres), databases=("gone",)))
-    source.prepare()  # reads the tables of the one database it dumps
+    source.prepare()  # reads the tables of the one database it dumps, and starts the dump
+    for child in source._children:  # which locks them to its end: let it end (a tiny dump
+        child.proc.wait()  # fits the pipe) before the table goes, or the drop fails it
     postgres.sql("DROP TABLE doomed", "gone")  # dropped between the plan and the count
     details = drained(source)
     assert "rows" not in details

@@ -19,10 +19,10 @@ from tiffin.catalog.holdings import free_name, previous_complete, read_manifest,
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import MANIFEST_SUFFIX, check_name, make_name, parse_name
 from tiffin.codecs import Codec, compressor
-from tiffin.engine import lock, process, safefile, walview
+from tiffin.engine import lock, process, safefile
 from tiffin.engine.prune import apply_policy
 from tiffin.engine.stored import check_stored, decoded, decoders_for, verify_stored
-from tiffin.engine.streams import BLOCK, HashingReader, Prefetch, Reader
+from tiffin.engine.streams import BLOCK, Ahead, HashingReader, Prefetch, Reader
 from tiffin.errors import (
     BackupFailed,
     Failed,
@@ -123,7 +123,7 @@ def _backup(
     try:
         # Blocks pass from stage to stage as they are (Prefetch.read hands on the block it
         # holds): no buffered reader in between, which would copy every byte twice a stage.
-        stream = Prefetch(stream)
+        stream = stream if isinstance(stream, Ahead) else Prefetch(stream)
         for codec in codecs_for(job):
             encoded = codec.encode(stream)
             stream = stream if encoded is stream else Prefetch(encoded)  # none: no thread
@@ -205,6 +205,8 @@ def prune_after_backup(target: Target, job: BackupJob) -> tuple[tuple[str, ...],
     gone = tuple(d.name for d in decisions if not d.keep)
     if job.source.what != "pgbase":
         return gone, None
+    from tiffin.engine import walview  # the WAL archive's modules: 0.02 s a run otherwise
+
     try:  # and the archived WAL no kept base backup needs (SPEC §6)
         wal = walview.prune_after(
             job.target, job.target_options, target, set(gone), job.label, False

@@ -91,6 +91,15 @@ class IterReader(io.RawIOBase):
         super().close()
 
 
+class Ahead:
+    """Marks a reader whose bytes a thread of its own makes ahead of the reads (Prefetch, a
+    source's producer): the stage after it needs no Prefetch, and no thread hand-off, more."""
+
+
+class AheadReader(IterReader, Ahead):
+    """An IterReader over chunks that a thread of its own makes ahead (see Ahead)."""
+
+
 def buffered(raw: io.RawIOBase, size: int = BLOCK) -> io.BufferedReader:
     return io.BufferedReader(raw, buffer_size=size)
 
@@ -161,7 +170,7 @@ class HashingReader(io.RawIOBase):
         super().close()
 
 
-class Prefetch(io.RawIOBase):
+class Prefetch(io.RawIOBase, Ahead):
     """Reads INNER in a thread of its own, DEPTH blocks ahead, so that the stage upstream and
     the one downstream run at the same time; memory stays at DEPTH x BLOCK."""
 

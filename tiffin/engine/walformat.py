@@ -12,8 +12,6 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import zstandard
-
 from tiffin.engine.streams import Reader
 from tiffin.errors import IntegrityError
 
@@ -72,6 +70,8 @@ class PushStream:
 
     def _generate(self) -> Generator[bytes, None, None]:
         yield header(self._meta)
+        import zstandard  # on first use: a backup that never meets the WAL archive skips it
+
         plain = hashlib.sha256()
         comp = zstandard.ZstdCompressor(level=LEVEL).compressobj(size=self._meta.size)
         count = 0
@@ -157,6 +157,8 @@ def decode(src: Exact, name: str, write: Callable[[bytes], object]) -> tuple[Met
     """Given a reader of an archived object and the WAL name it must be, hand the file's
     bytes to WRITE in order and return its header and sha256 once size and sha256 match.
     Raise IntegrityError if anything does not (WRITE may have had bytes by then)."""
+    import zstandard  # on first use (see PushStream)
+
     meta = read_header(src, name)
     d = zstandard.ZstdDecompressor().decompressobj()
     plain, count, tail = hashlib.sha256(), 0, b""

@@ -17,13 +17,14 @@ from collections.abc import Iterator
 from fnmatch import fnmatchcase
 from typing import Any
 
-from tiffin.engine.streams import BLOCK, IterReader, Reader, buffered
+from tiffin.engine.streams import BLOCK, AheadReader, Reader
 from tiffin.errors import BackupFailed, UsageError
 from tiffin.job import RestoreJob, SourceSpec
 from tiffin.sources.tarheader import _ZEROS, _header
 from tiffin.sources.untar import SafeExtractor
 
 DEPTH = 4
+SMALL = 32 << 10  # a file up to this size is put in the block in one piece (_Channel.entry)
 _END = object()
 
 
@@ -100,6 +101,30 @@ class _Channel:
             left -= got
             if grew or not got or not left:
                 return size - left, grew
+
+    def entry(self, header: bytes, fd: int, size: int) -> tuple[int, bool] | None:
+        """Put a small file's whole entry in the block if it has room: HEADER, SIZE bytes of
+        FD (one read, one byte past SIZE asked for too, as read_from does), the zeros that
+        pad it to 512 (and those for any bytes the file no longer had). Return what
+        read_from returns, or None (and put nothing) if the block has no room for it."""
+        start = self._pos + len(header)
+        end = start + size + -size % 512
+        if size > SMALL or end >= BLOCK:
+            return None
+        self._buf[self._pos : start] = header
+        at, left, grew = start, size, False
+        while True:
+            got = os.readv(fd, [self._view[at : at + left + 1]])
+            grew = got > left
+            got = min(got, left)
+            at += got
+            left -= got
+            if grew or not got or not left:
+                break
+        self._view[at:end] = _ZEROS[: end - at]  # the padding, over the byte read past SIZE
+        self.written += end - self._pos
+        self._pos = end
+        return size - left, grew
 
     def _put(self, item: Any) -> None:
         while not self.stop.is_set():
@@ -223,7 +248,7 @@ class DirectorySource:
         BackupFailed, instead of returning EOF, if a file or directory cannot be read."""
         self._thread = threading.Thread(target=self._produce, daemon=True, name="tiffin-tar")
         self._thread.start()
-        return buffered(IterReader(self._chan, on_close=self._close))
+        return AheadReader(self._chan, on_close=self._close)
 
     def _close(self) -> None:
         self._chan.stop.set()
@@ -290,13 +315,17 @@ class DirectorySource:
             if st.st_nlink > 1 and key in self._hardlinks:
                 self._chan.write(_header(arc, st, tarfile.LNKTYPE, self._hardlinks[key]))
                 return
-            self._chan.write(_header(arc, st, tarfile.REGTYPE))
+            header = _header(arc, st, tarfile.REGTYPE)
             try:
-                got, grew = self._chan.read_from(fd, st.st_size)
+                whole = self._chan.entry(header, fd, st.st_size)
+                if whole is None:
+                    self._chan.write(header)
+                    whole = self._chan.read_from(fd, st.st_size)
+                    self._chan.zeros(st.st_size - whole[0] + -st.st_size % tarfile.BLOCKSIZE)
             except OSError as exc:
                 raise BackupFailed(f"cannot read {path}: {exc.strerror}") from None
-            if got < st.st_size:
-                self._chan.zeros(st.st_size - got)
+            got, grew = whole
+            if got < st.st_size:  # its copy was padded with zeros to SIZE
                 self._warnings.append(
                     f"{path} shrank while it was read: its copy is padded "
                     "with zeros to its former size"
@@ -305,7 +334,6 @@ class DirectorySource:
                 self._warnings.append(
                     f"{path} changed while it was read: its copy may mix old and new content"
                 )
-            self._chan.zeros(-st.st_size % tarfile.BLOCKSIZE)
             if st.st_nlink > 1:
                 self._hardlinks[key] = arc
         finally:

@@ -7,6 +7,7 @@ Debian's /usr/lib/postgresql/N/bin, else the run fails at once naming both versi
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -81,6 +82,11 @@ def dump_commands(
     ]
 
 
+def _clients(dump: str) -> tuple[str, str]:
+    """Given the path of a pg_dump, return that of its pg_dumpall beside it, and its own."""
+    return os.path.join(os.path.dirname(dump), "pg_dumpall"), dump
+
+
 def _psql(conn: DBConn, database: str, sql: str, psql: str = "psql") -> list[list[str]]:
     out = process.run(
         (psql, "-X", "-w", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1"),
@@ -104,13 +110,51 @@ class PostgresSource:
         self._first: tuple[str, Inventory] | None = None
         self._side: Beside[tuple[dict[str, Inventory], str | None]] | None = None
         self._late: list[str] = []
+        self._env = pg_env(spec.conn, "postgres")
+        self._server = server_of(spec.conn, self._psql)
+        self._early: io.BufferedReader | None = None  # the first dump, started by prepare()
 
     def prepare(self) -> dict[str, Any]:
         """Read the server's version, its databases and the inventory of the database it
-        connects to, in one psql session: the dump starts right after it. The other
+        connects to, in one psql session, while the dump starts beside it. The other
         databases in scope are read, and every row counted, beside the dump (see open())."""
-        conn = self.spec.conn
         home = self.spec.databases[0] if len(self.spec.databases) == 1 else "postgres"
+        clients = client_versions("pg_dump")
+        # The dump starts now, beside this session, with the newest client and as a superuser
+        # would run it: the session then only confirms its command line (one process start,
+        # not two in turn, before the first byte). A command it does not confirm (an older
+        # server with its own client installed, a user who is no superuser) is killed unread
+        # and the right one started instead.
+        early = (
+            self._start(
+                dump_commands(*_clients(clients[max(clients)]), self.spec.databases, True)[0]
+            )
+            if clients
+            else None
+        )
+        try:
+            return self._prepare(home, clients, early)
+        except BaseException:
+            if early is not None:
+                self._drop(early)
+            raise
+
+    def _drop(self, early: io.BufferedReader) -> None:
+        """Kill a dump started ahead that is not the one to run: nothing of it was read."""
+        early.close()
+        self._children.remove(process.child_of(early))
+
+    def _start(self, cmd: tuple[str, ...]) -> io.BufferedReader:
+        reader = process.spawn_reader(
+            cmd, name=os.path.basename(cmd[0]), env=self._env, server=self._server
+        )
+        self._children.append(process.child_of(reader))
+        return reader
+
+    def _prepare(
+        self, home: str, clients: dict[int, str], early: io.BufferedReader | None
+    ) -> dict[str, Any]:
+        conn = self.spec.conn
         sql = (  # noqa: S608 - nothing formatted in
             "SELECT 'v', current_setting('server_version_num'), "
             "current_setting('server_version'), rolsuper FROM pg_roles "
@@ -133,9 +177,13 @@ class PostgresSource:
             raise BackupFailed(f"the server has no database named {', '.join(missing)}")
         self._scope = list(self.spec.databases) or dbs
         self._first = (home, parse(rows)) if home in self._scope else None
-        dump = pick_client("pg_dump", major, client_versions("pg_dump"))
-        dumpall = os.path.join(os.path.dirname(dump), "pg_dumpall")
-        self._cmds = dump_commands(dumpall, dump, self.spec.databases, superuser)
+        dump = pick_client("pg_dump", major, clients)
+        self._cmds = dump_commands(*_clients(dump), self.spec.databases, superuser)
+        if early is not None:
+            if process.child_of(early).cmd == self._cmds[0]:
+                self._early = early
+            else:
+                self._drop(early)
         return {
             "server": "pgsql",
             "server_version": version,
@@ -181,15 +229,10 @@ class PostgresSource:
         return parse(_psql(self.spec.conn, db, sql, self._psql))
 
     def open(self) -> Reader:
-        env = pg_env(self.spec.conn, "postgres")
-        server = server_of(self.spec.conn, self._psql)
-
         def chunks() -> Iterator[bytes]:
-            for cmd in self._cmds:
-                reader = process.spawn_reader(
-                    cmd, name=os.path.basename(cmd[0]), env=env, server=server
-                )
-                self._children.append(process.child_of(reader))
+            for i, cmd in enumerate(self._cmds):
+                early, self._early = self._early, None
+                reader = early if i == 0 and early is not None else self._start(cmd)
                 try:
                     while True:
                         data = reader.read(BLOCK)

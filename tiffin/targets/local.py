@@ -13,7 +13,7 @@ from tiffin.errors import AlreadyExists, NotFound, TargetError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets.base import Entry, Stored
 
-WRITEBACK = 32 << 20  # bytes written between two requests to start writing them to disk
+WRITEBACK = 2 << 20  # bytes written between two requests to start writing them to disk
 DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None)  # Linux and the BSDs; not macOS
 
 log = logging.getLogger("tiffin")
