@@ -30,11 +30,12 @@ def backup_and_report(job: BackupJob) -> None:
 
 @command("backup", "take a backup: WHAT HOW WHERE [PATH], or WHAT URL")
 def cmd_backup(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import config
-
     if not args:
         raise UsageError(f"say what to back up: {spoken(SOURCES)}")
-    config.load_env_files(values.get("env_file") or ())
+    if values.get("env_file"):  # config (and its TOML parser) loads only when it is needed
+        from tiffin import config
+
+        config.load_env_files(values["env_file"])
     job = jobargs.backup_job(args[0], args[1:], values)
     backup_and_report(job)
     return ExitStatus.OK
