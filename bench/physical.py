@@ -1,6 +1,7 @@
 """Physical MariaDB backups: tiffin against the manual mariabackup pipeline, side by side.
 
     .venv/bin/python -m bench.physical --scale 1 --repeat 3 --output /tmp/physical.md
+    .venv/bin/python -m bench.physical --scale 1 --repeat 5 --no-logical --before OTHER_TIFFIN
 
 On a throwaway MariaDB holding bench.datasets' MariaDB data (about SCALE GB of dump text),
 each round runs, interleaved (A B A B ...), medians of --repeat rounds:
@@ -58,6 +59,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--output")
     ap.add_argument("--no-logical", action="store_true", help="skip the dump/mydumper cases")
+    ap.add_argument(
+        "--before",
+        metavar="EXE",
+        help="another tiffin command (a checkout of main, say) backed up in the same rounds",
+    )
     args = ap.parse_args()
     with contextlib.ExitStack() as stack:
         work = Path(tempfile.mkdtemp(prefix="tiffin-bench-physical-", dir="/var/tmp"))
@@ -92,12 +98,12 @@ def main() -> None:
             sizes["backup: mariabackup --stream | zstd -T0 -3"] = manual_file.stat().st_size
             shutil.rmtree(td)
 
-        def tiffin_backup() -> None:
+        def tiffin_backup(exe: str = tiffin_exe(), label: str = "") -> None:
             shutil.rmtree(backups, ignore_errors=True)
-            argv = [tiffin_exe(), "backup", "mysql", "local", str(backups), "--physical",
+            argv = [exe, "backup", "mysql", "local", str(backups), "--physical",
                     "--compress", "zstd", *shlex.split(conn)]  # fmt: skip
-            note("backup: tiffin --physical --compress zstd", timed(argv, env))
-            sizes["backup: tiffin --physical --compress zstd"] = du(backups)
+            note(f"backup: tiffin{label} --physical --compress zstd", timed(argv, env))
+            sizes[f"backup: tiffin{label} --physical --compress zstd"] = du(backups)
 
         def manual_restore() -> None:
             w, d = work / "w", work / "d"
@@ -118,6 +124,8 @@ def main() -> None:
             shutil.rmtree(d)
 
         cases: list[Callable[[], None]] = [manual_backup, tiffin_backup]
+        if args.before:
+            cases.append(lambda: tiffin_backup(args.before, " (before)"))
         restores: list[Callable[[], None]] = [manual_restore, tiffin_restore]
         for i in range(args.repeat):
             order = cases if i % 2 == 0 else cases[::-1]
@@ -190,6 +198,11 @@ def table(
             "backup: mariabackup --stream | zstd -T0 -3",
         ),
         ("restore", "restore: tiffin --into mysqldata", "restore: unpack + prepare + copy-back"),
+        (
+            "backup before",
+            "backup: tiffin (before) --physical --compress zstd",
+            "backup: mariabackup --stream | zstd -T0 -3",
+        ),
     ]
     out.append("")
     for name, ours, theirs in ratios:

@@ -1,8 +1,10 @@
-"""TOML jobs: a [defaults] table and [jobs.NAME] tables -> BackupJobs, every error at once.
+"""TOML jobs: a [defaults] table and [jobs.NAME] tables -> jobs, every error at once.
 
 A job's keys are the `dest`s of the backup options (keep_daily = 7, email = ["a@b"], ...), the
 same table that feeds the command line, plus `what`, `to` (a target URL) and `path` (a folder
-under it). [defaults] holds any of them; a job's own value replaces the default.
+under it). [defaults] holds any of them; a job's own value replaces the default. A job with
+what = "binlog" is a BinlogJob (`tiffin binlog`), every other a BackupJob: each caller takes
+both kinds, or says which one it cannot handle, never skips one.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tiffin.errors import UsageError
 from tiffin.job import BackupJob, BinlogJob, TargetURL, looks_like_url
 from tiffin.sources import TYPED, WHATS
 
+ConfigJob = BackupJob | BinlogJob
 DEFAULT_PATH = "~/.config/tiffin/tiffin.toml"
 # Loading an environment file changes the whole process: only the command line may ask it.
 NOT_IN_CONFIG = frozenset({"env_file"})
@@ -97,7 +100,7 @@ def _with_path(target: TargetURL, path: str) -> TargetURL:
     return replace(target, path=target.path.rstrip("/") + "/" + path)
 
 
-def _job(values: dict[str, Any], where: str, errors: list[str]) -> BackupJob | BinlogJob | None:
+def _job(values: dict[str, Any], where: str, errors: list[str]) -> ConfigJob | None:
     missing = [k for k in ("what", "to") if k not in values]
     for key in missing:
         errors.append(f"{where}.{key}: missing (every job needs `what` and `to`)")
@@ -105,7 +108,7 @@ def _job(values: dict[str, Any], where: str, errors: list[str]) -> BackupJob | B
         return None
     rest = {k: v for k, v in values.items() if k not in TARGET_KEYS}
     try:
-        job: BackupJob | BinlogJob
+        job: ConfigJob
         if values["what"] == "binlog":  # what = "binlog": `tiffin binlog` (SPEC §6)
             job = jobargs.binlog_job([values["to"]], rest)
         elif "follow" in values or "max_lag" in values:
@@ -120,16 +123,11 @@ def _job(values: dict[str, Any], where: str, errors: list[str]) -> BackupJob | B
     return job
 
 
-def parse(
-    text: str,
-    path: str,
-    overrides: Mapping[str, Any] | None = None,
-    binlogs: dict[str, BinlogJob] | None = None,
-) -> dict[str, BackupJob]:
+def parse(text: str, path: str, overrides: Mapping[str, Any] | None = None) -> dict[str, ConfigJob]:
     """Given a config file's TEXT (read from PATH) and command-line values that replace every
-    job's own, return its backup jobs by name, in the file's order; its binlog jobs (what =
-    "binlog") go into BINLOGS if given. Raise ConfigError listing every error, each with its
-    path (jobs.sql.keep_daily: expected a whole number)."""
+    job's own, return its jobs by name, in the file's order: a BinlogJob for what = "binlog",
+    a BackupJob for every other. Raise ConfigError listing every error, each with its path
+    (jobs.sql.keep_daily: expected a whole number)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -150,7 +148,7 @@ def parse(
     if not isinstance(jobs_table, dict) or not jobs_table:
         errors.append("jobs: no job: add a [jobs.NAME] table with `what` and `to`")
         jobs_table = {}
-    jobs: dict[str, BackupJob] = {}
+    jobs: dict[str, ConfigJob] = {}
     for name, table in jobs_table.items():
         where = f"jobs.{name}"
         if not _JOB_NAME.match(name):
@@ -163,21 +161,14 @@ def parse(
         values["job_name"] = name  # the metrics' `job` label (SPEC §7)
         if len(errors) == before:
             job = _job(values, where, errors)
-            if isinstance(job, BinlogJob):
-                if binlogs is not None:
-                    binlogs[name] = job
-            elif job is not None:
+            if job is not None:
                 jobs[name] = job
     if errors:
         raise ConfigError(path, errors)
     return jobs
 
 
-def load(
-    path: str,
-    overrides: Mapping[str, Any] | None = None,
-    binlogs: dict[str, BinlogJob] | None = None,
-) -> dict[str, BackupJob]:
+def load(path: str, overrides: Mapping[str, Any] | None = None) -> dict[str, ConfigJob]:
     """Given a config file's path, return its jobs by name (see parse). Raise UsageError if it
     cannot be read, ConfigError if it is malformed."""
     try:
@@ -193,10 +184,10 @@ def load(
         raise UsageError(
             f"the config file {path} is over {TEXT_MAX >> 20} MiB: is it the right file?"
         )
-    return parse(text, path, overrides, binlogs)
+    return parse(text, path, overrides)
 
 
-def select(jobs: Mapping[str, BackupJob], names: Iterable[str]) -> list[tuple[str, BackupJob]]:
+def select(jobs: Mapping[str, ConfigJob], names: Iterable[str]) -> list[tuple[str, ConfigJob]]:
     """Given a config's jobs and the names asked for (none: all), return them in order. Raise
     UsageError naming every unknown one."""
     wanted = list(dict.fromkeys(names)) or list(jobs)

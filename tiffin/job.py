@@ -119,6 +119,27 @@ class BackupJob:
 
 
 @dataclass(frozen=True)
+class DrillJob:
+    """`tiffin drill`: restore NAME from TARGET into scratch space (INTO) and check it."""
+
+    target: TargetURL
+    name: str
+    into: str
+    source: SourceSpec
+    target_options: TargetOptions = field(default_factory=TargetOptions)
+    identity: str | None = None
+    label: str | None = None
+    workdir: str | None = None  # where the scratch folder of a dir/sqlite drill goes
+    emails: tuple[str, ...] = ()
+    ping_url: str | None = None
+    source_id: str | None = None  # `latest` of this source only (tiffin/sources/identity.py)
+    to_time: datetime | None = None  # --into mysql replays the binary logs to it (SPEC §6)
+    metrics_file: str | None = None
+    pushgateway: str | None = field(default=None, repr=False)
+    notify: tuple[str, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
 class RestoreJob:
     target: TargetURL
     name: str

@@ -15,6 +15,7 @@ from tiffin.job import (
     BackupJob,
     BinlogJob,
     DBConn,
+    DrillJob,
     RestoreJob,
     Retention,
     SourceSpec,
@@ -25,7 +26,7 @@ from tiffin.job import (
 from tiffin.numbers import parse_lsn, parse_utc_time
 from tiffin.numbers import parse_size as parse_size  # where callers have found it
 from tiffin.options import BACKUP
-from tiffin.sources import INTO, PHYSICAL, SOURCES, TYPED, WHATS, spoken
+from tiffin.sources import ANY_PHYSICAL, INTO, PHYSICAL, SOURCES, TYPED, WHATS, spoken
 from tiffin.targets import HOWS
 from tiffin.targets.where import target_of as target_of  # where callers have found it
 from tiffin.tell import metrics, notices, notify
@@ -252,10 +253,8 @@ def physical_into(name: str, physical: bool) -> str | None:
         return kind.into
     if not physical or name != "latest":
         return None
-    from tiffin.commands import drillphysical
-
     kinds = list(PHYSICAL.values())  # one kind: its own; several: the newest one found there
-    return kinds[0].into if len(kinds) == 1 else drillphysical.ANY
+    return kinds[0].into if len(kinds) == 1 else ANY_PHYSICAL
 
 
 def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import stat
 
+from tests.e2e.crontab import Crontab
 from tests.e2e.helpers import tiffin
+from tests.readers import cron_entries
 from tests.servers.env import tiffin_env
 
 PASSWORD = "Binlog-S3cret-pw"
@@ -35,3 +37,16 @@ def test_follow_needs_systemd(tmp_path):
     env = tiffin_env(tmp_path / "home")
     args = ["schedule", "binlog", "local", str(tmp_path / "b"), "--follow"]
     assert "--systemd" in tiffin(args, env, expect=2).stderr
+
+
+def test_one_shot_goes_in_cron_every_15_minutes_and_keeps_a_time_given_later(tmp_path):
+    crontab = Crontab(tmp_path)
+    env = crontab.env(TIFFIN_DB_PASSWORD=PASSWORD)
+    args = ["schedule", "binlog", "local", str(tmp_path / "b"), "--host", "127.0.0.1"]
+    tiffin(args, env)
+    [(when, _)] = cron_entries(crontab.file.read_bytes())
+    assert when == b"*/15 * * * *" and PASSWORD not in crontab.text()
+    tiffin([*args, "--cron", "*/5 * * * *"], env)
+    tiffin(args, env)  # scheduled again without a time: it keeps the one it has
+    [(when, _)] = cron_entries(crontab.file.read_bytes())
+    assert when == b"*/5 * * * *"

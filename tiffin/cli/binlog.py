@@ -127,7 +127,7 @@ def schedule_binlog(args: list[str], values: dict[str, Any], when: str | None) -
         lines = binlogunit.install_service(plan)
     else:
         install = schedule.schedule_systemd if values.get("systemd") else schedule.schedule_cron
-        lines = install([plan], when or binlogunit.EVERY)
+        lines = install([plan], when)
     for line in lines:
         out(line)
     return ExitStatus.OK

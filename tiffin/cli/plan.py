@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import shlex
+from typing import TYPE_CHECKING, Any
 
 from tiffin import jobargs, options
 from tiffin.cli.registry import command, err, out
 from tiffin.errors import ExitStatus, TiffinError, UsageError, failure_line, os_error_text
 from tiffin.job import BackupJob, BinlogJob
 from tiffin.sources import SOURCES, spoken
+
+if TYPE_CHECKING:
+    from tiffin.commands.schedule import Plan
 
 
 def backup_and_report(job: BackupJob) -> None:
@@ -26,11 +30,12 @@ def backup_and_report(job: BackupJob) -> None:
 
 @command("backup", "take a backup: WHAT HOW WHERE [PATH], or WHAT URL")
 def cmd_backup(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import config
-
     if not args:
         raise UsageError(f"say what to back up: {spoken(SOURCES)}")
-    config.load_env_files(values.get("env_file") or ())
+    if values.get("env_file"):  # config (and its TOML parser) loads only when it is needed
+        from tiffin import config
+
+        config.load_env_files(values["env_file"])
     job = jobargs.backup_job(args[0], args[1:], values)
     backup_and_report(job)
     return ExitStatus.OK
@@ -50,18 +55,18 @@ def cmd_run(args: list[str], values: dict[str, Any]) -> int:
 
     config.load_env_files(values.get("env_file") or ())
     overrides = {k: values[k] for k in RUN_OVERRIDES if k in values}
-    binlogs: dict[str, BinlogJob] = {}
-    found = config.load(config.config_path(values.get("config")), overrides, binlogs)
-    wanted = [a for a in args if a not in binlogs]
-    jobs = config.select(found, wanted) if wanted or not args else []
-    shippers = [(n, j) for n, j in binlogs.items() if not args or n in args]
-    for _, backup in jobs:
-        report.check(backup)
-    for name, ship in shippers:
-        if ship.follow:
-            raise UsageError(f"job {name} follows the server: run it as a service (schedule ...)")
+    path = config.config_path(values.get("config"))
+    every = config.select(config.load(path, overrides), args)
+    for name, one in every:
+        if isinstance(one, BackupJob):
+            report.check(one)
+        elif one.follow and len(every) > 1:  # it never ends: the jobs after it would not run
+            conf = f"--config {shlex.quote(path)}"
+            raise UsageError(
+                f"job {name} follows the server and never ends: run it alone (tiffin run {name} "
+                f"{conf}) or as a service (tiffin schedule {conf} {name} --systemd)"
+            )
     failed = 0
-    every: list[tuple[str, BackupJob | BinlogJob]] = [*jobs, *shippers]
     for i, (name, one) in enumerate(every):
         if i:
             out()
@@ -86,8 +91,7 @@ def cmd_run(args: list[str], values: dict[str, Any]) -> int:
 
 @command("schedule", "run a backup daily from cron: WHAT HOW WHERE [PATH] [--at HH:MM|--cron EXPR]")
 def cmd_schedule(args: list[str], values: dict[str, Any]) -> int:
-    from tiffin import config
-    from tiffin.commands import cron, schedule
+    from tiffin.commands import binlogunit, cron, schedule
     from tiffin.tell import report
 
     if values.get("list"):
@@ -112,25 +116,49 @@ def cmd_schedule(args: list[str], values: dict[str, Any]) -> int:
         if extra:
             flags = ", ".join(options.BY_DEST[k].flag for k in extra)
             raise UsageError(f"with --config, put {flags} in the config file's jobs")
-        path = config.config_path(values["config"])
-        run_values = {k: values[k] for k in RUN_OVERRIDES if k in values}
-        jobs = config.select(config.load(path, run_values), args)
-        for _, job in jobs:
-            report.check(job)
-        plans = [
-            schedule.plan_config(path, name, job, jobargs.option_args(run_values))
-            for name, job in jobs
-        ]
+        plans, services = config_plans(args, values, when)
     else:
         if not args:
             raise UsageError("say what to schedule: WHAT HOW WHERE [PATH], --config FILE or --list")
         job = jobargs.backup_job(args[0], args[1:], values)
         report.check(job)
         plans = [schedule.plan_backup(job, jobargs.option_args(values, skip=frozenset({"label"})))]
+        services = []
     install = schedule.schedule_systemd if values.get("systemd") else schedule.schedule_cron
-    for line in install(plans, when):
+    for line in install(plans, when) if plans else []:
         out(line)
+    for service in services:
+        for line in binlogunit.install_service(service):
+            out(line)
     return ExitStatus.OK
+
+
+def config_plans(
+    args: list[str], values: dict[str, Any], when: str | None
+) -> tuple[list[Plan], list[Plan]]:
+    """Given schedule --config's JOB names and values, return the plans of its jobs that run
+    at times (backups, one-shot binlogs) and of those that run as services (binlog follow
+    jobs). Raise UsageError, before anything is written, for a job that cannot be scheduled
+    as asked."""
+    from tiffin import config
+    from tiffin.commands import binlogunit, schedule
+    from tiffin.tell import report
+
+    path = config.config_path(values["config"])
+    run_values = {k: values[k] for k in RUN_OVERRIDES if k in values}
+    run_args = jobargs.option_args(run_values)
+    plans: list[Plan] = []
+    services: list[Plan] = []
+    for name, job in config.select(config.load(path, run_values), args):
+        if isinstance(job, BackupJob):
+            report.check(job)
+            plans.append(schedule.plan_config(path, name, job, run_args))
+        elif job.follow:
+            binlogunit.refuse_follow(name, path, bool(values.get("systemd")), when)
+            services.append(binlogunit.plan_in_config(path, name, job, run_args))
+        else:
+            plans.append(binlogunit.plan_in_config(path, name, job, run_args))
+    return plans, services
 
 
 SCHEDULE_CONFIG_KEYS = frozenset({"config", "at", "cron", *RUN_OVERRIDES})

@@ -5,6 +5,8 @@ logs no kept backup needs removed."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import datetime
 
 from tiffin.catalog.backup import Backup
 from tiffin.catalog.binlogs import (
@@ -12,12 +14,13 @@ from tiffin.catalog.binlogs import (
     archive_url,
     archived_names,
     first_missing,
+    parse_iso,
     read_record,
     split_log,
     starts,
 )
 from tiffin.catalog.holdings import survey
-from tiffin.catalog.watch import Shelf, Wanted, Window
+from tiffin.catalog.watch import FAILED, OK, STALE, JobStatus, Shelf, Wanted, Window, span
 from tiffin.commands.inventory import Verdict
 from tiffin.commands.pitr import window, window_text
 from tiffin.engine.binlogreplay import check_logs
@@ -26,6 +29,7 @@ from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets import Target, connected
 
 MYSQL_WHATS = ("mysql", "sql", "mariabackup")  # what a listing calls backups with binlogs
+KIND = "binlog"  # a config's binlog job, as status looks for it (catalog.watch.Wanted.kind)
 
 
 def mysql_labels(items: Iterable[Backup]) -> list[str]:
@@ -153,3 +157,40 @@ def status_window(
         return window_of(url, options, shelf.target, w.label)
 
     return of
+
+
+def archive_status(
+    shelf: Shelf, w: Wanted, url: TargetURL, options: TargetOptions, now: datetime, max_age: float
+) -> JobStatus:
+    """Given the shelf of the backups' target, a config's binlog job (kind KIND), that target
+    and its options, the time now and --max-age in seconds, return the job's status: its
+    newest archived log, when it was stored, the window. FAILED: no log archived, a gap
+    between the oldest and newest log, or no backup here that the archive continues (nothing
+    can be recovered with it); STALE: the newest log was stored more than MAX_AGE ago. Raise
+    TiffinError if the archive cannot be read."""
+    where = url.redacted()
+    with connected(archive_url(url, w.label), options) as archive:
+        names = archived_names(archive.list())
+        if not names:
+            reason = f"it has archived no binary log at {archive_url(url, w.label).redacted()}"
+            return JobStatus(w.job, where, w.label, KIND, FAILED, (reason,))
+        record = read_record(archive, names[-1])
+        gap = first_missing(names)
+        covered = window(archive, starts(shelf.target, w.label))
+    stored = parse_iso(record.archived) or record.end or now
+    newest = Backup(record.log, w.label, KIND, stored, size=record.size)
+    age = (now - stored).total_seconds()
+    failed = []
+    if gap is not None:
+        failed.append(f"the archive lacks {gap}, between {names[0]} and {names[-1]}")
+    if covered is None:
+        failed.append(
+            "no complete mysql backup here starts where the archive continues it: nothing "
+            "can be recovered with it"
+        )
+    stale = age > max_age
+    if stale:
+        failed.append(f"its newest binary log was stored {span(age)} ago, over {span(max_age)}")
+    verdict = (FAILED if len(failed) > stale else STALE) if failed else OK
+    found = JobStatus(w.job, where, w.label, KIND, verdict, tuple(failed), newest, stored, age)
+    return replace(found, archive=covered, complete=len(names))

@@ -4,7 +4,9 @@ one-shot `binlog` from cron or a timer (every 15 minutes unless --at/--cron)."""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
+from dataclasses import replace
 
 from tiffin.commands.schedule import (
     Plan,
@@ -13,15 +15,24 @@ from tiffin.commands.schedule import (
     job_env,
     job_id,
     option_value,
+    plan_config,
     tiffin_argv,
     unit_path,
     write_secrets,
 )
 from tiffin.commands.units import exec_text
+from tiffin.errors import UsageError
 from tiffin.job import BackupJob, BinlogJob, SourceSpec
 
 EVERY = "*/15 * * * *"  # a one-shot binlog's default: the archive lags at most this
 STOP_SECONDS = 300  # what SIGTERM may take: storing the log --follow holds
+
+
+def _as_backup(job: BinlogJob) -> BackupJob:
+    """Return the mysql backup job whose environment (database, target, mail) JOB needs."""
+    return BackupJob(
+        SourceSpec("mysql", job.conn), job.target, notify=job.notify, pushgateway=job.pushgateway
+    )
 
 
 def plan(job: BinlogJob, args: Sequence[str]) -> Plan:
@@ -29,10 +40,32 @@ def plan(job: BinlogJob, args: Sequence[str]) -> Plan:
     argv = [*tiffin_argv(), "binlog", job.target.redacted(), *option_value("--label", job.label)]
     c = job.conn
     ident = ["binlog", c.host, c.port, c.socket, job.target.redacted(), job.label]
-    facade = BackupJob(
-        SourceSpec("mysql", c), job.target, notify=job.notify, pushgateway=job.pushgateway
-    )
-    return Plan(job_id(ident), (*argv, *args), job_env(facade))
+    every = None if job.follow else EVERY
+    return Plan(job_id(ident), (*argv, *args), job_env(_as_backup(job)), every)
+
+
+def plan_in_config(path: str, name: str, job: BinlogJob, args: Sequence[str]) -> Plan:
+    """Given a config file, one of its binlog jobs and the run options as argv words, return
+    the plan that runs it (`tiffin run NAME --config PATH`): every 15 minutes unless
+    --at/--cron, or, for a follow job, the command of its service."""
+    ran = plan_config(path, name, _as_backup(job), args)
+    return replace(ran, every=None if job.follow else EVERY)
+
+
+def refuse_follow(name: str, path: str, systemd: bool, when: str | None) -> None:
+    """Given a config's follow job, its file, --systemd and the cron time asked, raise
+    UsageError saying how to schedule it if they cannot: it runs all the time, as a service."""
+    again = f"tiffin schedule --config {shlex.quote(path)} {shlex.quote(name)} --systemd"
+    if not systemd:
+        raise UsageError(
+            f"job {name} follows the server (follow = true), which cron cannot run: schedule "
+            f"it as a systemd service with `{again}`, and the other jobs by name"
+        )
+    if when is not None:
+        raise UsageError(
+            f"job {name} follows the server and runs all the time, so --at and --cron do not "
+            f"apply to it: schedule it on its own with `{again}`"
+        )
 
 
 def service_units(jid: str, command: Sequence[str]) -> tuple[str, str]:

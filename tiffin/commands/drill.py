@@ -29,7 +29,6 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 from tiffin import __version__
@@ -44,8 +43,8 @@ from tiffin.engine.scratch import ScratchMariaDB, ScratchPostgres
 from tiffin.engine.stored import check_stored, decoded
 from tiffin.engine.streams import Reader
 from tiffin.errors import BackupFailed, Failed, NotFound, TiffinError, UsageError
-from tiffin.job import RestoreJob, SourceSpec, TargetOptions, TargetURL
-from tiffin.sources import INTO
+from tiffin.job import DrillJob, RestoreJob, SourceSpec
+from tiffin.sources import ANY_PHYSICAL, INTO
 from tiffin.sources.directory import DirectoryLoader
 from tiffin.sources.mysql import MySQLLoader
 from tiffin.sources.postgresql import PostgresLoader
@@ -73,25 +72,6 @@ class DrillFailed(Failed):
         self.recorded = recorded
         self.warnings: list[str] = []
         super().__init__(f"Drill of {name}", reason)
-
-
-@dataclass(frozen=True)
-class DrillJob:
-    target: TargetURL
-    name: str
-    into: str
-    source: SourceSpec
-    target_options: TargetOptions = field(default_factory=TargetOptions)
-    identity: str | None = None
-    label: str | None = None
-    workdir: str | None = None  # where the scratch folder of a dir/sqlite drill goes
-    emails: tuple[str, ...] = ()
-    ping_url: str | None = None
-    source_id: str | None = None  # `latest` of this source only (tiffin/sources/identity.py)
-    to_time: datetime | None = None  # --into mysql replays the binary logs to it (SPEC §6)
-    metrics_file: str | None = None
-    pushgateway: str | None = field(default=None, repr=False)
-    notify: tuple[str, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -270,7 +250,7 @@ def run(job: DrillJob) -> DrillResult:
     t0 = time.monotonic()
     process.set_patience(job.target_options.timeout)  # bounds every wait on the server too
     with connected(job.target, job.target_options) as target:
-        if job.into == drillphysical.ANY:  # latest --physical, with several physical kinds
+        if job.into == ANY_PHYSICAL:  # latest --physical, with several physical kinds
             into = drillphysical.newest_into(target, job.label, job.source_id)
             job = replace(job, into=into, source=replace(job.source, what=WHAT_OF[into]))
         try:

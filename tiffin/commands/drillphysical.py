@@ -30,8 +30,6 @@ from tiffin.sources.mysqldata import MysqlDataLoader
 from tiffin.targets import connected
 from tiffin.targets.base import Target
 
-ANY = "physical"  # drill latest --physical: the newest physical backup of any kind here
-
 
 def newest_into(target: Target, label: str | None, source: str | None) -> str:
     """Given a target, a label and a source identity (None: any), return the --into of the

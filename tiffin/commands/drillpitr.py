@@ -21,7 +21,7 @@ from tiffin.targets import Target, connected
 
 
 class Drill(Protocol):
-    """What a drill job gives this drill (tiffin.commands.drill.DrillJob)."""
+    """What a drill job gives this drill (tiffin.job.DrillJob)."""
 
     @property
     def target(self) -> TargetURL: ...

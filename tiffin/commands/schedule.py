@@ -43,12 +43,14 @@ S3_VARS = (
 
 @dataclass(frozen=True)
 class Plan:
-    """One job to schedule: its id, the command that runs it (no secret in it) and the
-    environment it needs, written to its 0600 secrets file."""
+    """One job to schedule: its id, the command that runs it (no secret in it), the
+    environment it needs, written to its 0600 secrets file, and the cron time it gets when
+    neither --at/--cron nor an earlier line gives one (None: a random time of day)."""
 
     job_id: str
     argv: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict, repr=False)
+    every: str | None = None
 
 
 def tiffin_argv() -> list[str]:
@@ -226,7 +228,7 @@ def schedule_cron(plans: Sequence[Plan], when: str | None) -> list[str]:
     times = {jid: t for jid, t, _ in tab.jobs()}
     report: list[str] = []
     for plan in plans:  # every line is made (or refused) before any file is written
-        time = when or times.get(plan.job_id) or cron.random_time()
+        time = when or times.get(plan.job_id) or plan.every or cron.random_time()
         line = cron.job_line(time, cron.command_text(command_of(plan)), plan.job_id)
         tab = tab.with_job(plan.job_id, line)
         report += [f"Scheduled tiffin job {plan.job_id} in the crontab:", f"  {line}"]
@@ -259,7 +261,9 @@ def schedule_systemd(plans: Sequence[Plan], when: str | None) -> list[str]:
     the user, including how to enable them. The crontab is not touched."""
     if when is not None:
         cron.on_calendar(when)  # refused before any file is written
-    units = [(plan, *unit_files(plan.job_id, command_of(plan), when)) for plan in plans]
+    units = [
+        (plan, *unit_files(plan.job_id, command_of(plan), when or plan.every)) for plan in plans
+    ]
     report: list[str] = []
     for plan, service, timer in units:
         write_secrets(plan)
@@ -345,7 +349,7 @@ def unschedule(ids: Sequence[str], every: bool) -> list[str]:
             remove_file(path)
         report.append(
             f"Removed tiffin job {jid}'s systemd units; stop it with: systemctl --user "
-            f"daemon-reload && systemctl --user stop tiffin-{jid}.timer"
+            f"daemon-reload && systemctl --user stop tiffin-{jid}.timer tiffin-{jid}.service"
         )
     for jid in sorted(wanted):
         if remove_file(secrets_path(jid)):

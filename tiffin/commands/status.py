@@ -27,7 +27,7 @@ from tiffin.catalog.watch import (
 )
 from tiffin.commands import binlogcycle, recoverable
 from tiffin.errors import TiffinError, os_error_text
-from tiffin.job import BackupJob, TargetOptions, TargetURL
+from tiffin.job import BackupJob, BinlogJob, TargetOptions, TargetURL
 from tiffin.sources.identity import identity, key
 from tiffin.targets import connected
 
@@ -43,13 +43,15 @@ class Place:
     jobs: tuple[Wanted, ...] = ()
 
 
-def wanted(name: str, job: BackupJob) -> Wanted:
+def wanted(name: str, job: BackupJob | BinlogJob) -> Wanted:
     """Given a config job and its name, return what to look for at its target."""
+    if isinstance(job, BinlogJob):  # its archive, PATH/LABEL.binlog/ (SPEC §6)
+        return Wanted(name, job.label, binlogcycle.KIND, binlogcycle.KIND)
     what = job.source.what
     return Wanted(name, job.label, kind_of(what), what, key(identity(job.source)))
 
 
-def places_of(jobs: Sequence[tuple[str, BackupJob]]) -> list[Place]:
+def places_of(jobs: Sequence[tuple[str, BackupJob | BinlogJob]]) -> list[Place]:
     """Given a config's jobs, return their targets, each once, with the jobs it holds."""
     found: dict[tuple[TargetURL, TargetOptions], list[Wanted]] = {}
     for name, job in jobs:
@@ -89,7 +91,7 @@ def gather(
                             unreachable(Wanted(where, label or "", "", None), where, nothing(label))
                         )
                 for w in jobs:
-                    found.append(_one(shelf, w, where, now, max_age, history))
+                    found.append(_one(shelf, w, place, now, max_age, history))
         except (TiffinError, OSError) as exc:
             reason = f"{where} cannot be read: {_text(exc)}"
             done = {s.job for s in found}
@@ -103,9 +105,12 @@ def nothing(label: str | None) -> str:
 
 
 def _one(
-    shelf: Shelf, w: Wanted, where: str, now: datetime, max_age: float, history: int
+    shelf: Shelf, w: Wanted, place: Place, now: datetime, max_age: float, history: int
 ) -> JobStatus:
+    where = place.url.redacted()
     try:
+        if w.kind == binlogcycle.KIND:
+            return binlogcycle.archive_status(shelf, w, place.url, place.options, now, max_age)
         return look(shelf, w, where, now, max_age, history)
     except (TiffinError, OSError) as exc:  # a manifest or record that could not be read
         return unreachable(w, where, f"{where} cannot be read: {_text(exc)}")

@@ -98,6 +98,8 @@ TYPED: tuple[str, ...] = tuple(k.what for k in KINDS if not k.physical_of)
 PHYSICAL: dict[str, SourceKind] = {k.physical_of: k for k in KINDS if k.physical_of}
 # Every word a user may type for a WHAT -> the WHAT.
 WHATS: dict[str, str] = {w: k.what for k in KINDS for w in (k.what, *k.aliases)}
+# drill latest --physical: the newest physical backup of any kind at the target.
+ANY_PHYSICAL = "physical"
 # --into NAME -> its kind, listed as the help lists them: servers, then files, then folders.
 INTO: dict[str, SourceKind] = {
     k.into: k for k in sorted(KINDS, key=lambda k: LANDS_ORDER.index(k.lands))

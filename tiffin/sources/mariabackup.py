@@ -25,9 +25,9 @@ from typing import Any
 
 from tiffin.engine import process
 from tiffin.engine.streams import Reader
-from tiffin.errors import BackupFailed, ToolFailed
+from tiffin.errors import BackupFailed, TiffinError, ToolFailed
 from tiffin.job import DBConn, SourceSpec
-from tiffin.sources.beside import Beside, counted_rows
+from tiffin.sources.beside import COUNTS_LOST, Beside
 from tiffin.sources.mysql import MySQLSource, conn_options, option_value
 
 TOOLS = ("mariabackup", "mariadb-backup")
@@ -108,8 +108,10 @@ def _size(folder: str) -> int:
 
 
 class MariabackupSource(MySQLSource):
-    """The whole server, as mariabackup streams it. prepare() records, like a dump's, the
-    databases, tables and row counts drill checks a restored copy against."""
+    """The whole server, as mariabackup streams it. Like a dump's, its manifest records the
+    databases, tables and row counts drill checks a restored copy against: read in a session
+    beside the stream (finish() waits for them), so that the stream starts after one short
+    session only."""
 
     what = "mariabackup"
 
@@ -120,11 +122,14 @@ class MariabackupSource(MySQLSource):
         self._bookkeeping = ""
         self._log_bin: dict[str, Any] = {}
         self._cleaning: _Cleaning | None = None
+        self._physical: dict[str, Any] = {}
+        self._catalog: Beside[tuple[dict[str, Any], str | None]] | None = None
 
     def prepare(self) -> dict[str, Any]:
         """Check that mariabackup can back this server up, start it (it connects and scans
-        the data directory while the details are read: its stream waits in its pipe until
-        open()), and return the details a dump's prepare() gives, marked physical."""
+        the data directory while the catalog is read beside it: its stream waits in its pipe
+        until open()), and return what is known before the stream: the server, marked
+        physical. finish() adds the databases, tables and row counts a dump's prepare gives."""
         self.backup_bin = tool()  # missing: before the server is contacted, nothing stored
         row = self._query(
             "SELECT @@datadir, @@log_bin, @@server_id, IFNULL(@@log_bin_basename, ''), VERSION()"
@@ -143,20 +148,28 @@ class MariabackupSource(MySQLSource):
         if log_bin == "1":
             self._log_bin = {"server_id": int(server_id), "basename": os.path.basename(basename)}
         self._start()
+        self._catalog = Beside(self._read_catalog, "tiffin-mariabackup-catalog")
+        self._physical = {
+            "consistency": "physical",
+            "physical": "mariabackup",
+            "dump_tool": os.path.basename(self.backup_bin),
+        }
+        return {"server": "mysql", "server_version": version, **self._physical}
+
+    def _binlog_status(self) -> dict[str, Any] | None:
+        return None  # mariabackup reports its snapshot's coordinates itself (finish)
+
+    def _read_catalog(self) -> tuple[dict[str, Any], str | None]:
+        """Return a dump's details of the server (databases, tables, estimates) with the
+        exact row counts it plans, and why the counts could not be taken (None: they were).
+        Raise TiffinError if the details cannot be read."""
+        details = MySQLSource.prepare(self)
+        if self.spec.counts != "exact":
+            return details, None
         try:
-            details = super().prepare()
-        except BaseException:
-            assert self._cleaning is not None
-            self._cleaning.close()  # ends mariabackup and removes its folder
-            raise
-        details.update(
-            {
-                "consistency": "physical",
-                "physical": "mariabackup",
-                "dump_tool": os.path.basename(self.backup_bin),
-            }
-        )
-        return details
+            return {**details, "rows": self._count(self._exact)}, None
+        except (TiffinError, OSError) as exc:
+            return details, str(exc)
 
     def _start(self) -> None:
         self._bookkeeping = tempfile.mkdtemp(prefix="tiffin-mariabackup-")
@@ -175,14 +188,13 @@ class MariabackupSource(MySQLSource):
 
     def open(self) -> Reader:
         assert self._cleaning is not None, "open() before prepare()"
-        exact = self._exact
-        self._counting = Beside(lambda: self._count(exact), "tiffin-mariabackup-count")
         return self._cleaning
 
     def finish(self) -> dict[str, Any]:
-        """Return the row counts taken beside the backup and the binary log coordinates
-        mariabackup reported for its snapshot."""
-        found = counted_rows(self._counting, self._late)
+        """Return the catalog and row counts read beside the backup and the binary log
+        coordinates mariabackup reported for its snapshot. Raise BackupFailed if the catalog
+        could not be read (the manifest would not say what drill is to check)."""
+        assert self._catalog is not None, "finish() before prepare()"
         if self._cleaning is not None:
             self._cleaning.close()
             if self._cleaning.left > BOOKKEEPING_MAX:
@@ -190,6 +202,14 @@ class MariabackupSource(MySQLSource):
                     f"mariabackup left {self._cleaning.left:,} bytes in its temporary folder "
                     "while streaming (removed)"
                 )
+        read, error = self._catalog.join()
+        if read is None:
+            why = error or "the session ended without an answer"
+            raise BackupFailed(f"the server's databases and tables could not be read: {why}")
+        found, lost = read
+        if lost is not None:
+            self._late.append(f"{COUNTS_LOST}: {lost}")
+        found = {**found, **self._physical}
         lines = "\n".join(self._child.error_lines) if self._child is not None else ""
         coords = binlog_position(lines)
         if coords and self._log_bin:

@@ -15,6 +15,7 @@ from tiffin.catalog.naming import MANIFEST_SUFFIX, make_name
 from tiffin.commands import drillphysical
 from tiffin.errors import NotFound
 from tiffin.job import TargetOptions, TargetURL
+from tiffin.sources import ANY_PHYSICAL
 from tiffin.targets.local import LocalTarget
 
 
@@ -42,7 +43,7 @@ def test_latest_physical_is_the_newest_physical_backup_of_any_kind(
     for what, hour in held:
         store(tmp_path, what, hour)
     job = jobargs.drill_job(["local", str(tmp_path), "latest"], {"physical": True})
-    assert job.into == drillphysical.ANY
+    assert job.into == ANY_PHYSICAL
     target = LocalTarget(TargetURL("local", path=str(tmp_path)), TargetOptions())
     assert drillphysical.newest_into(target, None, None) == into
 

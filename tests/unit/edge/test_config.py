@@ -6,6 +6,7 @@ import pytest
 
 from tiffin import config
 from tiffin.errors import UsageError
+from tiffin.job import BinlogJob
 
 GOOD = """
 [defaults]
@@ -210,3 +211,15 @@ def test_each_default_is_the_jobs_own_and_help_shows_it() -> None:
     for opt in options.OPTIONS:
         if opt.default not in (None, False):
             assert "(default" in opt.full_help and "default" not in opt.help, opt.flag
+
+
+def test_binlog_jobs_are_jobs_of_the_config_in_its_order_and_found_by_name():
+    text = GOOD.replace(
+        "[jobs.files]", '[jobs.logs]\nwhat = "binlog"\nfollow = true\nmax_lag = 30\n\n[jobs.files]'
+    )
+    jobs = config.parse(text, "t.toml")
+    assert list(jobs) == ["sql", "logs", "files"]
+    logs = jobs["logs"]
+    assert isinstance(logs, BinlogJob) and logs.follow and logs.max_lag == 30
+    assert logs.label == "ramen" and logs.target.path == "/var/backups"
+    assert [n for n, _ in config.select(jobs, ["logs"])] == ["logs"]
