@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tiffin import options
 from tiffin.catalog.naming import check_label, check_name, default_label, parse_name
@@ -30,9 +30,6 @@ from tiffin.sources import ANY_PHYSICAL, INTO, PHYSICAL, SOURCES, TYPED, WHATS, 
 from tiffin.targets import HOWS
 from tiffin.targets.where import target_of as target_of  # where callers have found it
 from tiffin.tell import metrics, notices, notify
-
-if TYPE_CHECKING:  # drill and schedule load when their jobs are made, not on every run
-    from tiffin.commands.drill import DrillJob
 
 SECRET_MAX = 64 << 10  # a password file holds one password
 
@@ -260,8 +257,6 @@ def physical_into(name: str, physical: bool) -> str | None:
 def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
     """Given DRILL's positionals (HOW WHERE [PATH] NAME, or URL NAME) and option values,
     return a DrillJob. Raise UsageError if anything is malformed."""
-    from tiffin.commands.drill import DrillJob
-
     target, rest = target_of(positional, min_rest=1)
     if len(rest) != 1:
         raise UsageError("drill takes one backup NAME (or latest) after the target")
