@@ -51,11 +51,12 @@ def restore(a: Archived, datadir: Path, expect: int = 0) -> str:
     return r.stdout + r.stderr
 
 
-def ask_as(user: str, dest: Path, key: str, name: str) -> tuple[bool, str] | None:
-    """Call walspool.ask in a process of USER, as the lean wal-fetch does."""
+def ask_as(user: str, dest: Path, key: str, name: str, tail: str = "") -> tuple[bool, str] | None:
+    """Call walspool.ask in a process of USER, as the lean wal-fetch does; TAIL (written as a
+    Python string literal, so that it may hold what argv cannot) ends the destination."""
     code = (
         "import json, sys\nfrom tiffin.commands.walspool import ask\n"
-        "print(json.dumps(ask(sys.argv[1], sys.argv[2], sys.argv[3], 60)))"
+        f"print(json.dumps(ask(sys.argv[1] + {tail!r}, sys.argv[2], sys.argv[3], 60)))"
     )
     r = subprocess.run(
         ["runuser", "-u", user, "--", sys.executable, "-c", code, str(dest), key, name],
@@ -93,6 +94,9 @@ def test_after_the_first_call_the_fetch_helper_answers_every_restore_command_cal
         )
         assert ask_as(OS_USER, dest, key + "x", archived.segment) is None  # another archive
         assert ask(str(dest), key, archived.segment, 60) is None  # root: not the helper's user
+        for tail in ("\0", "\u2028\0x"):  # what no path holds: refused, and the helper lives on
+            assert ask_as(OS_USER, dest, key, archived.segment, tail) is None
+        assert ask_as(OS_USER, dest, key, archived.segment) == (True, "")
     finally:
         copy.close()
 

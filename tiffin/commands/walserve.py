@@ -97,6 +97,9 @@ class Server:
                 try:
                     conn.settimeout(5.0)
                     answer = self._answer(conn) if self._same_user(conn) else "no"
+                except Exception:  # no request may end the serving thread
+                    answer = "no"  # the call does its own work, and says what is wrong
+                try:
                     conn.sendall(answer.encode() + b"\n")
                 except OSError:
                     pass  # the caller went away: it does its own work, or PostgreSQL retries
@@ -117,7 +120,7 @@ class Server:
                 return "no"
             request += got
         verb, key, name, dest = (request.decode("utf-8", "replace")[:-1].split("\t") + [""] * 4)[:4]
-        if verb != "fetch" or key != self.spool.key or not os.path.isabs(dest):
+        if verb != "fetch" or key != self.spool.key or not os.path.isabs(dest) or "\0" in dest:
             return "no"
         try:
             archive.check_walname(name)
