@@ -112,8 +112,15 @@ class SFTPTarget:
                 f"ssh refuses the key {loose[0]}: others may read it; make it yours alone with: "
                 f"chmod 600 {loose[0]}"
             )
-        if loose or "%" in self.host:  # ssh would take an IPv6 zone's % for a token
-            log.info("SSH through paramiko: ssh would refuse %s", loose[0] if loose else self.host)
+        odd = sshpipe.unreadable(self._key_files, known_hosts_file())
+        if odd and choice == "openssh":
+            raise UsageError(
+                f"ssh would not open {odd} as named (% or ${{ in it): unset {CLIENT_VARIABLE}"
+            )
+        if loose or odd or "%" in self.host:  # ssh would take an IPv6 zone's % for a token
+            log.info(
+                "SSH through paramiko: ssh would refuse %s", loose[0] if loose else odd or self.host
+            )
             return None
         return ssh
 

@@ -73,12 +73,25 @@ def ssh_command(
         options["IdentityFile"] = "none"  # not ~/.ssh/id_* of the passwd entry's home
     for name, value in options.items():
         argv += ["-o", f"{name}={value}"]
-    for key in keys:
-        argv += ["-i", key]
+    for key in keys:  # absolute: ssh would read a leading ~ as a home folder
+        argv += ["-i", os.path.abspath(key)]
     argv += ["-p", str(port)]
     if user:
         argv += ["-l", user]
     return (*argv, "-s", "--", host, "sftp")
+
+
+def unreadable(keys: Sequence[str], known_hosts: str) -> str | None:
+    """Return the first of the paths that ssh would not open as given, or None. ssh expands
+    %-tokens and ${VAR} in -i paths after checking that the file exists, so no escape keeps
+    one literal; in the known_hosts option a % is doubled, but ${VAR} is expanded and a "
+    ends its quotes. Such a path goes through paramiko, which opens what it is given."""
+    for key in keys:
+        if "%" in key or "${" in key:
+            return key
+    if '"' in known_hosts or "${" in known_hosts or not known_hosts.isprintable():
+        return known_hosts
+    return None
 
 
 def failure(stderr: str, host: str, port: int, where: str, user: str) -> str | None:

@@ -3,7 +3,7 @@ below are what OpenSSH 9.2 writes)."""
 
 from __future__ import annotations
 
-from tiffin.targets.sshpipe import broken, failure, ssh_command
+from tiffin.targets.sshpipe import broken, failure, ssh_command, unreadable
 
 WHERE = "127.0.0.1:2222"
 
@@ -96,3 +96,82 @@ def test_a_session_cut_midway_says_why() -> None:
         "the server closed the connection"
     )
     assert broken("") is None
+
+
+def _vis(byte: int) -> str:
+    """A byte of a path as ssh's log shows it: \\ doubled, others than ASCII in octal."""
+    if byte == 92:
+        return "\\\\"
+    return chr(byte) if 32 <= byte < 127 else f"\\{byte:03o}"
+
+
+KEY_NAMES = [
+    "k%h",
+    "100%",
+    "k%%d",
+    "%u%r%p",
+    "a b",
+    "~k",
+    "k$HOME",
+    "k${X}",
+    'k"q',
+    "k\u2028",
+    "k'\\",
+]
+
+
+def test_every_key_path_given_to_ssh_is_the_file_it_opens(tmp_path) -> None:
+    """ssh itself (no mock) says which identity files it loads: it expands ~, %-tokens and
+    ${VAR} in -i paths, so a path it would change must go to paramiko instead (unreadable),
+    and every other must reach ssh as the file it opens. A peer that closes at once lets ssh
+    get as far as loading its keys (after the TCP connect, before the banner)."""
+    import shutil
+    import socket
+    import subprocess
+    import threading
+
+    import pytest
+
+    monkey = pytest.MonkeyPatch()
+    monkey.chdir(tmp_path)  # a relative key path is the working folder's
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        pytest.skip("no OpenSSH client")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def hang_up() -> None:
+        for _ in KEY_NAMES:
+            conn, _ = listener.accept()
+            conn.close()
+
+    closer = threading.Thread(target=hang_up, daemon=True)
+    closer.start()
+    try:
+        for name in KEY_NAMES:
+            key = tmp_path / name
+            key.write_text("not a key\n")
+            if unreadable([str(key)], "/dev/null"):
+                assert "%" in name or "${" in name
+                continue
+            argv = ssh_command(ssh, "127.0.0.1", port, "u", [str(key)], True, "/dev/null", 5.0)
+            r = subprocess.run(
+                [argv[0], "-v", *argv[1:]], capture_output=True, text=True, timeout=30
+            )
+            loaded = [
+                line.split("identity file ", 1)[1].rsplit(" type ", 1)[0]
+                for line in r.stderr.splitlines()
+                if "identity file " in line and "-cert type" not in line
+            ]
+            shown = "".join(_vis(b) for b in bytes(key))
+            assert loaded == [shown], (name, r.stderr[-500:])
+    finally:
+        listener.close()
+        monkey.undo()
+
+
+def test_a_known_hosts_path_ssh_would_expand_goes_to_paramiko() -> None:
+    assert unreadable([], "/home/u/.ssh/known_hosts") is None
+    assert unreadable([], "/home/100%/.ssh/known_hosts") is None  # doubled in the option
+    for odd in ("/home/${USER}/kh", '/home/a"b/kh', "/home/a\nb/kh", "/home/a\u2028b/kh"):
+        assert unreadable([], odd) == odd
