@@ -120,9 +120,14 @@ def test_a_follow_job_is_a_service_whose_command_follows_the_server(server, tmp_
     crontab = Crontab(tmp_path)
     env = crontab.env(**server.client_env())
     out = tmp_path / "b"
+    conf = write_config(tmp_path / "tiffin.toml", server, out)
+    tiffin(["schedule", "--config", str(conf)], env)  # first as a one-shot job, in cron
+    assert len(cron_entries(crontab.file.read_bytes())) == 2
     conf = write_config(tmp_path / "tiffin.toml", server, out, follow=True)
     done = tiffin(["schedule", "--config", str(conf), "--systemd"], env)
-    assert crontab.calls() == []
+    # moved to systemd, the jobs leave cron: the old line would ship beside the follower
+    assert cron_entries(crontab.file.read_bytes()) == []
+    assert done.stdout.count("its line in the crontab") == 2
     services = {
         p.read_text().split("ExecStart=")[1].split("\n")[0]: p
         for p in units_of(home).glob("tiffin-*.service")

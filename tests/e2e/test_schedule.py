@@ -263,7 +263,7 @@ def test_systemd_writes_a_service_and_timer_and_leaves_the_crontab(crontab, tmp_
     r = tiffin(
         ["schedule", "mysql", "local", str(tmp_path / "b"), "--systemd", "--at", "4:15"], env
     )
-    assert crontab.calls() == []
+    assert crontab.calls() == ["-l"]  # read for an old line of the job, and not written
     units = crontab.home / ".config" / "systemd" / "user"
     [timer] = units.glob("tiffin-*.timer")
     jid = timer.name[len("tiffin-") : -len(".timer")]
@@ -297,3 +297,28 @@ def test_a_crontab_that_is_not_utf8_is_never_rewritten(crontab, tmp_path):
     r = tiffin(["schedule", "data", "local", str(tmp_path / "b")], crontab.env(), expect=1)
     assert "not UTF-8" in r.stderr
     assert crontab.file.read_bytes() == original and crontab.calls() == ["-l"]
+
+
+def test_a_job_moved_between_cron_and_systemd_lives_in_one_of_them(crontab, tmp_path):
+    """Scheduling the same job again replaces it (SPEC §5), across schedulers too: else a job
+    moved to systemd would also go on running from its old crontab line, twice a night."""
+    crontab.file.write_text(USER_TAB + "\n")
+    env = crontab.env(HOSTNAME="web-1")
+    args = ["schedule", "data", "local", str(tmp_path / "b"), "--dir", str(tmp_path)]
+    tiffin([*args, "--label", "kept"], env)  # another job, which stays in cron throughout
+    [(kept, _, _)] = crontab.jobs()
+    tiffin(args, env)
+    [jid] = [j for j, _, _ in crontab.jobs() if j != kept]
+    units = crontab.home / ".config" / "systemd" / "user"
+    r = tiffin([*args, "--systemd"], env)
+    assert [j for j, _, _ in crontab.jobs()] == [kept]
+    assert crontab.text().startswith(USER_TAB + "\n")
+    assert (units / f"tiffin-{jid}.timer").exists()
+    assert f"its line in the crontab (job {jid}) is removed" in r.stdout
+    listing = tiffin(["schedule", "--list"], env).stdout
+    assert listing.count(jid) == 1 and "systemd daily" in listing
+    r = tiffin(args, env)  # and back to cron
+    assert sorted(j for j, _, _ in crontab.jobs()) == sorted([kept, jid])
+    assert list(units.glob(f"tiffin-{jid}.*")) == []
+    assert f"systemctl --user stop tiffin-{jid}.timer" in r.stdout
+    assert tiffin(["schedule", "--list"], env).stdout.count(jid) == 1

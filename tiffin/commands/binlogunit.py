@@ -12,6 +12,7 @@ from tiffin.commands.schedule import (
     Plan,
     _write_private,
     command_of,
+    drop_cron_lines,
     job_env,
     job_id,
     option_value,
@@ -99,4 +100,5 @@ def install_service(p: Plan) -> list[str]:
         f"  enable it with: systemctl --user daemon-reload && systemctl --user enable --now "
         f"{unit}.service {unit}.timer",
         "  (and, to run while you are logged out: loginctl enable-linger $USER)",
+        *drop_cron_lines({p.job_id}),
     ]

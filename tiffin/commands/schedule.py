@@ -246,7 +246,42 @@ def schedule_cron(plans: Sequence[Plan], when: str | None) -> list[str]:
             if os.path.basename(path).removesuffix(".env") not in times:
                 remove_file(path)
         raise
+    return report + _drop_units({plan.job_id for plan in plans})
+
+
+def _drop_units(ids: set[str]) -> list[str]:
+    """Remove the systemd units of IDS, which have just been scheduled in the crontab: a job
+    lives in one scheduler, or it would run twice. Return what to tell the user."""
+    report: list[str] = []
+    for jid in sorted(ids & set(_systemd_jobs())):
+        _remove_units(jid)
+        report.append(
+            f"  it was a systemd job: its units are removed; stop them with: systemctl --user "
+            f"daemon-reload && systemctl --user stop tiffin-{jid}.timer tiffin-{jid}.service"
+        )
     return report
+
+
+def drop_cron_lines(ids: set[str]) -> list[str]:
+    """Remove the crontab lines of IDS, which have just been written as systemd units: a job
+    lives in one scheduler, or it would run twice. Return what to tell the user."""
+    try:
+        text = read_crontab()
+    except TiffinError as exc:  # the units stand: say what could not be checked
+        return [f"  (the crontab could not be read to remove an old line of this job: {exc})"]
+    if not text:
+        return []
+    tab = cron.parse_crontab(text)
+    moved = ids & {jid for jid, _, _ in tab.jobs()}
+    if moved:
+        write_crontab(cron.render_crontab(tab.without(moved)))
+    return [f"  its line in the crontab (job {jid}) is removed." for jid in sorted(moved)]
+
+
+def _remove_units(jid: str) -> None:
+    wants = os.path.join(_dir(SYSTEMD_DIR), "timers.target.wants", f"tiffin-{jid}.timer")
+    for path in (wants, unit_path(jid, "timer"), unit_path(jid, "service")):
+        remove_file(path)
 
 
 # ---------------------------------------------------------------- systemd
@@ -258,7 +293,7 @@ def unit_path(jid: str, suffix: str) -> str:
 
 def schedule_systemd(plans: Sequence[Plan], when: str | None) -> list[str]:
     """Given plans and a cron time (None: random), write their user units; return what to tell
-    the user, including how to enable them. The crontab is not touched."""
+    the user, including how to enable them. A crontab line of the same job is removed."""
     if when is not None:
         cron.on_calendar(when)  # refused before any file is written
     units = [
@@ -278,7 +313,7 @@ def schedule_systemd(plans: Sequence[Plan], when: str | None) -> list[str]:
             f"systemctl --user enable --now {unit}",
             "  (and, to run while you are logged out: loginctl enable-linger $USER)",
         ]
-    return report
+    return report + drop_cron_lines({plan.job_id for plan in plans})
 
 
 def _systemd_jobs() -> dict[str, tuple[str, str]]:
@@ -344,9 +379,7 @@ def unschedule(ids: Sequence[str], every: bool) -> list[str]:
         write_crontab(cron.render_crontab(tab.without(wanted)))
         report += [f"Removed tiffin job {j} from the crontab." for j in sorted(wanted & in_cron)]
     for jid in sorted(wanted & in_systemd):
-        wants = os.path.join(_dir(SYSTEMD_DIR), "timers.target.wants", f"tiffin-{jid}.timer")
-        for path in (wants, unit_path(jid, "timer"), unit_path(jid, "service")):
-            remove_file(path)
+        _remove_units(jid)
         report.append(
             f"Removed tiffin job {jid}'s systemd units; stop it with: systemctl --user "
             f"daemon-reload && systemctl --user stop tiffin-{jid}.timer tiffin-{jid}.service"

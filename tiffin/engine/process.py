@@ -10,14 +10,16 @@ from __future__ import annotations
 import io
 import logging
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from typing import IO, TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from typing import IO, TYPE_CHECKING, Any
 
 from tiffin.engine.streams import Reader
 from tiffin.engine.watchdog import NO_GREETING, Server, Stalled, patience, set_patience
@@ -33,6 +35,60 @@ log = logging.getLogger("tiffin")
 _LIVE: set[subprocess.Popen[bytes]] = set()
 _LIVE_LOCK = threading.Lock()
 _ENDED = threading.Event()
+
+
+PR_SET_PDEATHSIG = 1
+_SPAWNS: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] | None = None
+_SPAWNS_LOCK = threading.Lock()
+
+
+def _spawner() -> None:
+    assert _SPAWNS is not None
+    spawns = _SPAWNS
+    while True:
+        start, done = spawns.get()
+        try:
+            done.set_result(start())
+        except BaseException as exc:
+            done.set_exception(exc)
+
+
+def _forked() -> None:
+    """In a forked child (the WAL fetch helper): the spawner thread was not copied."""
+    global _SPAWNS
+    _SPAWNS = None
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def _tied(start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """Run START, which forks a child that asks for SIGKILL when its parent thread ends, on
+    the one thread that lives as long as tiffin: so every child dies with tiffin, even with
+    a tiffin SIGKILLed (a mariadb-binlog blocked opening a named pipe no one will read)."""
+    global _SPAWNS
+    with _SPAWNS_LOCK:
+        if _SPAWNS is None:
+            _SPAWNS = queue.SimpleQueue()
+            threading.Thread(target=_spawner, daemon=True, name="tiffin-spawn").start()
+        spawns = _SPAWNS
+    done: Future[subprocess.Popen[bytes]] = Future()
+    spawns.put((start, done))
+    return done.result()
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """Return the preexec function that ties a child to PARENT (run between fork and exec)."""
+    import ctypes
+
+    prctl = ctypes.CDLL(None).prctl
+
+    def tie() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # tiffin ended before the signal was set
+            os._exit(1)
+
+    return tie
 
 
 def which(*names: str) -> str | None:
@@ -131,15 +187,19 @@ class Child:
             raise BackupFailed(f"{self.name} was not started: tiffin is ending")
         log.debug("running %s", " ".join(self.cmd))
         try:
-            self.proc = subprocess.Popen(
-                self.cmd,
-                stdin=stdin,
-                stdout=stdout,
-                stderr=subprocess.PIPE,
-                env=_env(env, inherit_env),
-                pass_fds=fds,
-                cwd=cwd,
-                process_group=0,  # its own group: a stalled child is killed with its own
+            tie = _die_with(os.getpid())
+            self.proc = _tied(
+                lambda: subprocess.Popen(
+                    self.cmd,
+                    stdin=stdin,
+                    stdout=stdout,
+                    stderr=subprocess.PIPE,
+                    env=_env(env, inherit_env),
+                    pass_fds=fds,
+                    cwd=cwd,
+                    process_group=0,  # its own group: a stalled child is killed with its own
+                    preexec_fn=tie,  # one prctl call: it takes no lock another thread holds
+                )
             )
         except FileNotFoundError:
             raise BackupFailed(f"{self.name} is not installed (looked for {cmd[0]})") from None
