@@ -14,4 +14,18 @@ make_venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 
 export PATH="$PWD/.venv/bin:$PATH"
-.venv/bin/pytest -n 2 --dist loadgroup -q "$@"
+
+# The tests' servers and files go to a tmpfs when /dev/shm is one with room and exec allowed:
+# nothing there needs to outlive the run, and initdb, the servers and every restore's fsyncs
+# then cost no disk writes. Set TIFFIN_TEST_TMP (to /tmp, say) to choose the folder.
+base=()
+if [ -z "${TIFFIN_TEST_TMP:-}" ] && [ "$(findmnt -n -o FSTYPE /dev/shm 2>/dev/null)" = tmpfs ] \
+  && ! findmnt -n -o OPTIONS /dev/shm | grep -qw noexec \
+  && [ "$(df --output=avail -k /dev/shm | tail -n 1)" -gt $((8 * 1024 * 1024)) ]; then
+  TIFFIN_TEST_TMP=$(mktemp -d /dev/shm/tiffin-tests.XXXXXX)
+  trap 'rm -rf "$TIFFIN_TEST_TMP"' EXIT
+  chmod 1777 "$TIFFIN_TEST_TMP"  # as /tmp: other users' servers make folders in it
+  export TIFFIN_TEST_TMP TMPDIR=$TIFFIN_TEST_TMP
+  base=(--basetemp="$TIFFIN_TEST_TMP/pytest")
+fi
+.venv/bin/pytest -n 2 --dist loadgroup -q "${base[@]}" "$@"

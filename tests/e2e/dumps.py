@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tests.servers.mariadb import MariaDB
 from tests.servers.postgres import Postgres
+from tests.servers.proc import SHARED_TMP
 from tiffin.catalog.manifest import Manifest
 from tiffin.catalog.naming import make_name
 
@@ -140,7 +141,7 @@ def pg_fingerprint(server: Postgres) -> dict[str, str]:
 def open_folder() -> Iterator[Path]:
     """A folder anyone may write in (so that a scratch server running as nobody could, were
     it not jailed), removed at the end."""
-    path = Path(tempfile.mkdtemp(prefix="tiffin-planted-", dir="/tmp"))
+    path = Path(tempfile.mkdtemp(prefix="tiffin-planted-", dir=SHARED_TMP))
     os.chmod(path, 0o1777)
     try:
         yield path

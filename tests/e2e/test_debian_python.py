@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.helpers import backups, tiffin
 from tests.servers.env import tiffin_env
+from tests.servers.proc import SHARED_TMP
 
 REPO = Path(__file__).resolve().parents[2]
 DEBIAN_PYTHON = Path("/usr/bin/python3")
@@ -81,7 +82,7 @@ def test_folder_restore_and_drill_strip_mode_bits_as_tars_data_filter_and_keep_h
 def test_the_installed_tiffin_runs_as_another_os_user():
     """scripts/install.sh as the README shows it, then a folder backup and restore run as
     `nobody` with the installed command."""
-    top = Path(tempfile.mkdtemp(prefix="tiffin-install-", dir="/tmp"))
+    top = Path(tempfile.mkdtemp(prefix="tiffin-install-", dir=SHARED_TMP))
     try:
         top.chmod(0o755)
         prefix, bindir = top / "opt", top / "bin"

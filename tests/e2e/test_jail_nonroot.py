@@ -31,6 +31,7 @@ from tests.faults.tried import tried
 from tests.servers.env import tiffin_env
 from tests.servers.mariadb import MariaDB
 from tests.servers.postgres import Postgres
+from tests.servers.proc import SHARED_TMP
 
 USER = "nobody"
 
@@ -79,7 +80,7 @@ def run_as_user(args: list[str], home: Path, **env: str) -> subprocess.Completed
 @pytest.fixture
 def home() -> Iterator[Path]:
     """A HOME that USER owns, with a folder of backups in it."""
-    path = Path(tempfile.mkdtemp(prefix="tiffin-nonroot-", dir="/tmp"))
+    path = Path(tempfile.mkdtemp(prefix="tiffin-nonroot-", dir=SHARED_TMP))
     os.chmod(path, 0o755)
     entry = pwd.getpwnam(USER)
     os.chown(path, entry.pw_uid, entry.pw_gid)
@@ -190,7 +191,7 @@ def test_where_no_namespace_can_be_made_the_drill_says_so_and_its_verdict_stands
     """A chrooted process may make no user namespace (the kernel refuses it): run there as
     USER, the drill goes on without hiding, as it does without Landlock, and warns."""
     folder, name = planted(home, "pgsql", "SELECT 1;")
-    root = Path(tempfile.mkdtemp(prefix="tiffin-chroot-", dir="/tmp"))
+    root = Path(tempfile.mkdtemp(prefix="tiffin-chroot-", dir=SHARED_TMP))
     entry = pwd.getpwnam(USER)
     drill = ["drill", "local", str(folder), name, "--into", "pgsql"]
     script = (

@@ -22,6 +22,7 @@ from tests.e2e.helpers import backups, manifest, tiffin
 from tests.faults.midstream import wait_for
 from tests.servers.env import tiffin_env
 from tests.servers.mariadb import MariaDB
+from tests.servers.proc import SHARED_TMP
 
 BINLOG = ("--log-bin=bin", "--server-id=7", "--binlog-format=ROW")
 
@@ -196,7 +197,7 @@ def test_drill_restores_a_physical_backup_into_scratch_and_checks_its_tables(
     source: MariaDB, env: dict[str, str], tmp_path: Path
 ) -> None:
     out = tmp_path / "b"
-    tmp = Path(tempfile.mkdtemp(prefix="tiffin-drill-tmp-", dir="/tmp"))  # `nobody` enters it
+    tmp = Path(tempfile.mkdtemp(prefix="tiffin-drill-tmp-", dir=SHARED_TMP))  # `nobody` enters it
     tmp.chmod(0o755)
     try:
         drill_and_lifecycle(source, {**env, "TMPDIR": str(tmp)}, out, tmp)

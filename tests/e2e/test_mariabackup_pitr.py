@@ -18,6 +18,7 @@ from tests.e2e.helpers import backups, manifest, tiffin
 from tests.e2e.test_binlog_pitr import shown
 from tests.servers.env import tiffin_env
 from tests.servers.mariadb import MariaDB
+from tests.servers.proc import SHARED_TMP
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,7 @@ def test_a_time_outside_the_window_or_a_gap_is_refused_before_datadir_is_written
 
 
 def test_drill_of_a_physical_backup_to_t2_replays_in_scratch(history: dict) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="tiffin-drill-tmp-", dir="/tmp"))  # `nobody` enters it
+    tmp = Path(tempfile.mkdtemp(prefix="tiffin-drill-tmp-", dir=SHARED_TMP))  # `nobody` enters it
     tmp.chmod(0o755)
     try:
         env = {**history["env"], "TMPDIR": str(tmp)}

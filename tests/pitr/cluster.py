@@ -16,6 +16,7 @@ from pathlib import Path
 from tests.e2e.helpers import tiffin_exe
 from tests.servers.env import tiffin_env
 from tests.servers.postgres import OS_USER, Postgres
+from tests.servers.proc import SHARED_TMP
 
 LABEL = "ramen"
 
@@ -93,7 +94,7 @@ def archiving_server(home: Path) -> Iterator[tuple[Postgres, Path, dict[str, str
     """Yield a started server archiving its WAL through tiffin to a folder of its own
     (closed to no one: the postgres OS user writes there) with a markers table, that
     folder, and the environment tiffin runs in (HOME: HOME); remove everything after."""
-    top = Path(tempfile.mkdtemp(prefix="tiffin-pitr-", dir="/tmp"))
+    top = Path(tempfile.mkdtemp(prefix="tiffin-pitr-", dir=SHARED_TMP))
     top.chmod(0o755)
     folder = top / "backups"
     give_to_postgres(folder)

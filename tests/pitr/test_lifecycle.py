@@ -18,6 +18,7 @@ from tests.pitr import cluster
 from tests.pitr.cluster import LABEL, mark, markers, switch_and_wait
 from tests.servers.env import tiffin_env
 from tests.servers.postgres import Postgres
+from tests.servers.proc import SHARED_TMP
 
 
 @dataclass
@@ -39,7 +40,7 @@ class Two:
 
 @pytest.fixture(scope="module")
 def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
-    top = Path(tempfile.mkdtemp(prefix="tiffin-pitr-", dir="/tmp"))
+    top = Path(tempfile.mkdtemp(prefix="tiffin-pitr-", dir=SHARED_TMP))
     top.chmod(0o755)
     folder = top / "backups"
     cluster.give_to_postgres(folder)
@@ -99,7 +100,7 @@ def test_verify_rereads_the_wal_a_base_backup_needs(two: Two, tmp_path: Path) ->
 
 def test_drill_physical_recovers_in_a_throwaway_server(two: Two) -> None:
     # Its scratch folder goes in a TMPDIR of the test's own (one `nobody` can enter).
-    scratch = Path(tempfile.mkdtemp(prefix="tiffin-drill-", dir="/tmp"))
+    scratch = Path(tempfile.mkdtemp(prefix="tiffin-drill-", dir=SHARED_TMP))
     scratch.chmod(0o755)
     env = {**two.env, "TMPDIR": str(scratch)}
     r = tiffin(["drill", "local", str(two.folder), "latest", "--physical"], env)

@@ -20,6 +20,7 @@ from tests.pitr import cluster
 from tests.pitr.cluster import LABEL, mark, markers, shown, switch_and_wait
 from tests.servers.env import tiffin_env
 from tests.servers.postgres import Postgres
+from tests.servers.proc import SHARED_TMP
 
 
 @dataclass
@@ -37,7 +38,7 @@ class History:
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
     # The postgres OS user archives there: pytest's folders (0700, root's) are closed to it.
-    top = Path(tempfile.mkdtemp(prefix="tiffin-pitr-", dir="/tmp"))
+    top = Path(tempfile.mkdtemp(prefix="tiffin-pitr-", dir=SHARED_TMP))
     top.chmod(0o755)
     folder = top / "backups"
     cluster.give_to_postgres(folder)

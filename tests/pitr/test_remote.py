@@ -15,10 +15,11 @@ from tests.pitr.cluster import LABEL, mark, markers, switch_and_wait
 from tests.servers.env import tiffin_env
 from tests.servers.ftp import FTPServer
 from tests.servers.postgres import OS_USER, Postgres
+from tests.servers.proc import SHARED_TMP
 
 
 def test_recovery_over_ftp_keeps_the_password_out_of_the_config(ftp_server: FTPServer) -> None:
-    top = Path(tempfile.mkdtemp(prefix="tiffin-pitr-", dir="/tmp"))
+    top = Path(tempfile.mkdtemp(prefix="tiffin-pitr-", dir=SHARED_TMP))
     top.chmod(0o755)
     where = f"{ftp_server.user}@{ftp_server.host}:{ftp_server.port}"
     # The archiving server's own secrets file, as a user would give archive_command one.

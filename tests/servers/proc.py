@@ -72,9 +72,14 @@ def require_module(name: str) -> None:
         unavailable(f"Python module {name} not installed")
 
 
+# Where servers and other users' folders go: a folder every OS user can traverse, as /tmp;
+# scripts/test.sh points it at a tmpfs (tests' data never needs to outlive the run).
+SHARED_TMP = os.environ.get("TIFFIN_TEST_TMP") or "/tmp"
+
+
 def make_workdir(name: str, owner: str | None = None, mode: int = 0o700) -> Path:
-    """A fresh temp dir under /tmp (traversable by other users, unlike tmp_path)."""
-    path = Path(tempfile.mkdtemp(prefix=f"tiffin-{name}-", dir="/tmp"))
+    """A fresh temp dir under SHARED_TMP (traversable by other users, unlike tmp_path)."""
+    path = Path(tempfile.mkdtemp(prefix=f"tiffin-{name}-", dir=SHARED_TMP))
     path.chmod(mode)
     if owner is not None:
         entry = pwd.getpwnam(owner)

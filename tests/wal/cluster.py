@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tests.e2e.helpers import tiffin_exe
 from tests.servers.postgres import OS_USER, Postgres
+from tests.servers.proc import SHARED_TMP
 from tiffin.catalog import walnames
 from tiffin.engine import archive
 from tiffin.job import TargetOptions, TargetURL
@@ -25,7 +26,7 @@ LABEL = "noodles"
 @contextmanager
 def postgres_dir(prefix: str) -> Iterator[Path]:
     """A folder under /tmp that the postgres OS user owns (pytest's tmp_path is 0700 root)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=SHARED_TMP))
     user = pwd.getpwnam(OS_USER)
     os.chown(path, user.pw_uid, user.pw_gid)
     path.chmod(0o755)
