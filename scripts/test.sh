@@ -19,8 +19,8 @@ export PATH="$PWD/.venv/bin:$PATH"
 # nothing there needs to outlive the run, and initdb, the servers and every restore's fsyncs
 # then cost no disk writes. Set TIFFIN_TEST_TMP (to /tmp, say) to choose the folder.
 base=()
-if [ -z "${TIFFIN_TEST_TMP:-}" ] && [ "$(findmnt -n -o FSTYPE /dev/shm 2>/dev/null)" = tmpfs ] \
-  && ! findmnt -n -o OPTIONS /dev/shm | grep -qw noexec \
+if [ -z "${TIFFIN_TEST_TMP:-}" ] && [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] \
+  && ! findmnt -n -o OPTIONS -T /dev/shm | grep -qw noexec \
   && [ "$(df --output=avail -k /dev/shm | tail -n 1)" -gt $((8 * 1024 * 1024)) ]; then
   TIFFIN_TEST_TMP=$(mktemp -d /dev/shm/tiffin-tests.XXXXXX)
   trap 'rm -rf "$TIFFIN_TEST_TMP"' EXIT
