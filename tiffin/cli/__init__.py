@@ -50,9 +50,11 @@ def parse(argv: Sequence[str]) -> tuple[str, list[str], dict[str, Any]]:
         what = f"unknown command {argv[0]!r}" if argv else "say what to do"
         raise UsageError(f"{what}: use one of {', '.join(COMMANDS)} (tiffin --help)")
     name = argv[0]
-    ns = usage.command_parser(name, COMMANDS[name][0]).parse_intermixed_args(list(argv[1:]))
+    words = [_hold_dashes(w) for w in argv[1:]]
+    ns = usage.command_parser(name, COMMANDS[name][0]).parse_intermixed_args(words)
     values: dict[str, Any] = {}
-    for key, value in vars(ns).items():
+    for key, held in vars(ns).items():
+        value = _give_dashes(held)
         if key == "args" or value is None:
             continue
         opt = options.BY_DEST.get(key)
@@ -62,7 +64,26 @@ def parse(argv: Sequence[str]) -> tuple[str, list[str], dict[str, Any]]:
             values[key] = options.coerce(opt, list(value))
         else:
             values[key] = options.coerce(opt, value)
-    return name, list(ns.args), values
+    return name, list(_give_dashes(ns.args)), values
+
+
+# argparse (before Python 3.12.3) drops a value that is exactly "--" even when it is glued
+# to its option (`--exclude=--`), which then arrives empty: such a value is held under a
+# name no argv word can have (a NUL) while argparse reads, then given back.
+HELD_DASHES = "\0--"
+
+
+def _hold_dashes(word: str) -> str:
+    flag, eq, value = word.partition("=")
+    return f"{flag}={HELD_DASHES}" if eq and value == "--" and flag.startswith("--") else word
+
+
+def _give_dashes(value: Any) -> Any:
+    if value == HELD_DASHES:
+        return "--"
+    if isinstance(value, list):
+        return [_give_dashes(v) for v in value]
+    return value
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

@@ -37,7 +37,6 @@ _LIVE_LOCK = threading.Lock()
 _ENDED = threading.Event()
 
 
-PR_SET_PDEATHSIG = 1
 _SPAWNS: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] | None = None
 _SPAWNS_LOCK = threading.Lock()
 
@@ -63,9 +62,10 @@ os.register_at_fork(after_in_child=_forked)
 
 
 def _tied(start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
-    """Run START, which forks a child that asks for SIGKILL when its parent thread ends, on
-    the one thread that lives as long as tiffin: so every child dies with tiffin, even with
-    a tiffin SIGKILLed (a mariadb-binlog blocked opening a named pipe no one will read)."""
+    """Run START, which forks a child that asks for SIGKILL when its parent thread ends
+    (_tied_argv), on the one thread that lives as long as tiffin: so every child dies with
+    tiffin, even a tiffin SIGKILLed (a mariadb-binlog blocked opening a named pipe that no
+    one will read), and never with the worker thread that wanted it."""
     global _SPAWNS
     with _SPAWNS_LOCK:
         if _SPAWNS is None:
@@ -77,18 +77,24 @@ def _tied(start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[byte
     return done.result()
 
 
-def _die_with(parent: int) -> Callable[[], None]:
-    """Return the preexec function that ties a child to PARENT (run between fork and exec)."""
-    import ctypes
+def _tied_argv(cmd: tuple[str, ...]) -> tuple[str, ...]:
+    """Return CMD run through util-linux's setpriv, which asks for SIGKILL when its parent
+    thread ends, then execs CMD (the same process); CMD itself where setpriv is missing. A
+    preexec_fn could ask as well, but Python code between fork and exec is not safe in a
+    process with threads (logging's fork handlers raised "release unlocked lock")."""
+    if _SETPRIV is None:
+        return cmd
+    return (_SETPRIV, "--pdeathsig", "KILL", "--", *cmd)
 
-    prctl = ctypes.CDLL(None).prctl
 
-    def tie() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # tiffin ended before the signal was set
-            os._exit(1)
+_SETPRIV = shutil.which("setpriv", path="/usr/bin:/bin")
 
-    return tie
+
+def _found(name: str, env: Mapping[str, str]) -> bool:
+    """Return whether NAME is a program that exec would find with ENV's PATH."""
+    if os.sep in name:
+        return os.path.isfile(name) and os.access(name, os.X_OK)
+    return shutil.which(name, path=env.get("PATH", os.defpath)) is not None
 
 
 def which(*names: str) -> str | None:
@@ -186,19 +192,21 @@ class Child:
                 os.close(fd)
             raise BackupFailed(f"{self.name} was not started: tiffin is ending")
         log.debug("running %s", " ".join(self.cmd))
+        child_env = _env(env, inherit_env)
         try:
-            tie = _die_with(os.getpid())
+            if not _found(cmd[0], child_env):
+                raise FileNotFoundError(cmd[0])  # as Popen would, had setpriv not started it
+            argv = _tied_argv(self.cmd)
             self.proc = _tied(
                 lambda: subprocess.Popen(
-                    self.cmd,
+                    argv,
                     stdin=stdin,
                     stdout=stdout,
                     stderr=subprocess.PIPE,
-                    env=_env(env, inherit_env),
+                    env=child_env,
                     pass_fds=fds,
                     cwd=cwd,
                     process_group=0,  # its own group: a stalled child is killed with its own
-                    preexec_fn=tie,  # one prctl call: it takes no lock another thread holds
                 )
             )
         except FileNotFoundError:

@@ -42,6 +42,9 @@ DIR_FDS = 64  # descriptors of checked directories kept open
 _MODE = 0o755
 
 
+FILE_MAX = (1 << 63) - 1  # the largest size a file offset (off_t) holds
+
+
 class SafeExtractor:
     """Extracts tar streams into DEST (created when missing); OVERWRITE lets an existing
     file or symlink be replaced (a directory never is; directories are merged); DURABLE:
@@ -309,6 +312,8 @@ class SafeExtractor:
         own file object would copy every byte once more), and set its attributes. With
         Writers (durable), return the function that waits for the writes, then sets them."""
         assert tar.fileobj is not None
+        if member.size > FILE_MAX:  # past any file offset: lseek and ftruncate would overflow
+            raise self._refuse(member, "it claims more bytes than any file can hold")
         tar.fileobj.seek(member.offset_data)
         if self._writers is not None and member.sparse is None:
             written = self._writers.write_file(tar.fileobj, fd, member.size)
