@@ -164,7 +164,10 @@ def test_a_follow_job_is_a_service_whose_command_follows_the_server(server, tmp_
         deadline = time.monotonic() + 60
         while holding not in archived(out):
             assert follower.poll() is None, follower.communicate()
-            assert time.monotonic() < deadline, f"the follower never shipped {holding}"
+            if time.monotonic() > deadline:  # say what the follower said meanwhile
+                follower.send_signal(signal.SIGTERM)
+                said = follower.communicate(timeout=120)
+                pytest.fail(f"the follower never shipped {holding}: {said}")
             time.sleep(0.3)
     finally:
         follower.send_signal(signal.SIGTERM)
