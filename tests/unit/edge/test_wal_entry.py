@@ -4,10 +4,13 @@ says what is wrong."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from tiffin import walargs
-from tiffin.commands import walask
+from tiffin.commands import schedule, walask
 from tiffin.errors import UsageError
 
 
@@ -99,3 +102,14 @@ def test_the_lean_and_the_full_reading_name_the_archive_alike() -> None:
     lean = walask.lean_values(argv[1:])
     assert lean is not None
     assert walargs.spool_key("wal-fetch", args, values) == walargs.spool_key("wal-fetch", *lean)
+
+
+def test_without_tiffin_on_path_the_command_written_for_later_still_runs_tiffin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(sys, "argv", ["-c"])
+    argv = schedule.tiffin_argv()
+    assert argv[0] == sys.executable
+    run = subprocess.run([*argv, "--version"], capture_output=True, text=True, cwd="/")
+    assert run.returncode == 0 and run.stdout.startswith("tiffin "), run.stderr
