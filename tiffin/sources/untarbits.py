@@ -52,14 +52,15 @@ def write_sparse(fd: int, data: bytes) -> bool:
 def write_sparse_at(fd: int, data: bytes | mmap.mmap, offset: int, size: int) -> None:
     """Write the first SIZE bytes of DATA at OFFSET of FD as write_sparse() does (pages of
     zeros left as holes), with pwrite: the file's offset is not used, so that several threads
-    may write one file."""
+    may write one file. Only the pages at the file's page boundaries are looked at, each
+    by its first byte, then whole (a search for a page of zeros anywhere in DATA costs ten
+    times as much in a database's relation files, whose pages hold runs of zeros)."""
     view = memoryview(data)[:size]
     start = 0  # first byte of DATA not yet written or skipped
-    if data.find(_ZERO_PAGE, 0, size) >= 0:
-        for at in range(-offset % PAGE, size - PAGE + 1, PAGE):
-            if view[at : at + PAGE] == _ZERO_PAGE:
-                _pwrite_all(fd, view[start:at], offset + start)
-                start = at + PAGE
+    for at in range(-offset % PAGE, size - PAGE + 1, PAGE):
+        if data[at] == 0 and data[at : at + PAGE] == _ZERO_PAGE:
+            _pwrite_all(fd, view[start:at], offset + start)
+            start = at + PAGE
     _pwrite_all(fd, view[start:], offset + start)
 
 
