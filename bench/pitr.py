@@ -148,14 +148,29 @@ class Lab:
         run(shell(f"{self.pg.bin('pg_basebackup')} -D - -Ft -X fetch -c fast {conn} | "
                   f"zstd -q -T0 -3 > {tar}"), env)  # fmt: skip
         # tiffin's base backup goes beside its WAL archive (ARCHIVE/bench.wal/), as a user's
-        # would: the restore_command it writes reads that same target.
+        # would: the restore_command it writes reads that same target. Each restore case takes
+        # its own base backup just before it, untimed, then closes that WAL segment and waits
+        # until both archives hold it: both recoveries then replay the same WAL (their own
+        # backup's, then one switched segment). Backups taken once, one after the other, gave
+        # the first one taken (tiffin's) two more segments to replay than the second. Every
+        # case starts after a sync(), so that no restore waits on the write-back of what the
+        # step before it left in the page cache (a backup, a removed data directory).
+        # Archiving a switched segment has been seen to take over 60 s here (the
+        # archive_command neither failing nor done): waited for, untimed.
         arch = self.work / "archive"
-        run([PY, "-m", "bench.probe", "backup", "pgsql", "local", str(arch), *self.conn(),
-             "--physical", "--compress", "zstd", "--label", "bench", "--quiet"],
-            self.env, probe=True)  # fmt: skip
-        self.backrest("--type=full backup")
-        run(shell(f"{self.pg.bin('psql')} -X -q -h {self.pg.socket_dir} -p {self.pg.port} "
-                  "-U postgres -c 'SELECT pg_switch_wal()' >/dev/null"), env)  # fmt: skip
+
+        def tiffin_base() -> None:
+            run([tiffin_exe(), "backup", "pgsql", "local", str(arch), *self.conn(),
+                 "--physical", "--compress", "zstd", "--label", "bench", "--quiet"],
+                self.env)  # fmt: skip
+            switch_and_wait(self.pg, timeout=600)
+            os.sync()
+
+        def backrest_base() -> None:
+            self.backrest("--type=full backup")
+            switch_and_wait(self.pg, timeout=600)
+            os.sync()
+
         data = self.work / "restored" / "data"
         untar = as_postgres(f"mkdir -m 700 {data} && zstd -dc {tar} | tar xf - -C {data}")
         tiffin = shlex.join([PY, "-m", "bench.probe", "restore", "local", str(arch), "latest",
@@ -166,10 +181,12 @@ class Lab:
         )
         start = self.start(data)
         return [
-            Case("zstd -dc | tar x, then start", shell(f"{untar} && {start}"), env),
+            Case("zstd -dc | tar x, then start", shell(f"{untar} && {start}"), env,
+                 before=os.sync),
             Case("tiffin restore --into pgdata, then start", shell(f"{tiffin} && {start}"),
-                 self.env, True),
-            Case("pgbackrest restore, then start", shell(f"{backrest} && {start}"), env),
+                 self.env, True, before=tiffin_base),
+            Case("pgbackrest restore, then start", shell(f"{backrest} && {start}"), env,
+                 before=backrest_base),
         ]  # fmt: skip
 
 

@@ -16,62 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-VALUED = frozenset(
-    {
-        "--label",
-        "--ssh-key",
-        "--endpoint-url",
-        "--timeout",
-        "--metrics-file",
-        "--pushgateway",
-        "--env-file",
-    }
-)
-FLAGS = frozenset({"--insecure", "--debug", "--quiet"})
 WAL = ("wal-push", "wal-fetch")
-
-
-def lean_values(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]] | None:
-    """Given the arguments after wal-push or wal-fetch, return (positionals, option values),
-    or None if anything calls for the full command line."""
-    positional: list[str] = []
-    values: dict[str, Any] = {}
-    it = iter(argv)
-    for arg in it:
-        if not arg.startswith("-") or arg == "-":
-            positional.append(arg)
-            continue
-        flag, eq, value = arg.partition("=")
-        dest = flag[2:].replace("-", "_")
-        if flag in FLAGS and not eq:
-            values[dest] = True
-        elif flag in VALUED:
-            if not eq:
-                got = next(it, None)
-                if got is None or got.startswith("-"):
-                    return None
-                value = got
-            if flag == "--env-file":
-                values.setdefault(dest, []).append(value)
-            elif flag == "--timeout":
-                try:
-                    seconds = float(value)
-                except ValueError:
-                    return None
-                if not 0.01 <= seconds <= 86400:
-                    return None
-                values[dest] = seconds
-            else:
-                values[dest] = value
-        else:
-            return None
-    return positional, values
-
-
-def _enough(positional: list[str], wanted: int) -> bool:
-    """Whether POSITIONAL holds a target (HOW WHERE [PATH], or one URL) and WANTED more."""
-    url = bool(positional) and "://" in positional[0]
-    return len(positional) >= (1 if url else 2) + wanted
 
 
 def done_before(
@@ -81,10 +26,11 @@ def done_before(
     ahead (wal-push's file stored and checked as it is now; wal-fetch's file fetched, checked
     and now moved into place), waiting while a helper is at it; else (False, the spool's
     lock if this call now leads). Only os, fcntl and time are loaded for this."""
-    from tiffin.commands.walspool import FetchSpool, PushSpool, key_of, settle
+    from tiffin.commands.walask import enough, key_of
+    from tiffin.commands.walspool import FetchSpool, PushSpool, settle
 
     wanted = 1 if command == "wal-push" else 2
-    if not _enough(positional, wanted):
+    if not enough(positional, wanted):
         return False, None  # malformed: the full path says so
     key = key_of(positional[:-wanted], values)
     path = positional[-1]
@@ -95,23 +41,6 @@ def done_before(
         return settle(push, lambda: push.take(name, st), lambda: not push.failed(name), wait)
     name, fetch = positional[-2], FetchSpool(path, key)
     return settle(fetch, lambda: fetch.take(name, path), lambda: fetch.planned(name), wait)
-
-
-def served(positional: list[str], values: dict[str, Any]) -> int | None:
-    """Given a lean-read wal-fetch, return its exit status if the fetch helper serving the
-    spool answered it (0: the file is at %p, checked; 1: it is not in the archive, said on
-    stderr), else None (no helper serves this archive here: the call goes on as before)."""
-    from tiffin.commands.walspool import ask, key_of
-
-    if not _enough(positional, 2):
-        return None  # malformed: the full path says so
-    name, path = positional[-2], positional[-1]
-    answer = ask(path, key_of(positional[:-2], values), name, float(values.get("timeout") or 120.0))
-    if answer is None:
-        return None
-    if not answer[0]:
-        _say(answer[1])
-    return 0 if answer[0] else 1
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -185,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run tiffin; return the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in WAL:
+        from tiffin.commands.walask import lean_values, served
+
         lean = lean_values(args[1:])
         if lean is not None and args[0] == "wal-fetch":
             status = served(*lean)

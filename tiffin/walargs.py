@@ -11,7 +11,7 @@ from typing import Any
 from tiffin.catalog import walnames
 from tiffin.catalog.naming import check_label, default_label
 from tiffin.commands.wal import WalJob
-from tiffin.commands.walspool import key_of
+from tiffin.commands.walask import key_of
 from tiffin.errors import UsageError
 from tiffin.job import TargetOptions
 from tiffin.targets.where import target_of
@@ -23,7 +23,7 @@ NEEDS = {PUSH: ("WALFILE", "%p"), FETCH: ("NAME DEST", "%f %p")}
 
 def spool_key(command: str, positional: list[str], values: Mapping[str, Any]) -> str:
     """Given wal-push or wal-fetch, its positionals and option values, return the key that
-    names its archive in the spools (walspool.key_of), taken before --env-file is loaded,
+    names its archive in the spools (walask.key_of), taken before --env-file is loaded,
     as the lean entry takes it."""
     wanted = 1 if command == PUSH else 2
     return key_of(positional[: max(0, len(positional) - wanted)], values)

@@ -38,14 +38,18 @@ def archiving(folder: Path, label: str = LABEL) -> dict[str, str]:
 
 
 def switch_and_wait(pg: Postgres, timeout: float = 60) -> str:
-    """Close the current WAL segment and wait until it is archived; return its name."""
+    """Close the current WAL segment and wait until it is archived; return its name. The
+    segment's own .done counts, not only the archiver's last file: a base backup's
+    `.backup` file may be archived after the segment that follows it, and then stays last."""
     name = pg.sql("SELECT pg_walfile_name(pg_switch_wal())")
     deadline = time.monotonic() + timeout
     while True:
-        done, failed = pg.sql(
-            "SELECT coalesce(last_archived_wal, ''), failed_count FROM pg_stat_archiver"
+        done, failed, marked = pg.sql(
+            "SELECT coalesce(last_archived_wal, ''), failed_count, "
+            f"(pg_stat_file('pg_wal/archive_status/{name}.done', true)).size IS NOT NULL "
+            "FROM pg_stat_archiver"
         ).split("|")
-        if done >= name and done[:8] >= name[:8]:
+        if marked == "t" or (done >= name and done[:8] >= name[:8]):
             return name
         assert time.monotonic() < deadline, f"{name} was not archived ({failed} failures)"
         time.sleep(0.1)

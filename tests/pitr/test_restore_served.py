@@ -22,7 +22,8 @@ from tests.e2e.helpers import tiffin
 from tests.pitr import cluster
 from tests.pitr.cluster import LABEL, mark, markers, switch_and_wait
 from tests.servers.postgres import OS_USER, Postgres
-from tiffin.commands.walspool import FETCHED, KEY, SOCK, ask
+from tiffin.commands.walask import FETCHED, SOCK, ask
+from tiffin.commands.walspool import KEY
 
 
 @dataclass
@@ -52,10 +53,10 @@ def restore(a: Archived, datadir: Path, expect: int = 0) -> str:
 
 
 def ask_as(user: str, dest: Path, key: str, name: str, tail: str = "") -> tuple[bool, str] | None:
-    """Call walspool.ask in a process of USER, as the lean wal-fetch does; TAIL (written as a
+    """Call walask.ask in a process of USER, as the restore_command does; TAIL (written as a
     Python string literal, so that it may hold what argv cannot) ends the destination."""
     code = (
-        "import json, sys\nfrom tiffin.commands.walspool import ask\n"
+        "import json, sys\nfrom tiffin.commands.walask import ask\n"
         f"print(json.dumps(ask(sys.argv[1] + {tail!r}, sys.argv[2], sys.argv[3], 60)))"
     )
     r = subprocess.run(

@@ -4,7 +4,8 @@ WAL archive to a time, an LSN or the archive's end, then promote (SPEC §6).
 Everything that can refuse does so before the first byte is written: the base backup is
 chosen, the archive is listed and the target checked against its window and gaps. The data
 directory is then written, and set up: recovery.signal, and in postgresql.auto.conf a
-restore_command running `tiffin wal-fetch` on the same target, the recovery target and
+restore_command running `tiffin wal-fetch` on the same target (through walask, the fetch
+helper's client, which starts it only when no helper answers), the recovery target and
 `recovery_target_action = 'promote'`. A secret the target needs (an FTP password, S3 keys)
 is never written there: it goes to DATADIR/tiffin-recovery.env (0600, the owner's), which
 the restore_command names with --env-file.
@@ -18,6 +19,7 @@ import pwd
 import re
 import shlex
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +28,7 @@ from typing import Any
 from tiffin.catalog import pitr, walnames
 from tiffin.catalog.holdings import survey
 from tiffin.catalog.manifest import Manifest
+from tiffin.commands import walask
 from tiffin.commands.schedule import S3_VARS, TLS_VARS
 from tiffin.engine import archive, process, safefile, walview
 from tiffin.engine.stored import check_stored, decoded, decoders_for
@@ -71,7 +74,7 @@ def fetch_argv(
 ) -> list[str]:
     """Return the `tiffin wal-fetch` words that reach URL's archive of LABEL as this restore
     did (its options; its secrets through ENV_FILE)."""
-    argv = [*tiffin, "wal-fetch", url.redacted(), "--label", label]
+    argv = [*tiffin, walask.FETCH, url.redacted(), "--label", label]
     if env_file:
         argv += ["--env-file", env_file]
     if options.ssh_key:
@@ -81,6 +84,16 @@ def fetch_argv(
     if options.insecure:
         argv.append("--insecure")
     return argv
+
+
+def client_argv(fetch: list[str]) -> list[str]:
+    """Given the `tiffin wal-fetch` words, return the words that run them through the fetch
+    helper's client (walask: this Python, isolated and without site, loads that one file),
+    or FETCH as it is if this Python or that file cannot be named."""
+    python, client = sys.executable, os.path.abspath(walask.__file__)
+    if not python or not os.path.isabs(python) or not os.path.isfile(client):
+        return fetch
+    return [python, "-I", "-S", client, *fetch]
 
 
 def secrets_of(url: TargetURL) -> dict[str, str]:
@@ -238,7 +251,7 @@ def _write(
         if env_file:
             safefile.write_new(env_file, "".join(f"{k}={v}\n" for k, v in env.items()).encode())
         argv = fetch_argv(tiffin, job.target, job.target_options, base.label, env_file)
-        lines = recovery_lines(restore_command(argv), to_time, job.to_lsn)
+        lines = recovery_lines(restore_command(client_argv(argv)), to_time, job.to_lsn)
         with open(os.path.join(datadir, "postgresql.auto.conf"), "a", encoding="utf-8") as f:
             f.write("\n" + "\n".join(lines) + "\n")
             f.flush()

@@ -61,7 +61,7 @@ def tiffin_argv() -> list[str]:
         if found and os.access(found, os.X_OK):
             return [found]
     found = shutil.which("tiffin")
-    return [os.path.abspath(found)] if found else [sys.executable, "-m", "tiffin.cli"]
+    return [os.path.abspath(found)] if found else [sys.executable, "-m", "tiffin.entry"]
 
 
 def job_id(identity: Sequence[Any]) -> str:

@@ -49,7 +49,7 @@ class WalJob:
     options: TargetOptions = field(default_factory=TargetOptions)
     ahead: int = AHEAD
     jobs: int = JOBS
-    key: str = ""  # names this archive in the spools: walspool.key_of()
+    key: str = ""  # names this archive in the spools: walask.key_of()
     metrics_file: str | None = None
     pushgateway: str | None = field(default=None, repr=False)
     job_name: str = ""

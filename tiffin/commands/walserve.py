@@ -1,4 +1,4 @@
-"""The fetch helper's answers to wal-fetch calls (walspool.ask), over a Unix socket in its
+"""The fetch helper's answers to wal-fetch calls (walask.ask), over a Unix socket in its
 spool (`pg_wal/tiffin.fetched/SOCK`).
 
 A recovery calls restore_command for every file it might need, one after another: the
@@ -27,7 +27,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from tiffin.commands.walspool import SOCK, SOCK_PATH_MAX, FetchSpool
+from tiffin.commands.walask import SOCK, SOCK_PATH_MAX
+from tiffin.commands.walspool import FetchSpool
 from tiffin.engine import archive
 from tiffin.errors import NotFound, TiffinError, failure_line
 from tiffin.targets import Target

@@ -17,28 +17,17 @@ import fcntl
 import os
 import time
 
+from tiffin.commands.walask import FETCHED
+
 # Loaded on every call PostgreSQL makes, before anything else: no typing, json, re or enum
 # (each costs milliseconds of every call); the names below are for type checkers only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
-    from typing import Any
+    from collections.abc import Callable
 
-PUSHED, FETCHED, KEY, LOCK, SOCK = "tiffin.pushed", "tiffin.fetched", "KEY", "LOCK", "SOCK"
-SOCK_PATH_MAX = 100  # AF_UNIX paths are at most 107 bytes: a longer spool has no server
+PUSHED, KEY, LOCK = "tiffin.pushed", "KEY", "LOCK"
 RECORD, FAIL, PLAN = ".ok", ".fail", "PLAN"
 POLL = 0.005  # seconds between two looks at the spool while a helper works ahead
-
-
-def key_of(target_args: list[str], values: Mapping[str, Any]) -> str:
-    """Given the target as the command line gives it (HOW WHERE [PATH], or a URL) and the
-    option values, return what names that archive in the spools: the words, the label and
-    what in the environment may change where they lead. Both the lean entry and a WalJob
-    compute it, so that a call can find its record before loading the rest of tiffin."""
-    env = [os.environ.get(k, "") for k in ("HOSTNAME", "AWS_ENDPOINT_URL", "HOME")]
-    opts = [str(values.get(k) or "") for k in ("label", "endpoint_url")]
-    files = [str(f) for f in values.get("env_file") or ()]
-    return repr([list(target_args), opts, files, env])  # one line: repr escapes newlines
 
 
 def _record_text(key: str, file: list[int]) -> str:
@@ -296,38 +285,3 @@ class FetchSpool(_Spool):
     def clear(self) -> None:
         """Remove every file of the spool but its lock (which its holder may be holding)."""
         self.prune(set())
-
-
-def ask(dest: str, key: str, name: str, wait: float) -> tuple[bool, str] | None:
-    """Ask the fetch helper serving the spool beside DEST (walserve) to put the file NAME of
-    the archive KEY at DEST. Return (True, "") once it is there, checked; (False, the line
-    to print) if it is not in the archive; None if no helper serves here, it serves another
-    archive, it failed otherwise or gave no answer within WAIT seconds (then this call does
-    its own work). Only _socket is loaded for this (socket's import costs milliseconds)."""
-    import _socket
-
-    path = os.path.join(os.path.dirname(dest) or ".", FETCHED, SOCK)
-    fields = [key, name, os.path.abspath(dest)]
-    if len(path) > SOCK_PATH_MAX or any("\t" in f or "\n" in f for f in fields):
-        return None
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        sock.settimeout(wait)
-        sock.connect(path)
-        sock.sendall(("fetch\t" + "\t".join(fields) + "\n").encode())
-        answer = b""
-        while not answer.endswith(b"\n"):
-            got = sock.recv(4096)
-            if not got or len(answer) > 1 << 16:
-                return None
-            answer += got
-    except OSError:  # no helper listening (gone, or none yet), or it took too long
-        return None
-    finally:
-        sock.close()
-    status, _, line = answer.decode("utf-8", "replace").rstrip("\n").partition("\t")
-    if status == "ok":
-        return True, ""
-    if status == "missing":
-        return False, line
-    return None

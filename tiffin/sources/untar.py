@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import secrets
 import stat
@@ -64,6 +65,7 @@ class SafeExtractor:
         self._files: set[str] = set()
         self._dirs: list[tuple[str, tarfile.TarInfo]] = []
         self._root_user = os.geteuid() == 0
+        self._src = Forward(io.BytesIO())  # the archive being read (tar.fileobj)
 
     def extract(self, reader: Reader) -> int:
         """Given a reader of a plain tar, extract it, read READER to its end, and return the
@@ -119,7 +121,8 @@ class SafeExtractor:
 
     def _members(self, reader: Reader) -> None:
         try:
-            with tarfile.open(fileobj=Forward(reader), mode="r:") as tar:
+            self._src = Forward(reader)
+            with tarfile.open(fileobj=self._src, mode="r:") as tar:
                 while (member := tar.next()) is not None:
                     try:
                         self._extract(tar, member)
@@ -316,7 +319,7 @@ class SafeExtractor:
             raise self._refuse(member, "it claims more bytes than any file can hold")
         tar.fileobj.seek(member.offset_data)
         if self._writers is not None and member.sparse is None:
-            written = self._writers.write_file(tar.fileobj, fd, member.size)
+            written = self._writers.write_file(self._src, fd, member.size)  # tar.fileobj
 
             def finish() -> None:
                 written()

@@ -9,6 +9,14 @@ stream is still read in order by one thread, which makes each file (with every c
 tiffin.sources.untar) and hands its blocks, each with its offset, to WRITE_THREADS threads
 that pwrite them. At most AHEAD blocks wait or are being written.
 
+A file of DIRECT_MIN or more whose size is a whole number of pages (a database's relation
+files) is written with O_DIRECT, from a page-aligned buffer of each writer: its bytes go
+to the disk once, without a copy into fresh page-cache pages that the fsync then writes
+back (on this machine: 600 MB in 0.7 s and 0.1 s of CPU, against 0.8-3.2 s and 0.2-1.8 s
+buffered then fsynced, the spread being the cost of pages the host has to hand back to a
+virtual machine), and two writers into one file do not serialize on its lock for a copy.
+A file system that refuses O_DIRECT gets the buffered writes.
+
 One fsync after another at the end (as `sync` or a server's start-up sync does) makes the
 disk wait for each file in turn after the last byte is decoded; handed to SYNC_THREADS
 threads as each file is closed, the disk writes the first files back while the decoder is
@@ -19,6 +27,9 @@ for the disk when it runs that far ahead.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import mmap
 import os
 import queue
 import tarfile
@@ -29,24 +40,29 @@ from typing import Protocol
 
 from tiffin.engine.streams import BLOCK
 from tiffin.errors import BackupFailed
-from tiffin.sources.untarbits import write_sparse_at
+from tiffin.sources.untarbits import PAGE, write_sparse_at
 
 SYNC_THREADS = 4
 PENDING = 64
 WRITE_THREADS = 2
 AHEAD = 16
+DIRECT_MIN = 8 << 20
 
 
 class Source(Protocol):
-    def read(self, size: int, /) -> bytes: ...
+    def readinto(self, buffer: memoryview, /) -> int: ...
 
 
 class Writers:
-    """Writes files' blocks from WRITE_THREADS threads."""
+    """Writes files' blocks from WRITE_THREADS threads. Each block is read straight into one
+    of AHEAD page-aligned buffers, made once, which its writer hands back when written: the
+    decoded bytes are copied once on their way to the file, never into a fresh object."""
 
     def __init__(self, threads: int = WRITE_THREADS, ahead: int = AHEAD) -> None:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="tiffin-write")
-        self._room = threading.Semaphore(ahead)
+        self._free: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
+        for _ in range(ahead):
+            self._free.put(mmap.mmap(-1, BLOCK))
 
     def write_file(self, src: Source, fd: int, size: int) -> Callable[[], None]:
         """Read SIZE bytes from SRC and have them written into FD from its start; return the
@@ -54,9 +70,12 @@ class Writers:
         counts too), raising the OSError of a write that failed. Raise tarfile.ReadError if
         SRC ends early (having waited for the writes handed over: FD may be closed then)."""
         futures: list[Future[None]] = []
+        direct = size >= DIRECT_MIN and size % PAGE == 0 and _direct(fd, True)
 
         def done() -> None:
             wait(futures)  # every one, failed or not, before FD may be closed
+            if direct:
+                _direct(fd, False)
             for future in futures:
                 future.result()
             if os.fstat(fd).st_size != size:
@@ -65,29 +84,59 @@ class Writers:
         try:
             offset = 0
             while offset < size:
-                data = src.read(min(BLOCK, size - offset))
-                if not data:
-                    raise tarfile.ReadError("unexpected end of data")
-                self._room.acquire()
+                buf = self._free.get()
                 try:
-                    futures.append(self._pool.submit(self._put, fd, data, offset))
+                    n = _fill(src, buf, min(BLOCK, size - offset))
+                    if not n:
+                        raise tarfile.ReadError("unexpected end of data")
+                    futures.append(self._pool.submit(self._put, fd, buf, n, offset, direct))
                 except BaseException:
-                    self._room.release()
+                    self._free.put(buf)
                     raise
-                offset += len(data)
+                offset += n
         except BaseException:
             wait(futures)
+            if direct:
+                _direct(fd, False)
             raise
         return done
 
-    def _put(self, fd: int, data: bytes, offset: int) -> None:
+    def _put(self, fd: int, buf: mmap.mmap, n: int, offset: int, direct: bool) -> None:
         try:
-            write_sparse_at(fd, data, offset)
+            try:
+                write_sparse_at(fd, buf, offset, n)
+            except OSError as exc:
+                if not direct or exc.errno != errno.EINVAL:
+                    raise
+                _direct(fd, False)  # refused here after all: written through the cache
+                write_sparse_at(fd, buf, offset, n)
         finally:
-            self._room.release()
+            self._free.put(buf)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+def _direct(fd: int, on: bool) -> bool:
+    """Turn O_DIRECT on or off for FD; return whether it is as asked."""
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT if on else flags & ~os.O_DIRECT)
+    except OSError:
+        return False
+    return True
+
+
+def _fill(src: Source, buf: mmap.mmap, want: int) -> int:
+    """Read up to WANT bytes from SRC into BUF, fewer only at its end; return how many."""
+    view = memoryview(buf)
+    got = 0
+    try:
+        while got < want and (n := src.readinto(view[got:want])):
+            got += n
+    finally:
+        view.release()
+    return got
 
 
 class Syncer:

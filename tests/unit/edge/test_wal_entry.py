@@ -1,24 +1,29 @@
-"""The lean entry reads the usual wal-push and wal-fetch lines itself, and hands anything else
-to the full command line, which says what is wrong."""
+"""The lean reading (walask: the restore_command client and the lean entry) takes the usual
+wal-push and wal-fetch lines itself, and hands anything else to the full command line, which
+says what is wrong."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from tiffin import entry, walargs
+from tiffin import walargs
+from tiffin.commands import schedule, walask
 from tiffin.errors import UsageError
 
 
 def test_the_usual_lines_are_read_leanly() -> None:
-    assert entry.lean_values(["s3", "bucket", "wal", "pg_wal/0001", "--label=db1"]) == (
+    assert walask.lean_values(["s3", "bucket", "wal", "pg_wal/0001", "--label=db1"]) == (
         ["s3", "bucket", "wal", "pg_wal/0001"],
         {"label": "db1"},
     )
-    assert entry.lean_values(["--timeout", "30", "--insecure", "local", "/b", "p"]) == (
+    assert walask.lean_values(["--timeout", "30", "--insecure", "local", "/b", "p"]) == (
         ["local", "/b", "p"],
         {"timeout": 30.0, "insecure": True},
     )
-    assert entry.lean_values(["--env-file", "a", "--env-file=b", "x"]) == (
+    assert walask.lean_values(["--env-file", "a", "--env-file=b", "x"]) == (
         ["x"],
         {"env_file": ["a", "b"]},
     )
@@ -39,7 +44,7 @@ def test_the_usual_lines_are_read_leanly() -> None:
     ],
 )
 def test_anything_else_goes_to_the_full_command_line(argv: list[str]) -> None:
-    assert entry.lean_values(argv) is None
+    assert walask.lean_values(argv) is None
 
 
 def test_a_wal_job_takes_the_target_and_the_files() -> None:
@@ -94,6 +99,17 @@ def test_the_lean_and_the_full_reading_name_the_archive_alike() -> None:
         "p",
     ]
     _, args, values = parse(argv)
-    lean = entry.lean_values(argv[1:])
+    lean = walask.lean_values(argv[1:])
     assert lean is not None
     assert walargs.spool_key("wal-fetch", args, values) == walargs.spool_key("wal-fetch", *lean)
+
+
+def test_without_tiffin_on_path_the_command_written_for_later_still_runs_tiffin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(sys, "argv", ["-c"])
+    argv = schedule.tiffin_argv()
+    assert argv[0] == sys.executable
+    run = subprocess.run([*argv, "--version"], capture_output=True, text=True, cwd="/")
+    assert run.returncode == 0 and run.stdout.startswith("tiffin "), run.stderr

@@ -13,7 +13,7 @@ import pytest
 
 from tiffin.errors import BackupFailed
 from tiffin.sources.untar import SafeExtractor
-from tiffin.sources.untarsync import PENDING, Syncer
+from tiffin.sources.untarsync import DIRECT_MIN, PENDING, Syncer
 
 
 def closed(fd: int) -> bool:
@@ -107,8 +107,24 @@ def test_files_of_many_blocks_come_back_whole_from_the_writer_threads(tmp_path: 
     assert wal.stat().st_blocks * 512 < 1 << 20  # its zeros are a hole, as written before
 
 
-def test_a_stream_ending_inside_a_file_fails_and_leaves_no_descriptor(tmp_path: Path) -> None:
-    stream = tar_of({"big": os.urandom(3 << 20)})[: 2 << 20]
+def test_relation_sized_files_written_past_the_page_cache_come_back_whole(tmp_path: Path) -> None:
+    page = 4096
+    assert DIRECT_MIN <= 9 << 20
+    relation = os.urandom(700 * page) + bytes(600 * page) + os.urandom(1004 * page)  # 9 MiB
+    files = {"base/5/16397": relation, "base/5/16397_fsm": os.urandom(6 * page)}
+    files["base/5/16398"] = os.urandom(9 << 20) + bytes(3 * page)  # zeros at its end
+    n = SafeExtractor(str(tmp_path / "d"), durable=True).extract(io.BytesIO(tar_of(files)))
+    assert n == 3
+    for name, data in files.items():
+        path = tmp_path / "d" / name
+        assert path.stat().st_size == len(data) and path.read_bytes() == data
+
+
+@pytest.mark.parametrize("size", [3 << 20, 12 << 20], ids=["cached", "direct"])
+def test_a_stream_ending_inside_a_file_fails_and_leaves_no_descriptor(
+    size: int, tmp_path: Path
+) -> None:
+    stream = tar_of({"big": os.urandom(size)})[: size - (1 << 20)]
     before = len(os.listdir("/proc/self/fd"))
     with pytest.raises(BackupFailed, match="not a sound tar stream"):
         SafeExtractor(str(tmp_path / "d"), durable=True).extract(io.BytesIO(stream))
