@@ -19,6 +19,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
+
+# Loaded before the first fork, not later: its first import registers fork handlers (acquire
+# a lock before, release it after, in the parent), and one registered by another thread while
+# the spawner thread is between the two (a gzip codec loaded as the dump starts) releases a
+# lock never acquired: Python then prints "RuntimeError: release unlocked lock" on stderr.
+from concurrent.futures import thread as _fork_handlers  # noqa: F401
 from typing import IO, TYPE_CHECKING, Any
 
 from tiffin.engine.streams import Reader
