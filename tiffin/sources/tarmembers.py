@@ -31,6 +31,7 @@ _NUMBERS = re.compile(
 _TEXT = re.compile(rb"[\x01-\x7f]*\0*")  # ASCII, then NULs to the field's end
 _KINDS = frozenset({tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE})
 _ZEROS = bytes(BLOCK)
+_EIGHTS = (8,) * 6
 
 
 class Members:
@@ -52,7 +53,11 @@ class Members:
         tar = self._tar
         if tar is None or not tar.pax_headers:  # a global header applies to all that follow
             f = self.file
-            if self._offset != f.tell():  # the rest of the last member's data, and padding
+            gap = self._offset - f.tell()  # the rest of the last member's data, and padding
+            if 0 < gap <= BLOCK:  # as tarfile's seek to the byte before, and read of it
+                if len(f.read(gap)) < gap:
+                    raise tarfile.ReadError("unexpected end of data")
+            elif gap:
                 f.seek(self._offset - 1)
                 if not f.read(1):
                     raise tarfile.ReadError("unexpected end of data")
@@ -119,22 +124,18 @@ def _member(blocks: bytes) -> tarfile.TarInfo | None:
         )
     ):
         return None
-    mode, uid, gid, size, _mtime, check = (int(n, 8) for n in numbers.groups())
+    mode, uid, gid, size, _mtime, check = map(int, numbers.groups(), _EIGHTS)
     if check != sum(head) - sum(head[148:156]) + 256 or (size and kind != tarfile.REGTYPE):
         return None
     member = tarfile.TarInfo()
-    name = _nts(head[0:100])
+    name = head[0:100].rstrip(b"\0").decode("ascii")  # the fields _TEXT matched
     member.name = name.rstrip("/") if kind == tarfile.DIRTYPE else name
     member.mode, member.uid, member.gid = mode, uid, gid
     member.size, member.chksum, member.type = size, check, kind
-    member.linkname = _nts(head[157:257])
-    member.uname, member.gname = _nts(head[265:297]), _nts(head[297:329])
+    member.linkname = head[157:257].rstrip(b"\0").decode("ascii")
+    member.uname = head[265:297].rstrip(b"\0").decode("ascii")
+    member.gname = head[297:329].rstrip(b"\0").decode("ascii")
     value = m.group(2).decode("ascii")
     member.mtime = float(value)
     member.pax_headers = {"mtime": value}
     return member
-
-
-def _nts(field: bytes) -> str:
-    """Given a text field _TEXT matched, return its text."""
-    return field.rstrip(b"\0").decode("ascii")
