@@ -328,7 +328,9 @@ ENDS_QUIETLY = {"bad checksum in the extended header"}
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))
-def test_hostile_archives_are_refused_as_tarfile_makes_them_be(case: str, tmp_path: Path) -> None:
+def test_hostile_archives_are_refused_as_before_and_nothing_lands_outside(
+    case: str, tmp_path: Path
+) -> None:
     raw = HOSTILE[case]() + ending()
     same(raw)
     dest = tmp_path / "dest"
