@@ -43,6 +43,11 @@ class Members:
     def __init__(self, file: Forward) -> None:
         self.file = file
         self.fast = 0  # members read here, not by tarfile (for the tests)
+        # Where tarfile stopped at a header it could not read (a bad checksum, a cut block)
+        # and took it for the archive's end, as it does past the first member; None if the
+        # archive ended with its zero block (or tarfile read from a global header on).
+        self.damaged_at: int | None = None
+        self._peek = b""  # the first block the fast parser put back
         self._tar: tarfile.TarFile | None = None
         self._offset = file.tell()  # where the next header starts
         self._done = False
@@ -51,6 +56,7 @@ class Members:
         if self._done:
             return None
         tar = self._tar
+        self._peek = b""
         if tar is None or not tar.pax_headers:  # a global header applies to all that follow
             f = self.file
             gap = self._offset - f.tell()  # the rest of the last member's data, and padding
@@ -75,6 +81,8 @@ class Members:
         vars(tar)["members"].clear()  # a stream of any length: keep no list of the members
         if member is None:
             self._done = True
+            if self._peek.strip(b"\0"):
+                self.damaged_at = self._offset
         else:
             self._offset = tar.offset
         return member
@@ -88,6 +96,7 @@ class Members:
         member = _member(blocks) if len(blocks) == 3 * BLOCK else None
         if member is None:
             f.unread(blocks)
+            self._peek = blocks[:BLOCK]
             return None
         member.offset = start
         member.offset_data = start + 3 * BLOCK

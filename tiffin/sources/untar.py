@@ -125,6 +125,11 @@ class SafeExtractor:
                     raise BackupFailed(
                         f"restoring {member.name} failed: {exc.strerror or exc}"
                     ) from None
+            if members.damaged_at is not None:  # tarfile would end there, quietly
+                raise BackupFailed(
+                    "the backup is not a sound tar stream: a damaged header at byte "
+                    f"{members.damaged_at}; the files before it were restored"
+                )
         except tarfile.TarError as exc:
             self._unlink_symlinks()
             raise BackupFailed(f"the backup is not a sound tar stream: {exc}") from None
