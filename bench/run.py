@@ -248,10 +248,15 @@ class Lab:
         [name] = [p.name for p in keep.glob("r_*") if not p.name.endswith(".json")]
         seed = shell(f"gunzip -c {seed_file} | {src.load}")
         mine = self.tiffin("restore", "local", str(keep), name, *src.into, "--quiet")
-        return [
+        cases = [
             Case("seed: gunzip -c file | load", seed, src.dump_env, before=src.reset),
             Case("tiffin restore (verify, decompress, load)", mine, tenv, True, before=src.reset),
         ]
+        if self.args.baseline:  # -P: its own tiffin and bench, not those of the current folder
+            other = dict(tenv, PYTHONPATH=str(Path(self.args.baseline).resolve()))
+            label = "baseline: tiffin restore"
+            cases.append(Case(label, [PY, "-P", *mine[1:]], other, True, before=src.reset))
+        return cases
 
 
 def _started(factory: Callable[[], S]) -> S:
@@ -307,6 +312,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--targets", default="local,sftp,s3")
     p.add_argument("--no-legs", action="store_true", help="skip the upload legs")
     p.add_argument("--no-restore", action="store_true", help="skip the restore timings")
+    p.add_argument("--no-backup", action="store_true", help="skip the backup timings")
+    p.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also time the restores of another checkout's tiffin (a worktree of main)",
+    )
     p.add_argument("--leg-size", type=int, default=0, help="bytes (default: 1 GiB x scale)")
     p.add_argument("--output", help="also write the tables (markdown) to this file")
     p.add_argument("--tmp", default="/tmp", help="scratch folder")
@@ -334,9 +345,12 @@ def main(argv: list[str]) -> int:
                                        capture_output=True, check=True).stdout)  # fmt: skip
             title = f"{src.title}: {src.summary}, {plain / 1e6:.0f} MB plain"
             print(title, file=sys.stderr)
-            results = interleaved(lab.backup_cases(src), args.repeat, lab.clean_targets)
-            lines += report.backup_table(title, results)
-            lines += [*report.goal_lines(report.goals(results)), ""]
+            if not args.no_backup:
+                results = interleaved(lab.backup_cases(src), args.repeat, lab.clean_targets)
+                lines += report.backup_table(title, results)
+                lines += [*report.goal_lines(report.goals(results)), ""]
+            else:
+                lines += [f"#### {title}", ""]
             if not args.no_restore:
                 restores = interleaved(lab.restore_cases(src), args.repeat, lambda: None)
                 lines += [*report.restore_table(src.title, restores), ""]

@@ -29,7 +29,6 @@ from tiffin.options import BACKUP
 from tiffin.sources import ANY_PHYSICAL, INTO, PHYSICAL, SOURCES, TYPED, WHATS, spoken
 from tiffin.targets import HOWS
 from tiffin.targets.where import target_of as target_of  # where callers have found it
-from tiffin.tell import metrics, notices, notify
 
 SECRET_MAX = 64 << 10  # a password file holds one password
 
@@ -138,8 +137,15 @@ def watching(values: Mapping[str, Any]) -> tuple[str | None, str | None, tuple[s
     metrics_file = values.get("metrics_file")
     gateway = values.get("pushgateway") or os.environ.get("TIFFIN_PUSHGATEWAY_URL") or None
     urls = values.get("notify") or tuple(os.environ.get("TIFFIN_NOTIFY", "").split())
-    metrics.check(metrics_file, gateway)
-    return metrics_file, gateway, notices.check(urls)
+    if metrics_file is not None or gateway is not None:
+        from tiffin.tell import metrics  # the reporting modules load when a job asks for them
+
+        metrics.check(metrics_file, gateway)
+    if urls:
+        from tiffin.tell import notices
+
+        urls = notices.check(urls)
+    return metrics_file, gateway, tuple(urls)
 
 
 def backup_job(what: str, positional: list[str], values: Mapping[str, Any]) -> BackupJob:
@@ -266,6 +272,8 @@ def drill_job(positional: list[str], values: Mapping[str, Any]) -> DrillJob:
     if values.get("database"):
         raise UsageError("drill loads into scratch databases of its own: drop --database")
     metrics_file, gateway, urls = watching(values)
+    from tiffin.tell import notify
+
     return DrillJob(
         target=target,
         name=check_name(rest[0]),
@@ -310,7 +318,11 @@ def off_the_line(dest: str, value: Any) -> bool:
     """Given an option's dest and value, return whether it may hold a secret and so travels
     in a scheduled job's 0600 secrets file, never on its line (tiffin/commands/schedule.py
     job_env): Apprise URLs always (a token is their path), a Pushgateway URL with a user."""
-    return dest == "notify" or (dest == "pushgateway" and metrics.gateway(value)[1] is not None)
+    if dest == "notify":
+        return True
+    from tiffin.tell import metrics
+
+    return dest == "pushgateway" and metrics.gateway(value)[1] is not None
 
 
 def option_args(

@@ -62,8 +62,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 LAZY_ALLOWED_IN = ("tiffin.cli", "tiffin.entry", "tiffin.jobargs")  # the package and its modules
 LAZY_ALLOWED_OF = ("tiffin.codecs.age", "tiffin.targets.")
 REGISTRIES = ("tiffin.sources", "tiffin.codecs", "tiffin.targets")  # each loads its own kinds
-# (importer, imported): the WAL archive's modules, which only a base backup's prune needs
-LAZY_PAIRS = {("tiffin.engine.pipeline", "tiffin.engine.walview")}
+# (importer, imported): the WAL archive's modules, which only a base backup's prune needs;
+# the mail, ping, metrics and Apprise modules, which a run loads when it reports through them
+LAZY_PAIRS = {
+    ("tiffin.engine.pipeline", "tiffin.engine.walview"),
+    *(("tiffin.tell.report", f"tiffin.tell.{m}") for m in ("metrics", "notices", "notify")),
+}
 
 
 def module_name(path: Path) -> str:

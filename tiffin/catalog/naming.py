@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -49,7 +49,8 @@ class ParsedName:
 
 def default_label(env_hostname: str | None) -> str:
     """Given $HOSTNAME (or None), return the label: $HOSTNAME, else the host name."""
-    return env_hostname or socket.gethostname() or "tiffin"
+    # The kernel's node name is what gethostname() returns: no socket module to load for it.
+    return env_hostname or os.uname().nodename or "tiffin"
 
 
 def check_label(label: str) -> str:

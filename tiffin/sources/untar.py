@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import os
 import secrets
 import stat
@@ -35,6 +34,7 @@ from collections.abc import Callable
 
 from tiffin.engine.streams import BLOCK, Reader
 from tiffin.errors import BackupFailed
+from tiffin.sources.tarmembers import Members
 from tiffin.sources.untarbits import Forward, gid_of, lstat, uid_of, write_sparse
 from tiffin.sources.untarsync import Syncer, Writers
 
@@ -65,7 +65,6 @@ class SafeExtractor:
         self._files: set[str] = set()
         self._dirs: list[tuple[str, tarfile.TarInfo]] = []
         self._root_user = os.geteuid() == 0
-        self._src = Forward(io.BytesIO())  # the archive being read (tar.fileobj)
 
     def extract(self, reader: Reader) -> int:
         """Given a reader of a plain tar, extract it, read READER to its end, and return the
@@ -121,17 +120,19 @@ class SafeExtractor:
 
     def _members(self, reader: Reader) -> None:
         try:
-            self._src = Forward(reader)
-            with tarfile.open(fileobj=self._src, mode="r:") as tar:
-                while (member := tar.next()) is not None:
-                    try:
-                        self._extract(tar, member)
-                    except OSError as exc:
-                        raise BackupFailed(
-                            f"restoring {member.name} failed: {exc.strerror or exc}"
-                        ) from None
-                    # A stream of any length: keep no list of the members seen.
-                    vars(tar)["members"].clear()  # (typeshed does not declare the list)
+            members = Members(Forward(reader))  # tarfile's members, tiffin's headers read fast
+            while (member := members.next()) is not None:
+                try:
+                    self._extract(members.file, member)
+                except OSError as exc:
+                    raise BackupFailed(
+                        f"restoring {member.name} failed: {exc.strerror or exc}"
+                    ) from None
+            if members.damaged_at is not None:  # tarfile would end there, quietly
+                raise BackupFailed(
+                    "the backup is not a sound tar stream: a damaged header at byte "
+                    f"{members.damaged_at}; the files before it were restored"
+                )
         except tarfile.TarError as exc:
             self._unlink_symlinks()
             raise BackupFailed(f"the backup is not a sound tar stream: {exc}") from None
@@ -210,7 +211,7 @@ class SafeExtractor:
                 return os.open(part, os.O_RDONLY | os.O_DIRECTORY, dir_fd=above)
         raise self._refuse(member, f"{os.path.join(self._root, folder)} is not a directory")
 
-    def _extract(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+    def _extract(self, tar: Forward, member: tarfile.TarInfo) -> None:
         if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
             raise self._refuse(member, "devices, fifos and other special files are never restored")
         name = self._clean(member, member.name)
@@ -252,7 +253,7 @@ class SafeExtractor:
             self._files.add(name)
 
     def _create(
-        self, tar: tarfile.TarFile, member: tarfile.TarInfo, base: str, at: int, target: str
+        self, tar: Forward, member: tarfile.TarInfo, base: str, at: int, target: str
     ) -> bool:
         """Make MEMBER as BASE in the directory AT, which must not exist: return False if
         something is there already. A file left half written is removed."""
@@ -287,7 +288,7 @@ class SafeExtractor:
         return True
 
     def _replace(
-        self, tar: tarfile.TarFile, member: tarfile.TarInfo, base: str, at: int, target: str
+        self, tar: Forward, member: tarfile.TarInfo, base: str, at: int, target: str
     ) -> None:
         """Replace the file or symlink BASE in the directory AT by MEMBER, made under a temp
         name first: the existing one is replaced itself, never written through."""
@@ -308,18 +309,15 @@ class SafeExtractor:
         if not self.overwrite:
             raise self._refuse(member, f"{path} exists; add --overwrite to replace it")
 
-    def _write(
-        self, tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int
-    ) -> Callable[[], None] | None:
+    def _write(self, tar: Forward, member: tarfile.TarInfo, fd: int) -> Callable[[], None] | None:
         """Write a regular member's data into FD, read straight from the archive (tarfile's
         own file object would copy every byte once more), and set its attributes. With
         Writers (durable), return the function that waits for the writes, then sets them."""
-        assert tar.fileobj is not None
         if member.size > FILE_MAX:  # past any file offset: lseek and ftruncate would overflow
             raise self._refuse(member, "it claims more bytes than any file can hold")
-        tar.fileobj.seek(member.offset_data)
+        tar.seek(member.offset_data)
         if self._writers is not None and member.sparse is None:
-            written = self._writers.write_file(self._src, fd, member.size)  # tar.fileobj
+            written = self._writers.write_file(tar, fd, member.size)
 
             def finish() -> None:
                 written()
@@ -333,7 +331,7 @@ class SafeExtractor:
             left = member.size
             holes = False
             while left:
-                data = tar.fileobj.read(min(BLOCK, left))
+                data = tar.read(min(BLOCK, left))
                 if not data:
                     raise tarfile.ReadError("unexpected end of data")
                 holes = write_sparse(fd, data)  # only the last block's end matters
@@ -343,11 +341,10 @@ class SafeExtractor:
         self._attrs(fd, member)
         return None
 
-    def _write_pieces(self, tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int) -> None:
+    def _write_pieces(self, tar: Forward, member: tarfile.TarInfo, fd: int) -> None:
         """Write a sparse member's stored pieces at their offsets, leaving the holes between
         them unwritten: the time taken follows the bytes stored, not the size the member
         claims (tarfile's reader would make every hole's zeros, up to 2**63 of them)."""
-        assert tar.fileobj is not None
         end = 0
         pieces: list[tuple[int, int]] = getattr(member, "sparse", None) or []  # typeshed: int
         for offset, size in pieces:
@@ -356,7 +353,7 @@ class SafeExtractor:
             end = offset + size
             os.lseek(fd, offset, os.SEEK_SET)
             while size:
-                data = tar.fileobj.read(min(BLOCK, size))
+                data = tar.read(min(BLOCK, size))
                 if not data:
                     raise tarfile.ReadError("unexpected end of data")
                 write_sparse(fd, data)

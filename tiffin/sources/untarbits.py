@@ -104,33 +104,55 @@ class Forward(io.RawIOBase):
     reads of the size asked, where its stream mode ("r|") reads 10 KiB at a time and copies
     what it holds at each read. tell() counts the bytes read; seek() only moves forward,
     reading what it skips, and raises tarfile.StreamError to move back, as the stream mode
-    does."""
+    does. unread() puts bytes back, to be read again first (tiffin.sources.tarmembers hands
+    a header it does not take to tarfile that way)."""
 
     def __init__(self, reader: Reader) -> None:
         super().__init__()
         self._reader = reader
         self._pos = 0
+        self._back = b""
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> bytes:
-        data = self._reader.read(size)
+        data = b""
+        if self._back:
+            data = self._back
+            if 0 <= size <= len(data):
+                self._back = data[size:]
+                self._pos += size
+                return data[:size]
+            self._back = b""
+            size = size - len(data) if size >= 0 else size
+        data += self._reader.read(size)
         self._pos += len(data)
         return data
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         """Read into BUFFER straight from the reader when it can (no object in between)."""
-        readinto = getattr(self._reader, "readinto", None)
         out = memoryview(buffer)
+        if self._back:  # bytes put back come first
+            n = min(len(out), len(self._back))
+            out[:n] = self._back[:n]
+            self._back = self._back[n:]
+            self._pos += n
+            return n
+        readinto = getattr(self._reader, "readinto", None)
         if readinto is not None:
-            n: int = readinto(out)
+            n = readinto(out)
         else:
             data = self._reader.read(len(out))
             n = len(data)
             out[:n] = data
         self._pos += n
         return n
+
+    def unread(self, data: bytes) -> None:
+        """Put DATA, the last bytes read, back: the next reads return them first."""
+        self._back = data + self._back
+        self._pos -= len(data)
 
     def tell(self) -> int:
         return self._pos

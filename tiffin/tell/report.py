@@ -8,12 +8,17 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from tiffin import __version__
 from tiffin.errors import TiffinError, UsageError, failure_line, os_error_text
 from tiffin.job import BackupJob, BackupResult
-from tiffin.tell import metrics, notices, notify
+
+if TYPE_CHECKING:
+    from tiffin.tell.notify import SmtpSettings
+
+# The mail, ping, metrics and Apprise modules load where they are used: a run asked for none
+# of them starts its dump without them (their checks here come first all the same).
 
 # Variables whose values are secrets: never shown in a report, a mail or a note.
 SECRET_VARS = (
@@ -87,10 +92,13 @@ def source_text(job: BackupJob) -> str:
     return f"{src.what}: {dbs} on {server}"
 
 
-def secrets_of(job: BackupJob, smtp: notify.SmtpSettings | None) -> tuple[str, ...]:
+def secrets_of(job: BackupJob, smtp: SmtpSettings | None) -> tuple[str, ...]:
     """Given a job and its SMTP settings, return every password they or the environment hold."""
     found = [job.target.password, job.source.conn.password, smtp.password if smtp else None]
-    found.append(metrics.gateway(job.pushgateway)[2] if job.pushgateway else None)
+    if job.pushgateway:
+        from tiffin.tell import metrics
+
+        found.append(metrics.gateway(job.pushgateway)[2])
     found += [os.environ.get(name) for name in SECRET_VARS]
     # Longer first, so that a password holding another one is hidden whole.
     return tuple(sorted({s for s in found if s and len(s) >= 3}, key=len, reverse=True))
@@ -105,6 +113,8 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 def job_label(job: BackupJob) -> str:
     """Given a job, return its metrics' `job` label: the config job's name, else LABEL-WHAT."""
+    from tiffin.tell import metrics
+
     return job.job_name or metrics.job_label(job.label, job.source.what)
 
 
@@ -126,11 +136,23 @@ class Report:
         self.job = job
         self.out = out
         self.note = note
-        self.emails = notify.check_addresses(job.emails)
-        self.smtp = notify.smtp_from_env() if self.emails else None
-        self.ping = notify.check_ping_url(job.ping_url) if job.ping_url else None
-        metrics.check(job.metrics_file, job.pushgateway)
-        notices.check(job.notify)
+        self.emails: tuple[str, ...] = ()
+        self.smtp: SmtpSettings | None = None
+        self.ping: str | None = None
+        if job.emails or job.ping_url:
+            from tiffin.tell import notify
+
+            self.emails = notify.check_addresses(job.emails)
+            self.smtp = notify.smtp_from_env() if self.emails else None
+            self.ping = notify.check_ping_url(job.ping_url) if job.ping_url else None
+        if job.metrics_file is not None or job.pushgateway is not None:
+            from tiffin.tell import metrics
+
+            metrics.check(job.metrics_file, job.pushgateway)
+        if job.notify:
+            from tiffin.tell import notices
+
+            notices.check(job.notify)
         self.secrets = secrets_of(job, self.smtp)
         self.result: BackupResult | None = None
         self.status = FAILED
@@ -205,6 +227,8 @@ class Report:
     def _watch(self, ok: bool, lines: list[str]) -> list[str]:
         """Record the run's metrics, then send the report through Apprise; print and return
         the WARNING lines of what failed (the mail carries them)."""
+        from tiffin.tell import metrics
+
         outcome = metrics.Outcome(
             kind=metrics.BACKUP,
             job=job_label(self.job),
@@ -217,6 +241,8 @@ class Report:
         )
         warned = metrics.record(outcome, self.job.metrics_file, self.job.pushgateway)
         if self.job.notify:
+            from tiffin.tell import notices
+
             warned += notices.send(
                 self.job.notify,
                 subject(self.job.label, self.status),
@@ -234,6 +260,8 @@ class Report:
             return
         host = self.job.label
         sender = os.environ.get("TIFFIN_MAIL_FROM") or f"tiffin@{host}"
+        from tiffin.tell import notify
+
         try:
             msg = notify.message(
                 subject(host, self.status), sender, self.emails, self.body(lines), host
@@ -246,6 +274,8 @@ class Report:
     def _ping(self, suffix: str) -> None:
         if not self.ping:
             return
+        from tiffin.tell import notify
+
         try:
             notify.ping(self.ping, suffix)
         except Exception as exc:  # a ping never fails the backup

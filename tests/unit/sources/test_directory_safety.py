@@ -479,8 +479,20 @@ def holds(folder, size: int) -> bool:
 
 @pytest.mark.parametrize(
     ("realsize", "pieces"),
-    [(1 << 62, [(1 << 61, 3)]), (1 << 63, [(1 << 62, 3)]), (10, [(100, 3)]), (100, [(-5, 3)]), (100, [(0, 3), (0, 3)])],
-    ids=["past what a file may hold", "past what a file offset holds", "past its size", "negative", "out of order"],
+    [
+        (1 << 62, [(1 << 61, 3)]),
+        (1 << 63, [(1 << 62, 3)]),
+        (10, [(100, 3)]),
+        (100, [(-5, 3)]),
+        (100, [(0, 3), (0, 3)]),
+    ],
+    ids=[
+        "past what a file may hold",
+        "past what a file offset holds",
+        "past its size",
+        "negative",
+        "out of order",
+    ],
 )
 def test_a_hostile_sparse_map_is_refused_in_one_sentence(tmp_path, realsize, pieces):
     if realsize == 1 << 62 and holds(tmp_path, realsize):  # a tmpfs does (ext4 stops at 16 TiB)
