@@ -143,7 +143,12 @@ def data_dir_with_stale_socket(root: Path) -> Path:
     spool = root / "data" / "pg_wal" / walask.FETCHED
     spool.mkdir(parents=True)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(str(spool / walask.SOCK))
+    here = os.getcwd()
+    os.chdir(spool)  # bound by a relative name: the folder's path may be past AF_UNIX's 107
+    try:
+        sock.bind(walask.SOCK)
+    finally:
+        os.chdir(here)
     sock.close()  # the path stays, nobody listens
     return root / "data"
 
