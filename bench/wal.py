@@ -70,6 +70,21 @@ def owned(path: Path) -> Path:
     return path
 
 
+def restore_client(tiffin: str) -> str:
+    """Return the words that `tiffin restore --into pgdata` puts before `tiffin wal-fetch` in
+    the restore_command it writes: the installed venv's Python, isolated and without site,
+    running walask, the fetch helper's client (tiffin/commands/pgrestore.py, client_argv)."""
+    with open(tiffin, encoding="utf-8") as f:
+        python = f.readline().removeprefix("#!").strip()
+    client = subprocess.run(
+        [python, "-c", "import tiffin.commands.walask as w; print(w.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return f"{python} -I -S {client}"
+
+
 def install_tiffin(work: Path) -> str:
     """Install this tree as a user does (scripts/install.sh: a non-editable venv that every
     OS user can run) and return the command."""
@@ -281,6 +296,8 @@ def main(argv: list[str]) -> int:
                 ["pgbackrest", f"--config={conf}", f"--stanza={STANZA}", "stanza-create"], work
             )
         cpdir, tdir = owned(work / "cp"), owned(work / "tiffin-archive")
+        adir = owned(work / "tiffin-restore-archive")
+        ask = restore_client(tiffin)  # the restore_command `tiffin restore` writes
         pbr = f"pgbackrest --stanza={STANZA} --config="
 
         def getconf(data: Path, asynch: bool) -> Path:
@@ -311,6 +328,12 @@ def main(argv: list[str]) -> int:
                 f"{tiffin} wal-push local {tdir} --label {LABEL} %p",
                 lambda d: f"{tiffin} wal-fetch local {tdir} --label {LABEL} %f %p",
                 [tdir],
+            ),
+            Case(
+                "tiffin, restore's restore_command",
+                f"{tiffin} wal-push local {adir} --label {LABEL} %p",
+                lambda d: f"{ask} {tiffin} wal-fetch local {adir} --label {LABEL} %f %p",
+                [adir],
             ),
         ]
         push_rates: dict[str, list[float]] = {c.name: [] for c in cases}
