@@ -3,6 +3,7 @@ below are what OpenSSH 9.2 writes)."""
 
 from __future__ import annotations
 
+from tests.servers.proc import require_executable
 from tiffin.targets.sshpipe import broken, failure, ssh_command, unreadable
 
 WHERE = "127.0.0.1:2222"
@@ -125,7 +126,6 @@ def test_every_key_path_given_to_ssh_is_the_file_it_opens(tmp_path) -> None:
     ${VAR} in -i paths, so a path it would change must go to paramiko instead (unreadable),
     and every other must reach ssh as the file it opens. A peer that closes at once lets ssh
     get as far as loading its keys (after the TCP connect, before the banner)."""
-    import shutil
     import socket
     import subprocess
     import threading
@@ -134,9 +134,7 @@ def test_every_key_path_given_to_ssh_is_the_file_it_opens(tmp_path) -> None:
 
     monkey = pytest.MonkeyPatch()
     monkey.chdir(tmp_path)  # a relative key path is the working folder's
-    ssh = shutil.which("ssh")
-    if ssh is None:
-        pytest.skip("no OpenSSH client")
+    ssh = require_executable("ssh")  # fails under CI=true, skips elsewhere
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
 
