@@ -40,6 +40,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "tiffin.engine.streams",
         "tiffin.engine.process",
+        "tiffin.engine.spawn",
         "tiffin.engine.lock",
         "tiffin.engine.safefile",
         "tiffin.engine.watchdog",

@@ -1,4 +1,4 @@
-"""The only place that spawns processes.
+"""The only place that spawns processes (forking through tiffin.engine.spawn).
 
 Commands are tuples built by pure functions elsewhere and run here without a shell.
 Secrets reach children only through an inherited pipe descriptor or the child's own
@@ -10,17 +10,16 @@ from __future__ import annotations
 import io
 import logging
 import os
-import queue
 import shutil
 import signal
 import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, TYPE_CHECKING
 
+from tiffin.engine import spawn
 from tiffin.engine.streams import Reader
 from tiffin.engine.watchdog import NO_GREETING, Server, Stalled, patience, set_patience
 from tiffin.errors import BackupFailed, ToolFailed
@@ -35,66 +34,6 @@ log = logging.getLogger("tiffin")
 _LIVE: set[subprocess.Popen[bytes]] = set()
 _LIVE_LOCK = threading.Lock()
 _ENDED = threading.Event()
-
-
-_SPAWNS: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] | None = None
-_SPAWNS_LOCK = threading.Lock()
-
-
-def _spawner() -> None:
-    assert _SPAWNS is not None
-    spawns = _SPAWNS
-    while True:
-        start, done = spawns.get()
-        try:
-            done.set_result(start())
-        except BaseException as exc:
-            done.set_exception(exc)
-
-
-def _forked() -> None:
-    """In a forked child (the WAL fetch helper): the spawner thread was not copied."""
-    global _SPAWNS
-    _SPAWNS = None
-
-
-os.register_at_fork(after_in_child=_forked)
-
-
-def _tied(start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
-    """Run START, which forks a child that asks for SIGKILL when its parent thread ends
-    (_tied_argv), on the one thread that lives as long as tiffin: so every child dies with
-    tiffin, even a tiffin SIGKILLed (a mariadb-binlog blocked opening a named pipe that no
-    one will read), and never with the worker thread that wanted it."""
-    global _SPAWNS
-    with _SPAWNS_LOCK:
-        if _SPAWNS is None:
-            _SPAWNS = queue.SimpleQueue()
-            threading.Thread(target=_spawner, daemon=True, name="tiffin-spawn").start()
-        spawns = _SPAWNS
-    done: Future[subprocess.Popen[bytes]] = Future()
-    spawns.put((start, done))
-    return done.result()
-
-
-def _tied_argv(cmd: tuple[str, ...]) -> tuple[str, ...]:
-    """Return CMD run through util-linux's setpriv, which asks for SIGKILL when its parent
-    thread ends, then execs CMD (the same process); CMD itself where setpriv is missing. A
-    preexec_fn could ask as well, but Python code between fork and exec is not safe in a
-    process with threads (logging's fork handlers raised "release unlocked lock")."""
-    if _SETPRIV is None:
-        return cmd
-    return (_SETPRIV, "--pdeathsig", "KILL", "--", *cmd)
-
-
-_SETPRIV = shutil.which("setpriv", path="/usr/bin:/bin")
-
-
-def _found(name: str, env: Mapping[str, str]) -> bool:
-    """Return whether NAME is a program that exec would find with ENV's PATH."""
-    if os.sep in name:
-        return os.path.isfile(name) and os.access(name, os.X_OK)
-    return shutil.which(name, path=env.get("PATH", os.defpath)) is not None
 
 
 def which(*names: str) -> str | None:
@@ -192,22 +131,16 @@ class Child:
                 os.close(fd)
             raise BackupFailed(f"{self.name} was not started: tiffin is ending")
         log.debug("running %s", " ".join(self.cmd))
-        child_env = _env(env, inherit_env)
         try:
-            if not _found(cmd[0], child_env):
-                raise FileNotFoundError(cmd[0])  # as Popen would, had setpriv not started it
-            argv = _tied_argv(self.cmd)
-            self.proc = _tied(
-                lambda: subprocess.Popen(
-                    argv,
-                    stdin=stdin,
-                    stdout=stdout,
-                    stderr=subprocess.PIPE,
-                    env=child_env,
-                    pass_fds=fds,
-                    cwd=cwd,
-                    process_group=0,  # its own group: a stalled child is killed with its own
-                )
+            self.proc = spawn.popen(
+                self.cmd,
+                _env(env, inherit_env),
+                stdin=stdin,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                pass_fds=fds,
+                cwd=cwd,
+                process_group=0,  # its own group: a stalled child is killed with its own
             )
         except FileNotFoundError:
             raise BackupFailed(f"{self.name} is not installed (looked for {cmd[0]})") from None
