@@ -45,7 +45,7 @@ def _header(arc: str, st: os.stat_result, kind: bytes, link: str = "") -> bytes:
     check = owner[2] + sum(bname) + sum(blink) + sum(numbers) + kind[0]
     return b"".join(
         (
-            _pax_block(len(record)),
+            pax_block(len(record)),
             record,
             _ZEROS[: -len(record) % tarfile.BLOCKSIZE],
             bname,
@@ -98,7 +98,7 @@ def _pax_record(keyword: bytes, value: bytes) -> bytes:
 
 
 @functools.lru_cache(maxsize=16)
-def _pax_block(size: int) -> bytes:
+def pax_block(size: int) -> bytes:
     """Return the ustar block that starts an extended header of SIZE bytes of records."""
     return _ustar(b"././@PaxHeader", 0, 0, 0, size, 0, tarfile.XHDTYPE, b"", b"", b"")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import tarfile
 
-from tiffin.sources.tarheader import _pax_block
+from tiffin.sources.tarheader import pax_block
 from tiffin.sources.untarbits import Forward
 
 BLOCK = tarfile.BLOCKSIZE
@@ -115,7 +115,7 @@ def _member(blocks: bytes) -> tarfile.TarInfo | None:
     length = m.end() - BLOCK
     if int(m.group(1)) != length or blocks[m.end() : 2 * BLOCK] != _ZEROS[length:]:
         return None
-    if blocks[:BLOCK] != _pax_block(length):
+    if blocks[:BLOCK] != pax_block(length):
         return None
     head = blocks[2 * BLOCK :]
     numbers = _NUMBERS.fullmatch(head, 100, 156)
