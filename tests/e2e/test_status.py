@@ -5,6 +5,7 @@ the JSON contract (docs/status.md) and the page's safety against hostile names."
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,8 +20,9 @@ STAMP = re.compile(r"_(\d{4}-\d\d-\d\d_\d\d:\d\d:\d\d)_UTC")
 
 
 def backup(folder: Path, data: Path, env: dict[str, str], label: str, size: int = 10) -> str:
-    """Take a real data backup of SIZE bytes under LABEL into FOLDER; return its name."""
-    (data / "f.bin").write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+    """Take a real data backup of SIZE random bytes under LABEL into FOLDER; return its name.
+    Random bytes do not compress, so a bigger SIZE is a bigger stored backup."""
+    (data / "f.bin").write_bytes(os.urandom(size))
     before = set(backups(folder))
     tiffin(["backup", "data", "local", str(folder), "--dir", str(data), "--label", label], env)
     (name,) = set(backups(folder)) - before
