@@ -75,7 +75,7 @@ def restore_client(tiffin: str) -> str:
     the restore_command it writes: the installed venv's Python, isolated and without site,
     running walask, the fetch helper's client (tiffin/commands/pgrestore.py, client_argv)."""
     with open(tiffin, encoding="utf-8") as f:
-        python = f.readline().removeprefix("#!").strip()
+        python = f.readline().removeprefix("#!").split()[0]  # the launcher adds -IS
     client = subprocess.run(
         [python, "-c", "import tiffin.commands.walask as w; print(w.__file__)"],
         capture_output=True,

@@ -19,6 +19,26 @@ trap 'rm -rf "$copy"' EXIT
 cp -r "$src/pyproject.toml" "$src/README.md" "$src/tiffin" "$copy/"
 find "$copy" -name __pycache__ -prune -exec rm -rf {} +
 "$prefix/bin/pip" install -q --disable-pip-version-check --upgrade "$copy"
+# The command itself: PostgreSQL starts wal-push and wal-fetch once per WAL file, so they start
+# isolated and without the site module, from the venv's own packages (6 ms less a call, a third
+# of one that a helper's work ahead answers); every other command loads site as usual. -I also
+# keeps PYTHONPATH and the like of whoever runs it from choosing the code that runs.
+site=$("$prefix/bin/python" -I -c 'import sysconfig; print(repr(sysconfig.get_path("purelib")))')
+launcher="$prefix/bin/tiffin"
+cat > "$launcher.new" <<LAUNCHER
+#!$prefix/bin/python -IS
+# Written by tiffin's scripts/install.sh: see there.
+import sys
+if sys.argv[1:2] in (["wal-push"], ["wal-fetch"]):
+    sys.path.append($site)
+else:
+    import site
+    site.main()
+from tiffin.entry import run
+run()
+LAUNCHER
+chmod 755 "$launcher.new"
+mv -f "$launcher.new" "$launcher"
 chmod -R a+rX "$prefix"
 mkdir -p "$bindir"
 ln -sfn "$prefix/bin/tiffin" "$bindir/tiffin"

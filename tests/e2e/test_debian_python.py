@@ -121,5 +121,32 @@ def test_the_installed_tiffin_runs_as_another_os_user():
         r = as_nobody("restore", "local", str(home / "b"), name, "--into", "dir", "--dir", "r")
         assert r.returncode == 0, r.stderr
         assert (home / "r" / "data" / "notes.txt").read_text() == "kept by nobody\n"
+
+        # WAL calls start isolated and without site: they still reach every module they
+        # need, and a PYTHONPATH in the caller's environment does not choose the code.
+        evil = home / "evil" / "tiffin"
+        evil.mkdir(parents=True)
+        (evil / "__init__.py").write_text("raise SystemExit('the planted tiffin ran')\n")
+        env["PYTHONPATH"] = str(home / "evil")
+        wal = home / "pg_wal"
+        (wal / "archive_status").mkdir(parents=True)
+        segments = [f"0000000100000000000000{i:02X}" for i in (1, 2, 3)]
+        for i, seg in enumerate(segments):
+            (wal / seg).write_bytes(os.urandom(4096) * (i + 1))
+            (wal / "archive_status" / f"{seg}.ready").touch()
+        for path in [home, *home.rglob("*")]:
+            shutil.chown(path, "nobody", "nogroup")
+        for seg in segments:  # as PostgreSQL's archiver calls it, one file after another
+            r = as_nobody("wal-push", "local", str(home / "arch"), f"pg_wal/{seg}")
+            assert r.returncode == 0, r.stderr
+            (wal / "archive_status" / f"{seg}.ready").rename(wal / "archive_status" / f"{seg}.done")
+        for seg in segments:
+            r = as_nobody("wal-fetch", "local", str(home / "arch"), seg, f"back/{seg}")
+            assert r.returncode == 0, r.stderr
+            assert (home / "back" / seg).read_bytes() == (wal / seg).read_bytes()
+        r = as_nobody("wal-fetch", "local", str(home / "arch"), "0000000100000000000000FF", "x")
+        assert r.returncode == 1 and "not in the archive" in r.stderr
+        r = as_nobody("list", "local", str(home / "b"))  # a command through site, as before
+        assert r.returncode == 0 and name in r.stdout, r.stderr
     finally:
         shutil.rmtree(top, ignore_errors=True)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tiffin.engine import archive
+from tiffin.engine import archive, walformat
 from tiffin.errors import IntegrityError
 from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets.local import LocalTarget
@@ -97,3 +98,51 @@ def test_a_missing_file_is_walmissing_and_other_names_are_refused(tmp_path: Path
         archive.fetch(target, SEG, str(tmp_path / "x"))
     with pytest.raises(IntegrityError, match="not the name of a WAL"):
         archive.fetch(target, "../etc/passwd", str(tmp_path / "x"))
+
+
+SIZES = [0, 1, walformat.WHOLE - 1, walformat.WHOLE, walformat.WHOLE + 1, 2 * walformat.WHOLE + 5]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_files_read_whole_or_streamed_come_back_byte_for_byte(tmp_path: Path, size: int) -> None:
+    target = _target(tmp_path)
+    data = (os.urandom(4096) * (size // 4096 + 1))[:size]
+    wal = _wal(tmp_path, data=data)
+    archive.push(target, str(wal))
+    stored = tmp_path / "store" / "host.wal" / (SEG + ".zst")
+    out = subprocess.run(["zstd", "-dc", str(stored)], capture_output=True, check=True).stdout
+    assert out == data
+    dest = tmp_path / "RECOVERYXLOG"
+    assert archive.fetch(target, SEG, str(dest)).size == size and dest.read_bytes() == data
+
+
+@pytest.mark.parametrize("size", [100, walformat.WHOLE, walformat.WHOLE + 100])
+@pytest.mark.parametrize("change", [-1, 1])
+def test_a_file_that_changed_size_while_read_is_never_stored(
+    tmp_path: Path, size: int, change: int
+) -> None:
+    """The size taken when the push began no longer holds when the bytes are read: the stream
+    refuses before its last bytes, so the target publishes nothing under the final name."""
+    target, wal = _target(tmp_path), _wal(tmp_path, data=os.urandom(size + change))
+    fd = os.open(wal, os.O_RDONLY)
+    try:
+        meta = walformat.Meta(SEG, size, 0.0)
+        with pytest.raises(IntegrityError, match="changed while it was read"):
+            target.put(SEG + ".zst", walformat.PushStream(fd, meta))
+    finally:
+        os.close(fd)
+    assert target.stat(SEG + ".zst") is None
+
+
+def test_pushes_from_many_threads_at_once_keep_their_own_bytes(tmp_path: Path) -> None:
+    """The helper pushes from several threads, each reading whole segments into a buffer of
+    its own."""
+    target = _target(tmp_path)
+    names = [f"0000000100000000000000{i:02X}" for i in range(1, 9)]
+    files = {n: _wal(tmp_path, n, os.urandom(1 << 16) * 256) for n in names}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda n: archive.push(target, str(files[n])), names))
+    for name in names:
+        dest = tmp_path / f"back-{name}"
+        archive.fetch(target, name, str(dest))
+        assert dest.read_bytes() == files[name].read_bytes()
