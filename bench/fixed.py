@@ -10,16 +10,16 @@ tiffin with `--compress none` to a local folder (with each `--counts` setting). 
 issue 17: the median of tiffin minus the median of the bare dump under 0.1 s (`exact`, the
 default).
 
-Each checkout timed runs from a copy of its `tiffin` and `bench` packages with their bytecode
-compiled ahead, as `pip install` leaves an installed tiffin: a work tree has none (the bench
-and the tests run with PYTHONDONTWRITEBYTECODE), and compiling some 90 modules from source at
-every start is a cost no installed tiffin pays (0.03-0.05 s of CPU here).
+Each checkout timed is installed as a user installs it (scripts/install.sh: a venv of its
+own, bytecode compiled, and the command that script writes), not run from the work tree: a
+work tree has no bytecode (the bench and the tests run with PYTHONDONTWRITEBYTECODE), and the
+editable install of `.venv` costs every start its import hook (0.01 s here), neither of which
+an installed tiffin pays.
 """
 
 from __future__ import annotations
 
 import argparse
-import compileall
 import contextlib
 import shlex
 import shutil
@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.measure import Result, run, shell
+from bench.measure import Result, install_tiffin, run, shell
 from bench.run import PY
 from tests.servers.env import tiffin_env
 from tests.servers.postgres import Postgres
@@ -72,43 +72,29 @@ def main(argv: list[str]) -> int:
         size = int(subprocess.run(shell(f"{dump} | wc -c"), env=env, capture_output=True,
                                   check=True).stdout)  # fmt: skip
         out = work / "out"
-        here = dict(env, PYTHONPATH=str(compiled(Path.cwd(), work / "code")))
-        tiffin = [PY, "-P", "-m", "bench.probe", "backup", "pgsql", "--host", "127.0.0.1"]
-        tiffin += ["--port", str(pg.port), "--user", "postgres", "local", str(out)]
-        tiffin += ["--compress", "none", "--quiet"]
-        cases: list[tuple[str, list[str], bool, dict[str, str]]] = [
-            ("bare dump > file", shell(f"{dump} > {work / 'bare.sql'}"), False, env),
-            ("tiffin --compress none → local", tiffin, True, here),
-            ("tiffin … --counts estimate", [*tiffin, "--counts", "estimate"], True, here),
-            ("tiffin … --counts off", [*tiffin, "--counts", "off"], True, here),
-            ("python -c pass", [PY, "-c", "pass"], False, env),
+        command = install_tiffin(work / "here")
+        words = ["backup", "pgsql", "--host", "127.0.0.1", "--port", str(pg.port)]
+        words += ["--user", "postgres", "local", str(out), "--compress", "none", "--quiet"]
+        tiffin = [command, *words]
+        cases: list[tuple[str, list[str]]] = [
+            ("bare dump > file", shell(f"{dump} > {work / 'bare.sql'}")),
+            ("tiffin --compress none → local", tiffin),
+            ("tiffin … --counts estimate", [*tiffin, "--counts", "estimate"]),
+            ("tiffin … --counts off", [*tiffin, "--counts", "off"]),
+            ("python -c pass", [PY, "-c", "pass"]),
         ]
-        if args.baseline:  # -P: its own tiffin and bench, not those of the current folder
-            code = compiled(Path(args.baseline).resolve(), work / "baseline")
-            cases.append(
-                (f"baseline: {cases[1][0]}", tiffin, True, dict(env, PYTHONPATH=str(code)))
-            )
-        results = [Result(label, "") for label, _, _, _ in cases]
+        if args.baseline:
+            other = install_tiffin(work / "baseline", Path(args.baseline).resolve())
+            cases.append((f"baseline: {cases[1][0]}", [other, *words]))
+        results = [Result(label, "") for label, _ in cases]
         for round_ in range(args.repeat):
-            for (label, cmd, probe, case_env), result in zip(cases, results, strict=True):
-                sample = run(cmd, case_env, probe=probe, stored=lambda _: 0)
+            for (label, cmd), result in zip(cases, results, strict=True):
+                sample = run(cmd, env, stored=lambda _: 0)
                 result.samples.append(sample)
                 shutil.rmtree(out, ignore_errors=True)
                 print(f"  round {round_ + 1}: {label}: {sample.wall:.3f} s", file=sys.stderr)
     print(table(results, size))
     return 0
-
-
-def compiled(checkout: Path, into: Path) -> Path:
-    """Copy CHECKOUT's `tiffin` and `bench` packages into INTO with their bytecode compiled, as
-    an installed tiffin has it; return INTO (for PYTHONPATH, with `python -P`)."""
-    for package in ("tiffin", "bench"):
-        shutil.copytree(
-            checkout / package, into / package, ignore=shutil.ignore_patterns("__pycache__")
-        )
-        if not compileall.compile_dir(into / package, quiet=1):
-            raise SystemExit(f"could not compile {checkout / package}")
-    return into
 
 
 def table(results: list[Result], size: int) -> str:

@@ -106,3 +106,17 @@ def tiffin_size(stdout: str) -> int:
 def shell(script: str) -> list[str]:
     """Given a bash script, return the argv that runs it with pipefail."""
     return ["bash", "-o", "pipefail", "-e", "-c", script]
+
+
+def install_tiffin(work: Path, checkout: Path | None = None) -> str:
+    """Install CHECKOUT (default: this tree) as a user does, in WORK: scripts/install.sh, a
+    non-editable venv with its bytecode compiled that every OS user can run, and the command
+    that script writes. Return the command's path."""
+    root = checkout or Path(__file__).resolve().parent.parent
+    prefix, bindir = work / "tiffin", work / "bin"
+    subprocess.run(
+        ["bash", str(root / "scripts/install.sh"), str(prefix), str(bindir)],
+        check=True,
+        capture_output=True,
+    )
+    return str(bindir / "tiffin")

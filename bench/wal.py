@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.measure import install_tiffin
 from tests.servers.postgres import OS_USER, Postgres
 
 STANZA = "bench"
@@ -83,19 +84,6 @@ def restore_client(tiffin: str) -> str:
         check=True,
     ).stdout.strip()
     return f"{python} -I -S {client}"
-
-
-def install_tiffin(work: Path) -> str:
-    """Install this tree as a user does (scripts/install.sh: a non-editable venv that every
-    OS user can run) and return the command."""
-    prefix, bindir = work / "tiffin", work / "bin"
-    root = Path(__file__).resolve().parent.parent
-    subprocess.run(
-        ["bash", str(root / "scripts/install.sh"), str(prefix), str(bindir)],
-        check=True,
-        capture_output=True,
-    )
-    return str(bindir / "tiffin")
 
 
 def pgbackrest_conf(

@@ -227,6 +227,8 @@ class Report:
     def _watch(self, ok: bool, lines: list[str]) -> list[str]:
         """Record the run's metrics, then send the report through Apprise; print and return
         the WARNING lines of what failed (the mail carries them)."""
+        if not self.job.metrics_file and not self.job.pushgateway and not self.job.notify:
+            return []  # nothing to record or send: the modules that would do it stay unloaded
         from tiffin.tell import metrics
 
         outcome = metrics.Outcome(
