@@ -205,6 +205,12 @@ class Lab:
                 argv += ["--compress", codec, "--label", f"bench-{codec}", "--quiet"]
                 label = f"tiffin {codec} → {target}"
                 cases.append(Case(label, argv, tenv, True, local_target=target == "local"))
+        if src.tiffin_args[0] in ("pgsql", "mysql") and "local" in targets:
+            # What the exact row counts (counted beside the dump, by the server) cost.
+            argv = self.tiffin("backup", *src.tiffin_args, *self.target_args("local"))
+            argv += ["--compress", "zstd", "--counts", "estimate", "--label", "bench-est"]
+            label = f"{report.ESTIMATE} → local"
+            cases.append(Case(label, [*argv, "--quiet"], tenv, True, local_target=True))
         return cases
 
     def leg_cases(self, size: int) -> list[Case]:

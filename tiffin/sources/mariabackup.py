@@ -156,7 +156,7 @@ class MariabackupSource(MySQLSource):
         }
         return {"server": "mysql", "server_version": version, **self._physical}
 
-    def _binlog_status(self) -> dict[str, Any] | None:
+    def _binlog_status(self, row: list[str]) -> dict[str, Any] | None:
         return None  # mariabackup reports its snapshot's coordinates itself (finish)
 
     def _read_catalog(self) -> tuple[dict[str, Any], str | None]:

@@ -93,11 +93,11 @@ def binlog_name_ok(name: str) -> bool:
 Query = Callable[[str], list[list[str]]]
 
 
-def binlog_status(query: Query, late: list[str]) -> dict[str, Any] | None:
-    """Given a way to query the server, return its binary logging details (server_id, the
-    logs' basename) if it logs and this login may read its position; else None, with a
-    warning appended to LATE when it logs but the login may not."""
-    row = query("SELECT @@log_bin, @@server_id, IFNULL(@@log_bin_basename, '')")[0]
+def binlog_status(query: Query, late: list[str], row: list[str]) -> dict[str, Any] | None:
+    """Given a way to query the server and its values of @@log_bin, @@server_id and
+    IFNULL(@@log_bin_basename, '') (read with the source's other details), return its binary
+    logging details (server_id, the logs' basename) if it logs and this login may read its
+    position; else None, with a warning appended to LATE when it logs but the login may not."""
     if row[0] != "1":
         return None
     try:
