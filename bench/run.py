@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench import datasets, report
-from bench.measure import Result, Sample, run, shell
+from bench.measure import Result, Sample, install_tiffin, run, shell
 from tests.servers.base import Server
 from tests.servers.env import tiffin_env
 from tests.servers.mariadb import MariaDB
@@ -93,6 +93,12 @@ class Lab:
         self.env = tiffin_env(
             self.home, **self.s3.env(), PYTHONPATH=str(Path.cwd()), PYTHONDONTWRITEBYTECODE="1"
         )
+        # tiffin as scripts/install.sh installs it (bytecode compiled, no editable install's
+        # import hook), run by bench/probe.py under that venv's Python.
+        self.python = installed_python(self.work / "install")
+
+    def tiffin(self, *args: str, python: str | None = None) -> list[str]:
+        return [python or self.python, "-I", str(PROBE), *args]
 
     # -- targets ------------------------------------------------------------------------
     def target_args(self, target: str) -> list[str]:
@@ -119,9 +125,6 @@ class Lab:
             "-P", str(self.sshd.port), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
             "-o", f"UserKnownHostsFile={known}", path, f"{self.sshd.user}@127.0.0.1:bench-seed/",
         ]  # fmt: skip
-
-    def tiffin(self, *args: str) -> list[str]:
-        return [PY, "-m", "bench.probe", *args]
 
     # -- sources ------------------------------------------------------------------------
     def postgres(self) -> Source:
@@ -258,11 +261,22 @@ class Lab:
             Case("seed: gunzip -c file | load", seed, src.dump_env, before=src.reset),
             Case("tiffin restore (verify, decompress, load)", mine, tenv, True, before=src.reset),
         ]
-        if self.args.baseline:  # -P: its own tiffin and bench, not those of the current folder
-            other = dict(tenv, PYTHONPATH=str(Path(self.args.baseline).resolve()))
+        if self.args.baseline:  # another checkout, installed as this one is
+            other = installed_python(self.work / "baseline", Path(self.args.baseline).resolve())
             label = "baseline: tiffin restore"
-            cases.append(Case(label, [PY, "-P", *mine[1:]], other, True, before=src.reset))
+            argv = self.tiffin(
+                "restore", "local", str(keep), name, *src.into, "--quiet", python=other
+            )
+            cases.append(Case(label, argv, tenv, True, before=src.reset))
         return cases
+
+
+PROBE = Path(__file__).resolve().parent / "probe.py"
+
+
+def installed_python(work: Path, checkout: Path | None = None) -> str:
+    """Install CHECKOUT (default: this tree) in WORK as a user does; return its venv's Python."""
+    return str(Path(install_tiffin(work, checkout)).resolve().parent / "python")
 
 
 def _started(factory: Callable[[], S]) -> S:

@@ -25,8 +25,15 @@ find "$copy" -name __pycache__ -prune -exec rm -rf {} +
 # keeps PYTHONPATH and the like of whoever runs it from choosing the code that runs.
 site=$("$prefix/bin/python" -I -c 'import sysconfig; print(repr(sysconfig.get_path("purelib")))')
 launcher="$prefix/bin/tiffin"
+if [[ "$prefix/bin/python" =~ ^[A-Za-z0-9/._+@:,=-]+$ ]] && [ ${#prefix} -lt 100 ]; then
+  start="#!$prefix/bin/python -IS"
+else  # a shebang line ends at its first blank and after 127 bytes: through sh, as pip does
+  start=$(printf '%s\n' '#!/bin/sh' \
+    "'''exec' \"\$(dirname -- \"\$(readlink -f -- \"\$0\")\")/python\" -IS \"\$0\" \"\$@\"" \
+    "' '''")
+fi
 cat > "$launcher.new" <<LAUNCHER
-#!$prefix/bin/python -IS
+$start
 # Written by tiffin's scripts/install.sh: see there.
 import sys
 if sys.argv[1:2] in (["wal-push"], ["wal-fetch"]):

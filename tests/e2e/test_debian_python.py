@@ -79,13 +79,15 @@ def test_folder_restore_and_drill_strip_mode_bits_as_tars_data_filter_and_keep_h
 @pytest.mark.skipif(
     os.geteuid() != 0 and not os.environ.get("CI"), reason="needs root to switch users"
 )
-def test_the_installed_tiffin_runs_as_another_os_user():
+# A prefix with a blank cannot go on a shebang line: the command then starts through sh.
+@pytest.mark.parametrize("folder", ["opt", "my opt"])
+def test_the_installed_tiffin_runs_as_another_os_user(folder: str) -> None:
     """scripts/install.sh as the README shows it, then a folder backup and restore run as
     `nobody` with the installed command."""
     top = Path(tempfile.mkdtemp(prefix="tiffin-install-", dir=SHARED_TMP))
     try:
         top.chmod(0o755)
-        prefix, bindir = top / "opt", top / "bin"
+        prefix, bindir = top / folder, top / "bin"
         subprocess.run(
             ["bash", str(REPO / "scripts" / "install.sh"), str(prefix), str(bindir)],
             check=True,
@@ -148,5 +150,7 @@ def test_the_installed_tiffin_runs_as_another_os_user():
         assert r.returncode == 1 and "not in the archive" in r.stderr
         r = as_nobody("list", "local", str(home / "b"))  # a command through site, as before
         assert r.returncode == 0 and name in r.stdout, r.stderr
+        first = (prefix / "bin" / "tiffin").read_text().splitlines()[0]
+        assert first == (f"#!{prefix}/bin/python -IS" if folder == "opt" else "#!/bin/sh")
     finally:
         shutil.rmtree(top, ignore_errors=True)
