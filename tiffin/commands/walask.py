@@ -30,7 +30,20 @@ if TYPE_CHECKING:
     from typing import Any
 
 FETCHED, SOCK = "tiffin.fetched", "SOCK"
-SOCK_PATH_MAX = 100  # AF_UNIX paths are at most 107 bytes: a longer spool has no server
+SOCK_PATH_MAX = 100  # AF_UNIX paths are at most 107 bytes: longer ones go through /proc
+
+
+def socket_path(path: str) -> tuple[str, int | None]:
+    """Given the path of a Unix socket, return a path that bind() and connect() take for it,
+    and the descriptor to close once they are done (None: PATH as it is). A path longer than
+    AF_UNIX holds is reached through /proc/self/fd/N of its folder, opened O_PATH (Linux);
+    elsewhere the socket cannot be reached and the caller works without it."""
+    if len(os.fsencode(path)) <= SOCK_PATH_MAX:
+        return path, None
+    folder = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/self/fd/{folder}/{os.path.basename(path)}", folder
+
+
 FETCH = "wal-fetch"
 VALUED = frozenset(
     {
@@ -112,12 +125,17 @@ def ask(dest: str, key: str, name: str, wait: float) -> tuple[bool, str] | None:
 
     path = os.path.join(os.path.dirname(dest) or ".", FETCHED, SOCK)
     fields = [key, name, os.path.abspath(dest)]
-    if len(path) > SOCK_PATH_MAX or any("\t" in f or "\n" in f for f in fields):
+    if any("\t" in f or "\n" in f for f in fields):
         return None
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    folder = None
     try:
         sock.settimeout(wait)
+        path, folder = socket_path(path)
         sock.connect(path)
+        if folder is not None:
+            os.close(folder)
+            folder = None
         sock.sendall(("fetch\t" + "\t".join(fields) + "\n").encode())
         answer = b""
         while not answer.endswith(b"\n"):
@@ -129,6 +147,8 @@ def ask(dest: str, key: str, name: str, wait: float) -> tuple[bool, str] | None:
         return None
     finally:
         sock.close()
+        if folder is not None:
+            os.close(folder)
     status, _, line = answer.decode("utf-8", "replace").rstrip("\n").partition("\t")
     if status == "ok":
         return True, ""

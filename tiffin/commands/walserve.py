@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from tiffin.commands.walask import SOCK, SOCK_PATH_MAX
+from tiffin.commands.walask import SOCK, socket_path
 from tiffin.commands.walspool import FetchSpool
 from tiffin.engine import archive
 from tiffin.errors import NotFound, TiffinError, failure_line
@@ -60,17 +60,20 @@ class Server:
 
     def start(self) -> bool:
         """Listen; return False if the socket cannot be made (calls then do their own work)."""
-        if len(self.path) > SOCK_PATH_MAX:
-            return False
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        folder = None
         try:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)  # left by a helper that ended without cleaning up
-            sock.bind(self.path)
+            path, folder = socket_path(self.path)
+            sock.bind(path)
             sock.listen(8)
         except OSError:
             sock.close()
             return False
+        finally:
+            if folder is not None:
+                os.close(folder)
         self._sock = sock
         self._thread = threading.Thread(target=self._serve, daemon=True, name="tiffin-serve")
         self._thread.start()
