@@ -40,7 +40,8 @@ def socket_path(path: str) -> tuple[str, int | None]:
     elsewhere the socket cannot be reached and the caller works without it."""
     if len(os.fsencode(path)) <= SOCK_PATH_MAX:
         return path, None
-    folder = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    flags = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+    folder = os.open(os.path.dirname(path) or ".", flags)
     return f"/proc/self/fd/{folder}/{os.path.basename(path)}", folder
 
 
