@@ -303,10 +303,13 @@ def _fresh(folder: Path) -> None:
 
 
 def interleaved(cases: list[Case], repeat: int, after: Callable[[], None]) -> list[Result]:
-    """Run every case once per round, REPEAT rounds; return their results in case order."""
+    """Run every case once per round, REPEAT rounds, in the given order then the reverse
+    (a drift of the machine, a disk's slowing down, weighs on every case alike); return
+    their results in case order."""
     results = [Result(c.label, "") for c in cases]
+    pairs = list(zip(cases, results, strict=True))
     for round_ in range(repeat):
-        for case, result in zip(cases, results, strict=True):
+        for case, result in pairs if round_ % 2 == 0 else pairs[::-1]:
             if case.before:
                 case.before()
             sample: Sample = run(

@@ -140,6 +140,8 @@ def run() -> None:
     report written); the interpreter's own teardown of every module and object would only add
     wall time."""
     status = main()
+    if "tiffin.engine.process" in sys.modules:  # no child outlives tiffin, even for a moment
+        sys.modules["tiffin.engine.process"].end_all()
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None:

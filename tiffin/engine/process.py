@@ -7,6 +7,7 @@ environment, never through argv.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -83,6 +84,18 @@ def kill_all() -> None:
         procs = list(_LIVE)
     for p in procs:
         _kill_group(p)
+
+
+def end_all(wait: float = 2.0) -> None:
+    """Kill every child still running and wait up to WAIT seconds for each to be gone: as
+    tiffin leaves, none is left behind (a ping of a hung server, a client a failure left)."""
+    kill_all()
+    deadline = time.monotonic() + wait
+    with _LIVE_LOCK:
+        procs = list(_LIVE)
+    for p in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            p.wait(max(0.0, deadline - time.monotonic()))
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
