@@ -20,7 +20,7 @@ from tiffin.job import TargetOptions, TargetURL
 from tiffin.targets import Target, make_target
 
 SPOOL_MAX = 8  # segments a fetch helper keeps fetched ahead (128 MiB of 16 MiB segments)
-IDLE = 30.0  # seconds a fetch helper waits for PostgreSQL to take a file before it ends
+IDLE = 30.0  # seconds a fetch helper waits for PostgreSQL to take a file, then clears and ends
 
 
 class Targets:
@@ -147,7 +147,12 @@ class FetchAhead:
                         self._inflight[future] = nxt
                 if not self._inflight:
                     serving = self.server is not None
-                    if (stop and not serving) or time.monotonic() - idle_since > IDLE:
+                    if time.monotonic() - idle_since > IDLE:
+                        # PostgreSQL took nothing for that long (recovery ended, or went
+                        # another way): what is left here would lie in pg_wal for ever.
+                        self.spool.clear()
+                        return
+                    if stop and not serving:
                         return
                     time.sleep(0.01)
                     continue

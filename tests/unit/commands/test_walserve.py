@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tiffin.commands import walask
+from tiffin.catalog import walnames
+from tiffin.commands import walahead, walask
 from tiffin.commands.walahead import Targets
 from tiffin.commands.walserve import Server
 from tiffin.commands.walspool import FetchSpool
@@ -60,3 +61,30 @@ def test_the_helper_serves_a_spool_at_any_depth(
         conns.close()
     assert not os.path.exists(server.path)
     assert walask.ask(str(dest), "the-key", SEG, 10) is None  # nobody serves: the call works alone
+
+
+def test_a_helper_left_idle_clears_what_it_fetched_ahead(
+    tmp_path: Path, short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recovery stopped before the archive's end (a target time): the segments fetched past
+    it would lie in pg_wal for ever; once PostgreSQL has taken nothing for IDLE seconds, the
+    helper removes them and ends."""
+    names = [f"0000000100000000000000{i:02X}" for i in (1, 2, 3)]
+    conns = Targets(
+        archive.folder(TargetURL("local", path=str(tmp_path / "store")), "h"), TargetOptions()
+    )
+    for name in names:
+        wal = tmp_path / "wal" / name
+        wal.parent.mkdir(exist_ok=True)
+        wal.write_bytes(os.urandom(4096))
+        archive.push(conns.get(), str(wal))
+    (short_dir / "pg_wal").mkdir()
+    spool = FetchSpool(str(short_dir / "pg_wal" / "RECOVERYXLOG"), "the-key")
+    assert spool.usable()
+    monkeypatch.setattr(walahead, "IDLE", 0.5)
+    try:
+        walahead.fetch_ahead(conns, spool, names[0], walnames.DEFAULT_SEG_SIZE, 2)
+    finally:
+        conns.close()
+    assert [n for n in os.listdir(spool.dir) if n.isalnum() and len(n) == 24] == []
+    assert not os.path.exists(os.path.join(spool.dir, walask.SOCK))
