@@ -120,3 +120,12 @@ def install_tiffin(work: Path, checkout: Path | None = None) -> str:
         capture_output=True,
     )
     return str(bindir / "tiffin")
+
+
+PROBE = Path(__file__).resolve().parent / "probe.py"  # run by an installed Python with -I
+
+
+def installed_python(command: str) -> str:
+    """Given the command install_tiffin() returned, return its venv's Python (beside the
+    command it links to, whatever its first line holds)."""
+    return str(Path(command).resolve().parent / "python")

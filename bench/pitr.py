@@ -11,7 +11,8 @@ Restores to a writable server (each: written, started, recovered, promoted):
   - `zstd -dc file | tar x` then start (crash recovery from the WAL in the tar);
   - tiffin restore --into pgdata (restore_command: tiffin wal-fetch) then start;
   - pgbackrest restore then start (restore_command: pgbackrest archive-get).
-tiffin's own peak RSS is measured in-process (bench.probe).
+tiffin runs as scripts/install.sh installs it; its own peak RSS is measured in-process
+(bench/probe.py, under the installed venv's Python).
 """
 
 from __future__ import annotations
@@ -27,15 +28,13 @@ import tempfile
 from pathlib import Path
 
 from bench import datasets
-from bench.measure import Result, run, shell
+from bench.measure import PROBE, Result, install_tiffin, installed_python, run, shell
 from bench.run import Case, interleaved
-from tests.e2e.helpers import tiffin_exe
 from tests.pitr.cluster import switch_and_wait
 from tests.servers.env import tiffin_env
 from tests.servers.ports import free_port
 from tests.servers.postgres import OS_USER, Postgres
 
-PY = sys.executable
 STANZA = "bench"
 
 
@@ -54,13 +53,17 @@ class Lab:
             (self.work / sub).mkdir()
             os.chown(self.work / sub, user.pw_uid, user.pw_gid)
         self.conf = self.work / "pgbackrest.conf"
+        # tiffin as scripts/install.sh installs it (every OS user can run it: the archiver);
+        # the timed runs go through bench/probe.py under that venv's Python.
+        self.command = install_tiffin(self.work / "install")
+        self.probe = [installed_python(self.command), "-I", str(PROBE)]
         self.pg = Postgres(
             settings={
                 "wal_level": "replica",
                 "archive_mode": "on",
                 "archive_command": (
                     f"pgbackrest --config={self.conf} --stanza={STANZA} archive-push %p && "
-                    f"{tiffin_exe()} wal-push local {self.work / 'archive'} --label {STANZA} %p"
+                    f"{self.command} wal-push local {self.work / 'archive'} --label {STANZA} %p"
                 ),
                 "max_wal_size": "4GB",
             }
@@ -100,7 +103,7 @@ class Lab:
         anchor = f"{basebackup} | zstd -q -T0 -3 > {f}"
         env = dict(self.env, PGPASSWORD=self.pg.password)
         out = self.work / "out"
-        tiffin = [PY, "-m", "bench.probe", "backup", "pgsql", "local", str(out), *self.conn()]
+        tiffin = [*self.probe, "backup", "pgsql", "local", str(out), *self.conn()]
         tiffin += ["--physical", "--compress", "zstd", "--label", "bench", "--quiet"]
         backrest = as_postgres(
             f"pgbackrest --config={self.conf} --stanza={STANZA} --type=full backup"
@@ -160,7 +163,7 @@ class Lab:
         arch = self.work / "archive"
 
         def tiffin_base() -> None:
-            run([tiffin_exe(), "backup", "pgsql", "local", str(arch), *self.conn(),
+            run([self.command, "backup", "pgsql", "local", str(arch), *self.conn(),
                  "--physical", "--compress", "zstd", "--label", "bench", "--quiet"],
                 self.env)  # fmt: skip
             switch_and_wait(self.pg, timeout=600)
@@ -173,7 +176,7 @@ class Lab:
 
         data = self.work / "restored" / "data"
         untar = as_postgres(f"mkdir -m 700 {data} && zstd -dc {tar} | tar xf - -C {data}")
-        tiffin = shlex.join([PY, "-m", "bench.probe", "restore", "local", str(arch), "latest",
+        tiffin = shlex.join([*self.probe, "restore", "local", str(arch), "latest",
                              "--into", "pgdata", "--dir", str(data), "--quiet"])  # fmt: skip
         backrest = as_postgres(
             f"mkdir -m 700 {data} && pgbackrest --config={self.conf} --stanza={STANZA} "

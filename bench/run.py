@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench import datasets, report
-from bench.measure import Result, Sample, install_tiffin, run, shell
+from bench.measure import PROBE, Result, Sample, install_tiffin, installed_python, run, shell
 from tests.servers.base import Server
 from tests.servers.env import tiffin_env
 from tests.servers.mariadb import MariaDB
@@ -95,7 +95,7 @@ class Lab:
         )
         # tiffin as scripts/install.sh installs it (bytecode compiled, no editable install's
         # import hook), run by bench/probe.py under that venv's Python.
-        self.python = installed_python(self.work / "install")
+        self.python = installed_python(install_tiffin(self.work / "install"))
 
     def tiffin(self, *args: str, python: str | None = None) -> list[str]:
         return [python or self.python, "-I", str(PROBE), *args]
@@ -256,27 +256,17 @@ class Lab:
         )
         [name] = [p.name for p in keep.glob("r_*") if not p.name.endswith(".json")]
         seed = shell(f"gunzip -c {seed_file} | {src.load}")
-        mine = self.tiffin("restore", "local", str(keep), name, *src.into, "--quiet")
+        words = ["restore", "local", str(keep), name, *src.into, "--quiet"]
+        mine = self.tiffin(*words)
         cases = [
             Case("seed: gunzip -c file | load", seed, src.dump_env, before=src.reset),
             Case("tiffin restore (verify, decompress, load)", mine, tenv, True, before=src.reset),
         ]
         if self.args.baseline:  # another checkout, installed as this one is
-            other = installed_python(self.work / "baseline", Path(self.args.baseline).resolve())
-            label = "baseline: tiffin restore"
-            argv = self.tiffin(
-                "restore", "local", str(keep), name, *src.into, "--quiet", python=other
-            )
-            cases.append(Case(label, argv, tenv, True, before=src.reset))
+            other = install_tiffin(self.work / "baseline", Path(self.args.baseline).resolve())
+            argv = self.tiffin(*words, python=installed_python(other))
+            cases.append(Case("baseline: tiffin restore", argv, tenv, True, before=src.reset))
         return cases
-
-
-PROBE = Path(__file__).resolve().parent / "probe.py"
-
-
-def installed_python(work: Path, checkout: Path | None = None) -> str:
-    """Install CHECKOUT (default: this tree) in WORK as a user does; return its venv's Python."""
-    return str(Path(install_tiffin(work, checkout)).resolve().parent / "python")
 
 
 def _started(factory: Callable[[], S]) -> S:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.measure import install_tiffin
+from bench.measure import install_tiffin, installed_python
 from tests.servers.postgres import OS_USER, Postgres
 
 STANZA = "bench"
@@ -75,8 +75,7 @@ def restore_client(tiffin: str) -> str:
     """Return the words that `tiffin restore --into pgdata` puts before `tiffin wal-fetch` in
     the restore_command it writes: the installed venv's Python, isolated and without site,
     running walask, the fetch helper's client (tiffin/commands/pgrestore.py, client_argv)."""
-    with open(tiffin, encoding="utf-8") as f:
-        python = f.readline().removeprefix("#!").split()[0]  # the launcher adds -IS
+    python = installed_python(tiffin)
     client = subprocess.run(
         [python, "-c", "import tiffin.commands.walask as w; print(w.__file__)"],
         capture_output=True,

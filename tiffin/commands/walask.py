@@ -144,7 +144,7 @@ def ask(dest: str, key: str, name: str, wait: float) -> tuple[bool, str] | None:
             if not got or len(answer) > 1 << 16:
                 return None
             answer += got
-    except (OSError, UnicodeError):  # no helper listening, it took too long, or an odd path
+    except (OSError, UnicodeError, ValueError):  # no helper, too slow, or an odd path (a NUL)
         return None
     finally:
         sock.close()

@@ -68,7 +68,7 @@ class Server:
             path, folder = socket_path(self.path)
             sock.bind(path)
             sock.listen(8)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in the path
             sock.close()
             return False
         finally:

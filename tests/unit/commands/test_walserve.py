@@ -88,3 +88,10 @@ def test_a_helper_left_idle_clears_what_it_fetched_ahead(
         conns.close()
     assert [n for n in os.listdir(spool.dir) if n.isalnum() and len(n) == 24] == []
     assert not os.path.exists(os.path.join(spool.dir, walask.SOCK))
+
+
+@pytest.mark.parametrize("folder", ["/tmp/a\0b", "/tmp/" + "x" * 120 + "\0b", "/tmp/\u2028" * 30])
+def test_a_destination_no_helper_can_serve_is_no_answer_never_an_error(folder: str) -> None:
+    """A NUL (short or long path), or a path of odd characters where no folder exists: the
+    call does its own work, which says what is wrong."""
+    assert walask.ask(folder + "/RECOVERYXLOG", "the-key", SEG, 5) is None

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tarfile
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,20 @@ import pytest
 from tiffin.errors import BackupFailed
 from tiffin.sources.untar import SafeExtractor
 from tiffin.sources.untarsync import DIRECT_MIN, PENDING, Syncer
+
+
+@pytest.fixture(params=["tmp", "disk"])
+def place(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """A folder on the suite's temp file system (a tmpfs under scripts/test.sh) and one on
+    the disk (/var/tmp): only a disk file system holds O_DIRECT writes to its alignment."""
+    if request.param == "tmp":
+        yield tmp_path
+        return
+    folder = Path(tempfile.mkdtemp(prefix="tiffin-direct-", dir="/var/tmp"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def closed(fd: int) -> bool:
@@ -107,26 +124,26 @@ def test_files_of_many_blocks_come_back_whole_from_the_writer_threads(tmp_path: 
     assert wal.stat().st_blocks * 512 < 1 << 20  # its zeros are a hole, as written before
 
 
-def test_relation_sized_files_written_past_the_page_cache_come_back_whole(tmp_path: Path) -> None:
+def test_relation_sized_files_written_past_the_page_cache_come_back_whole(place: Path) -> None:
     page = 4096
     assert DIRECT_MIN <= 9 << 20
     relation = os.urandom(700 * page) + bytes(600 * page) + os.urandom(1004 * page)  # 9 MiB
     files = {"base/5/16397": relation, "base/5/16397_fsm": os.urandom(6 * page)}
     files["base/5/16398"] = os.urandom(9 << 20) + bytes(3 * page)  # zeros at its end
-    n = SafeExtractor(str(tmp_path / "d"), durable=True).extract(io.BytesIO(tar_of(files)))
+    n = SafeExtractor(str(place / "d"), durable=True).extract(io.BytesIO(tar_of(files)))
     assert n == 3
     for name, data in files.items():
-        path = tmp_path / "d" / name
+        path = place / "d" / name
         assert path.stat().st_size == len(data) and path.read_bytes() == data
 
 
 @pytest.mark.parametrize("size", [3 << 20, 12 << 20], ids=["cached", "direct"])
 def test_a_stream_ending_inside_a_file_fails_and_leaves_no_descriptor(
-    size: int, tmp_path: Path
+    size: int, place: Path
 ) -> None:
     stream = tar_of({"big": os.urandom(size)})[: size - (1 << 20)]
     before = len(os.listdir("/proc/self/fd"))
     with pytest.raises(BackupFailed, match="not a sound tar stream"):
-        SafeExtractor(str(tmp_path / "d"), durable=True).extract(io.BytesIO(stream))
+        SafeExtractor(str(place / "d"), durable=True).extract(io.BytesIO(stream))
     assert len(os.listdir("/proc/self/fd")) == before
-    assert not (tmp_path / "d" / "big").exists()
+    assert not (place / "d" / "big").exists()
